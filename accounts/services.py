@@ -1,0 +1,51 @@
+"""Sign-up and log-in rules."""
+
+from __future__ import annotations
+
+from django.contrib.auth.hashers import check_password, make_password
+from django.db import IntegrityError, transaction
+
+from accounts.models import Role, User
+from accounts.schemas import LoginBody, SignupBody
+from accounts.tokens import issue_token
+from attendance_site.api import ApiError
+
+EMAIL_EXISTS = "Email already exists"
+BAD_CREDENTIALS = "Invalid email or password"
+
+# Compared against when the email is unknown, so both failures cost one bcrypt check.
+_DUMMY_HASH: str | None = None
+
+
+def signup(body: SignupBody) -> User:
+    if User.objects.filter(email=body.email).exists():
+        raise ApiError(400, EMAIL_EXISTS)
+    user = User(name=body.name, email=body.email, role=Role(body.role))
+    user.set_password(body.password)
+    try:
+        # The unique index settles two sign-ups racing for one email.
+        with transaction.atomic():
+            user.save(force_insert=True)
+    except IntegrityError:
+        raise ApiError(400, EMAIL_EXISTS) from None
+    return user
+
+
+def login(body: LoginBody) -> str:
+    global _DUMMY_HASH
+    user = User.objects.filter(email=body.email, is_active=True).first()
+    if user is None:
+        if _DUMMY_HASH is None:
+            _DUMMY_HASH = make_password("not-a-real-password")
+        check_password(body.password, _DUMMY_HASH)
+        raise ApiError(400, BAD_CREDENTIALS)
+    if not user.check_password(body.password):
+        raise ApiError(400, BAD_CREDENTIALS)
+    return issue_token(user.id, user.role)
+
+
+def list_students() -> list[dict[str, str]]:
+    return [
+        {"_id": pk, "name": name, "email": email}
+        for pk, name, email in User.objects.filter(role=Role.STUDENT).order_by("id").values_list("id", "name", "email")
+    ]

@@ -1,0 +1,40 @@
+"""Run the API and the WebSocket with Daphne, configured from the environment.
+
+`make run` and the over-the-wire tests both start the server through this module, so they serve
+with the same options (port, WebSocket frame limits).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from django.conf import settings
+
+
+def daphne_argv(port: int, host: str = "127.0.0.1") -> list[str]:
+    limit = str(settings.WS_MAX_MESSAGE_BYTES)
+    return [
+        "daphne",
+        "-b", host,
+        "-p", str(port),
+        "--websocket-max-message-size", limit,
+        "--websocket-max-frame-size", limit,
+        "attendance_site.asgi:application",
+    ]
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "attendance_site.settings")
+    import django
+
+    django.setup()  # fails fast on bad settings (e.g. the default secret with DEBUG off)
+    from daphne.cli import CommandLineInterface
+
+    host = os.environ.get("HOST", "127.0.0.1")
+    sys.argv = daphne_argv(settings.PORT, host)
+    CommandLineInterface.entrypoint()
+
+
+if __name__ == "__main__":
+    main()

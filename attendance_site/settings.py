@@ -1,0 +1,142 @@
+"""Settings, read entirely from the environment (names and defaults: DESIGN.md, README)."""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+# Public on purpose: it only serves local development, and production refuses it (below).
+DEFAULT_SECRET_KEY = "dev-insecure-live-attendance-secret-change-me"
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default=DEFAULT_SECRET_KEY)
+if not DEBUG and SECRET_KEY == DEFAULT_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "Refusing to start with DEBUG off and the default SECRET_KEY: "
+        "set SECRET_KEY (and JWT_SECRET) to long random values, or set DEBUG=1 for local development."
+    )
+
+JWT_SECRET = env.str("JWT_SECRET", default=SECRET_KEY)
+JWT_TTL_SECONDS = env.int("JWT_TTL_SECONDS", default=86400)
+BCRYPT_ROUNDS = env.int("BCRYPT_ROUNDS", default=12)
+PORT = env.int("PORT", default=3000)
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+if DEBUG and "*" not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append("*")
+
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/(auth|class|students|attendance)(/.*)?$"
+
+INSTALLED_APPS = [
+    "daphne",  # first, so `runserver` serves WebSockets too
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "channels",
+    "accounts",
+    "classes",
+    "live",
+]
+
+MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "attendance_site.api.JsonErrorMiddleware",
+]
+
+ROOT_URLCONF = "attendance_site.urls"
+ASGI_APPLICATION = "attendance_site.asgi.application"
+# Paths are exact (DESIGN.md): no redirect from /auth/me/ to /auth/me.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Databases -------------------------------------------------------------------------------
+MONGODB_URI = env.str("MONGODB_URI", default="")
+if MONGODB_URI:
+    from attendance_site.mongodb import mongodb_settings
+
+    _mongo = mongodb_settings(MONGODB_URI)
+    DATABASES = {"default": _mongo.database}
+    DEFAULT_AUTO_FIELD = _mongo.default_auto_field
+    INSTALLED_APPS = _mongo.installed_apps(INSTALLED_APPS)
+    MIGRATION_MODULES = _mongo.migration_modules
+else:
+    DATABASES = {
+        "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+    }
+    DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets readers run beside the single writer; the busy timeout waits out short locks.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        )
+
+# --- Channels ---------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+SESSION_TTL_SECONDS = env.int("SESSION_TTL_SECONDS", default=12 * 3600)
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        }
+    }
+    SESSION_STORE = "live.store_redis.RedisSessionStore"
+else:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+    }
+    SESSION_STORE = "live.store.InMemorySessionStore"
+
+# --- Auth ----------------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+PASSWORD_HASHERS = ["accounts.hashers.ConfigurableBCryptSHA256PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS: list[dict] = []
+
+# --- Request limits (DESIGN.md: bodies over 1 MiB → 413) --------------------------------------
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+WS_MAX_MESSAGE_BYTES = 64 * 1024
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+}

@@ -1,0 +1,35 @@
+from django.conf import settings
+from django.db import models
+
+from attendance_site.fields import ObjectIdField
+from classes.models import Class
+
+
+class Status(models.TextChoices):
+    PRESENT = "present"
+    ABSENT = "absent"
+
+
+class Attendance(models.Model):
+    """One student's persisted status for one session of a class (the spec's Attendance, plus the
+    session's `startedAt` so that history accumulates across sessions)."""
+
+    id = ObjectIdField(primary_key=True)
+    klass = models.ForeignKey(Class, on_delete=models.CASCADE, related_name="attendance", db_column="classId")
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attendance", db_column="studentId"
+    )
+    status = models.CharField(max_length=7, choices=Status.choices)
+    started_at = models.DateTimeField(db_column="startedAt")
+
+    class Meta:
+        db_table = "attendance"
+        ordering = ["-started_at", "id"]
+        constraints = [
+            # A session is persisted once: a second write of it fails instead of duplicating it.
+            models.UniqueConstraint(fields=["klass", "started_at", "student"], name="one_record_per_session"),
+        ]
+        indexes = [models.Index(fields=["klass", "student", "-started_at"], name="attendance_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.student_id} {self.status} in {self.klass_id} at {self.started_at:%Y-%m-%d %H:%M}"

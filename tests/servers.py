@@ -1,0 +1,124 @@
+"""Real Daphne processes for over-the-wire tests (and the benchmark).
+
+Each server runs `python -m attendance_site.serve` — what `make run` runs — on a free port, against a
+database of its own so that tests never touch the user's data: a temporary SQLite file, a scratch
+PostgreSQL database beside DATABASE_URL's, or a scratch MongoDB database beside MONGODB_URI's.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _with_db_name(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@contextmanager
+def scratch_database(tmp_dir: Path) -> Iterator[dict[str, str]]:
+    """Environment variables naming a fresh, empty database on the configured backend; dropped after."""
+    suffix = secrets.token_hex(4)
+    mongodb_uri = os.environ.get("MONGODB_URI")
+    database_url = os.environ.get("DATABASE_URL", "")
+    if mongodb_uri:
+        import pymongo
+
+        name = f"attendance_wire_{suffix}"
+        yield {"MONGODB_URI": _with_db_name(mongodb_uri, name)}
+        with pymongo.MongoClient(mongodb_uri, serverSelectionTimeoutMS=5000) as client:
+            client.drop_database(name)
+    elif database_url.startswith(("postgres://", "postgresql://")):
+        import psycopg
+
+        name = f"attendance_wire_{suffix}"
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield {"DATABASE_URL": _with_db_name(database_url, name)}
+        finally:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        yield {"DATABASE_URL": f"sqlite:///{tmp_dir / f'wire-{suffix}.sqlite3'}"}
+
+
+class DaphneServer:
+    """One `python -m attendance_site.serve` process."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.env = {
+            **os.environ,
+            "DEBUG": "0",
+            "SECRET_KEY": os.environ.get("SECRET_KEY", "wire-test-secret"),
+            "BCRYPT_ROUNDS": os.environ.get("BCRYPT_ROUNDS", "4"),
+            **env,
+            "PORT": str(self.port),
+        }
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def migrate(self) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=self.env, check=True,
+            capture_output=True,
+        )
+
+    def start(self, timeout: float = 30.0) -> DaphneServer:
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "attendance_site.serve"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                httpx.get(self.http_url + "/auth/me", timeout=1.0)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not start in time")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown work at all, as in a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
