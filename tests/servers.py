@@ -51,12 +51,13 @@ def scratch_database(tmp_dir: Path) -> Iterator[dict[str, str]]:
         import psycopg
 
         name = f"attendance_wire_{suffix}"
-        with psycopg.connect(database_url, autocommit=True) as conn:
+        maintenance_url = _with_db_name(database_url, "postgres")
+        with psycopg.connect(maintenance_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
             yield {"DATABASE_URL": _with_db_name(database_url, name)}
         finally:
-            with psycopg.connect(database_url, autocommit=True) as conn:
+            with psycopg.connect(maintenance_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
         yield {"DATABASE_URL": f"sqlite:///{tmp_dir / f'wire-{suffix}.sqlite3'}"}
