@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -13,10 +14,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
-from accounts.auth import user_from_token
 from accounts.models import Role, User
 from attendance_site.api import ApiError
 from live import services
+from live.hub import get_hub, publish
 from live.notify import class_group, user_group
 from live.schemas import AttendanceMarkedData, DoneData, Frame, MyAttendanceData, TodaySummaryData
 
@@ -49,25 +50,32 @@ def parse_data(schema: type[BaseModel], data: Any) -> Any:
 
 
 class AttendanceConsumer(AsyncWebsocketConsumer):
+    # No channel-layer channel per socket: group messages arrive through the process hub (live.hub).
+    channel_layer_alias = None
     user: User | None = None
 
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("token") or [None])[0]
-        self.user = await database_sync_to_async(user_from_token)(token)
+        participant = await database_sync_to_async(services.connect_participant)(token)
         await self.accept()
-        if self.user is None:
+        if participant is None:
             await self.send_event("ERROR", {"message": UNAUTHORIZED})
             await self.close(code=CLOSE_POLICY_VIOLATION)
             return
-        self.class_ids: set[str] = await database_sync_to_async(services.class_ids_of)(self.user)
-        self.groups = [user_group(self.user.id), *(class_group(c) for c in self.class_ids)]
-        for group in self.groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+        self.user, self.class_ids = participant
+        self.member_id = secrets.token_hex(8)
+        self.groups: list[str] = []
+        for group in [user_group(self.user.id), *(class_group(c) for c in self.class_ids)]:
+            await self.join(group)
+
+    async def join(self, group: str) -> None:
+        self.groups.append(group)
+        await get_hub().join(group, self)
 
     async def disconnect(self, code: int) -> None:
-        for group in self.groups if self.user is not None else []:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.user is not None:
+            await get_hub().leave(self.groups, self)
 
     # --- client frames -----------------------------------------------------------------------
 
@@ -149,20 +157,15 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         """Serialise once; this socket first, then every other participant of the class."""
         text = encode(event, data)
         await self.send(text_data=text)
-        await self.channel_layer.group_send(
-            class_group(class_id), {"type": "live.broadcast", "text": text, "skip": self.channel_name}
-        )
+        await publish(class_group(class_id), {"kind": "broadcast", "text": text, "skip": self.member_id})
 
-    # --- channel-layer messages -------------------------------------------------------------------
+    # --- group messages (from live.hub) -------------------------------------------------------------
 
-    async def live_broadcast(self, message: dict[str, Any]) -> None:
-        if message["skip"] != self.channel_name:
-            await self.send(text_data=message["text"])
-
-    async def membership_join(self, message: dict[str, Any]) -> None:
-        class_id = message["class_id"]
-        if class_id not in self.class_ids:
-            self.class_ids.add(class_id)
-            group = class_group(class_id)
-            self.groups.append(group)
-            await self.channel_layer.group_add(group, self.channel_name)
+    async def on_group_message(self, message: dict[str, Any]) -> None:
+        if message["kind"] == "broadcast":
+            if message["skip"] != self.member_id:
+                await self.send(text_data=message["text"])
+        elif message["kind"] == "join" and message["class_id"] not in self.class_ids:
+            # Created a class or was enrolled since connecting: receive its broadcasts from now on.
+            self.class_ids.add(message["class_id"])
+            await self.join(class_group(message["class_id"]))

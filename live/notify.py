@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+
+from live.hub import publish
 
 
 def user_group(user_id: str) -> str:
@@ -19,6 +20,4 @@ def class_group(class_id: str) -> str:
 def notify_membership(user_id: str, class_id: str) -> None:
     """Tell a user's open sockets that they now take part in a class (created it, or were enrolled),
     so they receive its broadcasts without reconnecting."""
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(user_group(user_id), {"type": "membership.join", "class_id": class_id})
+    async_to_sync(publish)(user_group(user_id), {"kind": "join", "class_id": class_id})

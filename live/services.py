@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 from django.db import DatabaseError, transaction
 from django.utils.dateparse import parse_datetime
 
+from accounts.auth import user_from_token
 from accounts.models import User
 from attendance_site.api import ApiError
 from attendance_site.fields import is_object_id
@@ -130,3 +131,9 @@ def class_ids_of(user: User) -> set[str]:
     if user.role == "teacher":
         return set(Class.objects.filter(teacher_id=user.id).values_list("id", flat=True))
     return set(user.enrollments.values_list("klass_id", flat=True))
+
+
+def connect_participant(token: str | None) -> tuple[User, set[str]] | None:
+    """A socket's user and the classes it takes part in, or None for a bad token — one thread hop."""
+    user = user_from_token(token)
+    return None if user is None else (user, class_ids_of(user))
