@@ -16,6 +16,8 @@ def _normalise_email(value: str) -> str:
 
 
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# A name as stored: non-empty after trimming, fits its column, no NUL (PostgreSQL refuses it in text).
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_normalise_email)]
 
 
@@ -26,7 +28,7 @@ class RequestBody(BaseModel):
 
 
 class SignupBody(RequestBody):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Name
     email: Email
     # Passwords are taken as typed: no trimming. bcrypt-sha256 has no 72-byte limit, 1024 is a sanity cap.
     password: Annotated[str, Field(min_length=6, max_length=1024)]

@@ -112,6 +112,7 @@ def endpoint(
     return decorator
 
 
+@csrf_exempt
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """Catch-all route: unknown paths are a JSON 404 in every mode, DEBUG included."""
     return fail(404, NOT_FOUND)

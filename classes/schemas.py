@@ -1,8 +1,8 @@
-from accounts.schemas import NonEmptyStr, RequestBody
+from accounts.schemas import Name, NonEmptyStr, RequestBody
 
 
 class CreateClassBody(RequestBody):
-    className: NonEmptyStr
+    className: Name
 
 
 class AddStudentBody(RequestBody):

@@ -15,7 +15,7 @@ from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
 from accounts.models import Role, User
-from attendance_site.api import ApiError
+from attendance_site.api import INTERNAL_ERROR, ApiError
 from live import services
 from live.hub import get_hub, publish
 from live.notify import class_group, user_group
@@ -109,6 +109,10 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
             await self.send_error(INVALID_FORMAT)
         except ApiError as error:
             await self.send_error(error.message)
+        except Exception:
+            # Like the HTTP side: details only in the log, and the socket stays usable.
+            logger.exception("Unhandled error in %s", frame.event)
+            await self.send_error(INTERNAL_ERROR)
 
     async def on_attendance_marked(self, data: Any) -> None:
         session = await services.active_session(self.user.id)

@@ -1,0 +1,112 @@
+"""GET /auth/me, in-process, and how every protected route reads the Authorization header."""
+
+import jwt
+import pytest
+from django.conf import settings
+
+from accounts.tests.helpers import (
+    METHOD_NOT_ALLOWED,
+    MISSING_ID,
+    UNAUTHORIZED,
+    assert_error,
+    assert_ok,
+    assert_public_user,
+    forge_token,
+    token_for,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def me(client, authorization=None):
+    return client.get("/auth/me", headers={"Authorization": authorization} if authorization is not None else {})
+
+
+@pytest.mark.parametrize("who", ["teacher", "student"])
+def test_me_returns_the_user_without_password(client, request, who):
+    user = request.getfixturevalue(who)
+    data = assert_ok(me(client, token_for(user)))
+    assert_public_user(data, name=user.name, email=user.email, role=who)
+    assert data["_id"] == user.id
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_me_accepts_bearer_scheme(client, student, scheme):
+    assert assert_ok(me(client, f"{scheme} {token_for(student)}"))["_id"] == student.id
+
+
+def test_me_accepts_a_forged_but_correctly_signed_token(client, student):
+    """The check is the signature and claims, not where the token came from."""
+    token = forge_token(settings.JWT_SECRET, user_id=student.id)
+    assert assert_ok(me(client, token))["_id"] == student.id
+
+
+def test_me_without_header_is_401(client):
+    assert_error(me(client), 401, UNAUTHORIZED)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["", "   ", "garbage", "Bearer", "Bearer ", "Bearer a.b.c", "Basic dXNlcjpwYXNz", "a.b.c", "Token x y"],
+)
+def test_me_with_garbage_header_is_401(client, authorization):
+    assert_error(me(client, authorization), 401, UNAUTHORIZED)
+
+
+def test_me_with_other_scheme_around_valid_token_is_401(client, student):
+    assert_error(me(client, f"Token {token_for(student)}"), 401, UNAUTHORIZED)
+    assert_error(me(client, f"Bearer {token_for(student)} extra"), 401, UNAUTHORIZED)
+
+
+def test_me_with_expired_token_is_401(client, student):
+    token = forge_token(settings.JWT_SECRET, user_id=student.id, age=7200, ttl=3600)
+    assert_error(me(client, token), 401, UNAUTHORIZED)
+
+
+def test_me_with_wrong_secret_is_401(client, student):
+    token = forge_token("not-the-secret-but-long-enough-for-hs256", user_id=student.id)
+    assert_error(me(client, token), 401, UNAUTHORIZED)
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_me_with_other_algorithm_is_401(client, student):
+    token = jwt.encode(
+        {"userId": student.id, "role": "student", "iat": 0, "exp": 4102444800}, settings.JWT_SECRET, "HS512"
+    )
+    assert_error(me(client, token), 401, UNAUTHORIZED)
+
+
+def test_me_with_unsigned_token_is_401(client, student):
+    token = jwt.encode({"userId": student.id, "role": "student", "iat": 0, "exp": 4102444800}, None, "none")
+    assert_error(me(client, token), 401, UNAUTHORIZED)
+
+
+@pytest.mark.parametrize("claim", ["userId", "role", "iat", "exp"])
+def test_me_with_token_lacking_a_claim_is_401(client, student, claim):
+    token = forge_token(settings.JWT_SECRET, user_id=student.id, **{claim: None})
+    assert_error(me(client, token), 401, UNAUTHORIZED)
+
+
+@pytest.mark.parametrize("user_id", [MISSING_ID, "not-an-id", 12345, MISSING_ID.upper()])
+def test_me_with_token_naming_no_user_is_401(client, student, user_id):
+    token = forge_token(settings.JWT_SECRET, user_id=user_id)
+    assert_error(me(client, token), 401, UNAUTHORIZED)
+
+
+def test_me_token_of_deleted_user_is_401(client, student):
+    token = token_for(student)
+    assert_ok(me(client, token))
+    student.delete()
+    assert_error(me(client, token), 401, UNAUTHORIZED)
+
+
+def test_me_token_of_deactivated_user_is_401(client, student):
+    token = token_for(student)
+    student.is_active = False
+    student.save()
+    assert_error(me(client, token), 401, UNAUTHORIZED)
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_me_wrong_method_is_405_before_auth(client, method):
+    assert_error(getattr(client, method)("/auth/me"), 405, METHOD_NOT_ALLOWED)

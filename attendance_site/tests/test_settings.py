@@ -1,0 +1,69 @@
+"""Settings read from the environment (DESIGN.md "Environment"), checked in fresh interpreters."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SETUP = "import django; django.setup()"
+SHOW = SETUP + (
+    "; from django.conf import settings as s; import json; "
+    "print(json.dumps({'DEBUG': s.DEBUG, 'SECRET_KEY': s.SECRET_KEY, 'JWT_SECRET': s.JWT_SECRET, "
+    "'ALLOWED_HOSTS': s.ALLOWED_HOSTS, 'JWT_TTL_SECONDS': s.JWT_TTL_SECONDS, 'BCRYPT_ROUNDS': s.BCRYPT_ROUNDS}))"
+)
+# Variables whose values in the test run's environment would change what these tests look at.
+CONTROLLED = ["DEBUG", "SECRET_KEY", "JWT_SECRET", "ALLOWED_HOSTS", "JWT_TTL_SECONDS", "BCRYPT_ROUNDS"]
+
+
+def run_python(code, **env_changes):
+    env = {key: value for key, value in os.environ.items() if key not in CONTROLLED}
+    env["DJANGO_SETTINGS_MODULE"] = "attendance_site.settings"
+    env.update(env_changes)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def show(**env_changes):
+    result = run_python(SHOW, **env_changes)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("debug", [None, "0", "false"], ids=["unset", "0", "false"])
+def test_refuses_default_secret_with_debug_off(debug):
+    result = run_python(SETUP, **({"DEBUG": debug} if debug is not None else {}))
+    assert result.returncode != 0
+    assert "Refusing to start" in result.stderr
+    assert "ImproperlyConfigured" in result.stderr
+
+
+def test_starts_with_debug_on_and_default_secret():
+    values = show(DEBUG="1")
+    assert values["DEBUG"] is True
+    assert values["SECRET_KEY"] and values["JWT_SECRET"] == values["SECRET_KEY"]
+    assert values["ALLOWED_HOSTS"] == ["localhost", "127.0.0.1", "*"]
+
+
+def test_starts_with_debug_off_and_custom_secret():
+    values = show(DEBUG="0", SECRET_KEY="a-custom-production-secret-0123456789")
+    assert values["DEBUG"] is False
+    assert values["SECRET_KEY"] == "a-custom-production-secret-0123456789"
+    assert values["JWT_SECRET"] == "a-custom-production-secret-0123456789"  # defaults to SECRET_KEY
+    assert values["ALLOWED_HOSTS"] == ["localhost", "127.0.0.1"]
+    assert (values["JWT_TTL_SECONDS"], values["BCRYPT_ROUNDS"]) == (86400, 12)
+
+
+def test_reads_jwt_and_host_settings_from_environment():
+    values = show(
+        SECRET_KEY="a-custom-production-secret-0123456789",
+        JWT_SECRET="a-separate-jwt-secret-0123456789abcdef",
+        ALLOWED_HOSTS="api.example.com,example.com",
+        JWT_TTL_SECONDS="60",
+        BCRYPT_ROUNDS="5",
+    )
+    assert values["JWT_SECRET"] == "a-separate-jwt-secret-0123456789abcdef"
+    assert values["ALLOWED_HOSTS"] == ["api.example.com", "example.com"]
+    assert (values["JWT_TTL_SECONDS"], values["BCRYPT_ROUNDS"]) == (60, 5)
