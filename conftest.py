@@ -11,6 +11,9 @@ import pytest
 
 from tests.servers import DaphneServer, scratch_database
 
+# Users, tokens and envelope assertions shared by every app's tests (plugins get assertion rewriting).
+pytest_plugins = ["accounts.tests.helpers"]
+
 @pytest.fixture(scope="session")
 def wire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
     """A real Daphne process serving the whole app, on a scratch database."""
