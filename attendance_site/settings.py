@@ -107,9 +107,16 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "capacity": 1000,
+                "expiry": 30,
+                "prefix": env.str("REDIS_CHANNEL_PREFIX", default="asgi"),
+            },
         }
     }
+    # Lets several deployments share one Redis database.
+    REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="live")
     SESSION_STORE = "live.store_redis.RedisSessionStore"
 else:
     CHANNEL_LAYERS = {

@@ -63,19 +63,19 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
             await self.send_event("ERROR", {"message": UNAUTHORIZED})
             await self.close(code=CLOSE_POLICY_VIOLATION)
             return
-        self.user, self.class_ids = participant
+        self.hub_groups: list[str] = []
         self.member_id = secrets.token_hex(8)
-        self.groups: list[str] = []
+        self.user, self.class_ids = participant
         for group in [user_group(self.user.id), *(class_group(c) for c in self.class_ids)]:
             await self.join(group)
 
     async def join(self, group: str) -> None:
-        self.groups.append(group)
+        self.hub_groups.append(group)
         await get_hub().join(group, self)
 
     async def disconnect(self, code: int) -> None:
         if self.user is not None:
-            await get_hub().leave(self.groups, self)
+            await get_hub().leave(self.hub_groups, self)
 
     # --- client frames -----------------------------------------------------------------------
 

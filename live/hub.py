@@ -23,6 +23,8 @@ from channels.layers import get_channel_layer
 logger = logging.getLogger(__name__)
 
 MESSAGE_TYPE = "hub.message"
+# channels-redis forgets group memberships after a day (group_expiry); renew well before that.
+GROUP_REFRESH_SECONDS = 3600
 
 
 class Member(Protocol):
@@ -36,14 +38,17 @@ class Hub:
         self.layer = get_channel_layer()
         self.members: dict[str, dict[str, Member]] = {}
         self.channel: str | None = None
-        self._listener: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
 
     async def join(self, group: str, member: Member) -> None:
         async with self._lock:
             if self.channel is None:
                 self.channel = await self.layer.new_channel()
-                self._listener = asyncio.create_task(self._listen(self.channel))
+                self._tasks = [
+                    asyncio.create_task(self._listen(self.channel)),
+                    asyncio.create_task(self._refresh(self.channel)),
+                ]
             # Added on every join, not only the first: it also refreshes the membership's expiry in Redis.
             await self.layer.group_add(group, self.channel)
             self.members.setdefault(group, {})[member.member_id] = member
@@ -59,10 +64,17 @@ class Hub:
                     del self.members[group]
                     if self.channel is not None:
                         await self.layer.group_discard(group, self.channel)
-            if not self.members and self._listener is not None:
+            if not self.members and self.channel is not None:
                 # No local sockets left: stop listening, so nothing outlives its event loop.
-                self._listener.cancel()
-                self._listener, self.channel = None, None
+                for task in self._tasks:
+                    task.cancel()
+                self._tasks, self.channel = [], None
+
+    async def _refresh(self, channel: str) -> None:
+        while True:
+            await asyncio.sleep(GROUP_REFRESH_SECONDS)
+            for group in list(self.members):
+                await self.layer.group_add(group, channel)
 
     async def _listen(self, channel: str) -> None:
         while True:
