@@ -51,9 +51,8 @@ MAX_CONNECTIONS = 50  # per event loop, that is per process
 POOL_TIMEOUT_SECONDS = 10
 
 # KEYS: session, class entry. ARGV: teacher_id, class_id, started_at, ttl_ms, then mark field/status pairs.
-# Replaces any earlier session of the teacher (its marks go with it).
-START = """
-redis.call('DEL', KEYS[1])
+# Writes a whole session and gives both keys the TTL.
+WRITE_SESSION = """
 redis.call('HSET', KEYS[1], 'teacher_id', ARGV[1], 'class_id', ARGV[2], 'started_at', ARGV[3])
 for i = 5, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
@@ -62,6 +61,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
 return 1
 """
+
+# Replaces any earlier session of the teacher (its marks go with it).
+START = "redis.call('DEL', KEYS[1])" + WRITE_SESSION
 
 # KEYS: session, class entry. ARGV: teacher_id, class_id, started_at, ttl_ms, field, status.
 # Applies only if the stored session is still the same run; returns the updated hash, or nil.
@@ -91,19 +93,12 @@ redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return session
 """
 
-# KEYS: session, class entry. ARGV as START. Puts a claimed session back unless the teacher has one.
+# KEYS, ARGV as START. Puts a claimed session back unless the teacher has one.
 RESTORE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'teacher_id', ARGV[1], 'class_id', ARGV[2], 'started_at', ARGV[3])
-for i = 5, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
-return 1
-"""
+""" + WRITE_SESSION
 
 # KEYS: class entries. ARGV: the session key prefix ("<prefix>:session:").
 # For each class, the hash of the session its entry points to (empty when there is none).
