@@ -33,3 +33,28 @@ class Attendance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.student_id} {self.status} in {self.klass_id} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class AttendanceSession(models.Model):
+    """One persisted session of a class: the commit point of its Attendance records.
+
+    persist_session writes it `committed=False` first, then the records, then flips it to `committed=True`
+    in one single-document write; readers count a record only when its session is committed. Where the
+    database has transactions (SQL, a MongoDB replica set) all of this is one transaction and the flag is
+    never seen false; on a standalone MongoDB, which has none, the flip is what makes a whole session
+    visible at once, and records of an attempt that failed before it stay invisible until a retry replaces
+    them."""
+
+    id = ObjectIdField(primary_key=True)
+    klass = models.ForeignKey(Class, on_delete=models.CASCADE, related_name="sessions", db_column="classId")
+    started_at = models.DateTimeField(db_column="startedAt")
+    committed = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "attendance_sessions"
+        ordering = ["-started_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["klass", "started_at"], name="one_session_per_start")]
+
+    def __str__(self) -> str:
+        state = "persisted" if self.committed else "being persisted"
+        return f"{self.klass_id} at {self.started_at:%Y-%m-%d %H:%M} ({state})"

@@ -8,11 +8,13 @@ async because the store is.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import UTC, datetime
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils.dateparse import parse_datetime
 
 from accounts.auth import user_from_token
@@ -21,7 +23,7 @@ from attendance_site.api import ApiError
 from attendance_site.fields import is_object_id
 from classes import services as classes
 from classes.models import Class
-from live.models import Attendance, Status
+from live.models import Attendance, AttendanceSession, Status
 from live.store import Session, get_session_store
 
 logger = logging.getLogger(__name__)
@@ -52,8 +54,12 @@ def my_persisted_status(class_id: str, student: User) -> dict[str, str | None]:
     klass = classes.get_class(class_id)
     if not classes.is_enrolled(klass.id, student.id):
         raise ApiError(403, classes.NOT_ENROLLED)
+    committed = AttendanceSession.objects.filter(
+        klass_id=OuterRef("klass_id"), started_at=OuterRef("started_at"), committed=True
+    )
     status = (
         Attendance.objects.filter(klass_id=klass.id, student_id=student.id)
+        .filter(Exists(committed))
         .order_by("-started_at")
         .values_list("status", flat=True)
         .first()
@@ -96,9 +102,28 @@ def my_live_status(sessions: list[Session], student_id: str, class_id: str | Non
     return sessions[0].attendance.get(student_id, NOT_YET_UPDATED)
 
 
+def _transaction() -> AbstractContextManager | None:
+    """A transaction, where the database has them: SQL, and MongoDB as a replica set or sharded cluster.
+
+    On MongoDB Django's atomic() is a no-op; the backend's own atomic() runs a real transaction, and the
+    backend's `_supports_transactions` flag asks the server whether it can. A standalone MongoDB cannot."""
+    if connection.vendor == "mongodb":
+        if not connection.features._supports_transactions:
+            return None
+        from django_mongodb_backend import transaction as mongodb_transaction
+
+        return mongodb_transaction.atomic()
+    return transaction.atomic() if connection.features.supports_transactions else None
+
+
 def persist_session(session: Session) -> dict[str, int]:
     """Mark every unmarked enrolled student absent and write one record per enrolled student, all or
-    nothing. Returns the final summary (total = enrolled students)."""
+    nothing. Returns the final summary (total = enrolled students).
+
+    All or nothing for readers on every database: records count only once their AttendanceSession is
+    committed, and that is the last write, a single-document update. Where there is a transaction the
+    whole write is also rolled back on failure; without one (standalone MongoDB) a failed insert removes
+    what it inserted, and a retry clears whatever could not be removed."""
     enrolled = classes.student_ids(session.class_id)
     started_at = parse_datetime(session.started_at)
     statuses = {sid: session.attendance.get(sid, Status.ABSENT) for sid in enrolled}
@@ -106,10 +131,33 @@ def persist_session(session: Session) -> dict[str, int]:
         Attendance(klass_id=session.class_id, student_id=sid, status=status, started_at=started_at)
         for sid, status in statuses.items()
     ]
-    with transaction.atomic():
-        Attendance.objects.bulk_create(records, batch_size=5000)
+    atomic = _transaction()
+    with atomic if atomic is not None else nullcontext():
+        _write_session(session.class_id, started_at, records, undo_on_failure=atomic is None)
     present = sum(1 for status in statuses.values() if status == Status.PRESENT)
     return {"present": present, "absent": len(statuses) - present, "total": len(statuses)}
+
+
+def _write_session(class_id: str, started_at: datetime, records: list[Attendance], *, undo_on_failure: bool) -> None:
+    marker = AttendanceSession.objects.filter(klass_id=class_id, started_at=started_at).first()
+    if marker is None:
+        # Unique per (class, startedAt): of two writers racing for one session, the second fails here.
+        marker = AttendanceSession.objects.create(klass_id=class_id, started_at=started_at)
+    elif marker.committed:
+        raise IntegrityError(f"the session of class {class_id} started at {started_at} is already persisted")
+    else:
+        # An earlier attempt failed before committing (possible only without a transaction): its records
+        # never counted. Clear them, so that one_record_per_session lets this attempt write its own.
+        Attendance.objects.filter(klass_id=class_id, started_at=started_at).delete()
+    try:
+        Attendance.objects.bulk_create(records, batch_size=5000)
+    except DatabaseError:
+        if undo_on_failure:  # no transaction to roll back: remove what this attempt inserted, if possible
+            with suppress(DatabaseError):
+                Attendance.objects.filter(pk__in=[record.pk for record in records]).delete()
+        raise
+    # The commit point: one single-document write makes the whole session count.
+    AttendanceSession.objects.filter(pk=marker.pk).update(committed=True)
 
 
 async def finish_session(teacher_id: str) -> tuple[Session, dict[str, int]]:
