@@ -95,6 +95,7 @@ else:
     }
     DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["ENGINE"] = "attendance_site.sqlite3"  # Django's, with SQLite's real limits
         # WAL lets readers run beside the single writer; the busy timeout waits out short locks.
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}

@@ -1,0 +1,312 @@
+"""live.services: the rules shared by the HTTP views and the WebSocket consumer."""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.db import DatabaseError, IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import User
+from attendance_site.api import ApiError
+from classes.models import Enrollment
+from live import services
+from live.models import Attendance
+from live.store import Session, get_session_store
+from live.tests.helpers import (
+    CLASS_NOT_FOUND,
+    ISO_MS_Z,
+    MALFORMED_ID,
+    MISSING_ID,
+    NO_SESSION,
+    NOT_CLASS_TEACHER,
+    NOT_ENROLLED,
+    NOT_YET_UPDATED,
+    STUDENT_NOT_FOUND,
+    make_class,
+    make_user,
+)
+
+pytestmark = pytest.mark.usefixtures("fresh_live")
+
+
+def store(method: str, *args):
+    """Call a method of the session store from sync code."""
+    return async_to_sync(getattr(get_session_store(), method))(*args)
+
+
+def bulk_students(n: int) -> list[User]:
+    users = [User(email=f"bulk-{secrets.token_hex(6)}@example.com", name="Bulk", role="student") for _ in range(n)]
+    return User.objects.bulk_create(users)
+
+
+def rows(klass) -> dict[str, str]:
+    return dict(Attendance.objects.filter(klass=klass).values_list("student_id", "status"))
+
+
+@contextmanager
+def raises(status: int, message: str):
+    """pytest.raises for an ApiError with this status and exact message."""
+    with pytest.raises(ApiError) as info:
+        yield info
+    assert (info.value.status, info.value.message) == (status, message)
+
+
+# --- iso_now ------------------------------------------------------------------------------------
+
+
+def test_iso_now_is_javascript_toisostring():
+    before = datetime.now(tz=UTC)
+    value = services.iso_now()
+    after = datetime.now(tz=UTC)
+    assert ISO_MS_Z.match(value), value
+    parsed = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert before - timedelta(milliseconds=1) <= parsed <= after
+
+
+# --- start_session / my_persisted_status (HTTP side) -----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_start_session_stores_an_empty_session_of_the_owning_teacher():
+    teacher = make_user("teacher")
+    klass = make_class(teacher)
+    session = services.start_session(teacher, klass.id)
+    assert (session.teacher_id, session.class_id, session.attendance) == (teacher.id, klass.id, {})
+    assert ISO_MS_Z.match(session.started_at)
+    assert store("for_teacher", teacher.id) == session
+
+
+@pytest.mark.django_db
+def test_start_session_replaces_the_teachers_session():
+    teacher = make_user("teacher")
+    first, second = make_class(teacher), make_class(teacher)
+    old = services.start_session(teacher, first.id)
+    store("mark", old, "s1", "present")
+    new = services.start_session(teacher, second.id)
+    assert store("for_teacher", teacher.id) == new
+    assert store("for_classes", [first.id, second.id]) == [new]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("class_id", [MISSING_ID, MALFORMED_ID])
+def test_start_session_of_an_unknown_class_is_not_found(class_id):
+    teacher = make_user("teacher")
+    with raises(404, CLASS_NOT_FOUND):
+        services.start_session(teacher, class_id)
+    assert store("for_teacher", teacher.id) is None
+
+
+@pytest.mark.django_db
+def test_start_session_of_another_teachers_class_is_forbidden():
+    teacher, other = make_user("teacher"), make_user("teacher")
+    klass = make_class(other)
+    with raises(403, NOT_CLASS_TEACHER):
+        services.start_session(teacher, klass.id)
+    assert store("for_teacher", teacher.id) is None
+    assert store("for_teacher", other.id) is None
+
+
+@pytest.mark.django_db
+def test_my_persisted_status_is_the_latest_session_or_none():
+    teacher, student = make_user("teacher"), make_user("student")
+    klass = make_class(teacher, [student])
+    assert services.my_persisted_status(klass.id, student) == {"classId": klass.id, "status": None}
+    services.persist_session(Session(teacher.id, klass.id, "2025-03-11T10:00:00.000Z", {student.id: "present"}))
+    assert services.my_persisted_status(klass.id, student) == {"classId": klass.id, "status": "present"}
+    services.persist_session(Session(teacher.id, klass.id, "2025-03-12T10:00:00.000Z", {}))
+    assert services.my_persisted_status(klass.id, student) == {"classId": klass.id, "status": "absent"}
+    # An older session persisted later does not win over the most recent one.
+    services.persist_session(Session(teacher.id, klass.id, "2025-03-10T10:00:00.000Z", {student.id: "present"}))
+    assert services.my_persisted_status(klass.id, student) == {"classId": klass.id, "status": "absent"}
+
+
+@pytest.mark.django_db
+def test_my_persisted_status_errors():
+    teacher, student = make_user("teacher"), make_user("student")
+    klass = make_class(teacher)
+    with raises(403, NOT_ENROLLED):
+        services.my_persisted_status(klass.id, student)
+    for class_id in (MISSING_ID, MALFORMED_ID):
+        with raises(404, CLASS_NOT_FOUND):
+            services.my_persisted_status(class_id, student)
+
+
+# --- WebSocket-side rules --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_check_enrolled():
+    teacher, enrolled, outsider = make_user("teacher"), make_user("student"), make_user("student")
+    klass = make_class(teacher, [enrolled])
+    session = Session(teacher.id, klass.id, services.iso_now())
+    services.check_enrolled(session, enrolled.id)
+    for student_id in (outsider.id, teacher.id, MISSING_ID, MALFORMED_ID, enrolled.id.upper()):
+        with raises(404, STUDENT_NOT_FOUND):
+            services.check_enrolled(session, student_id)
+
+
+def test_my_live_status_picks_the_first_session_or_the_named_class():
+    newer = Session("t2", "c2", "2025-03-11T10:00:01.000Z", {"s": "absent"})
+    older = Session("t1", "c1", "2025-03-11T10:00:00.000Z", {"s": "present"})
+    assert services.my_live_status([newer, older], "s", None) == "absent"
+    assert services.my_live_status([newer, older], "s", "c1") == "present"
+    assert services.my_live_status([newer, older], "other", "c2") == NOT_YET_UPDATED
+    for sessions, class_id in (([], None), ([newer, older], "c3")):
+        with raises(404, NO_SESSION):
+            services.my_live_status(sessions, "s", class_id)
+
+
+def test_mark_attendance_on_a_session_that_ended_is_no_session():
+    session = Session("t1", "c1", services.iso_now())
+    with raises(404, NO_SESSION):
+        async_to_sync(services.mark_attendance)(session, "s1", "present")
+    store("start", session)
+    assert async_to_sync(services.mark_attendance)(session, "s1", "present").attendance == {"s1": "present"}
+
+
+@pytest.mark.django_db
+def test_class_ids_of_teacher_and_student():
+    teacher, other, student = make_user("teacher"), make_user("teacher"), make_user("student")
+    a, b, c = make_class(teacher, [student]), make_class(teacher), make_class(other, [student])
+    assert services.class_ids_of(teacher) == {a.id, b.id}
+    assert services.class_ids_of(student) == {a.id, c.id}
+    assert services.class_ids_of(make_user("student")) == set()
+
+
+# --- persist_session ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_persist_session_writes_one_record_per_enrolled_student_unmarked_absent():
+    teacher = make_user("teacher")
+    present, absent, unmarked, not_enrolled = (make_user("student") for _ in range(4))
+    klass = make_class(teacher, [present, absent, unmarked])
+    started_at = "2025-03-11T10:00:00.123Z"
+    session = Session(
+        teacher.id, klass.id, started_at, {present.id: "present", absent.id: "absent", not_enrolled.id: "present"}
+    )
+    assert services.persist_session(session) == {"present": 1, "absent": 2, "total": 3}
+    assert rows(klass) == {present.id: "present", absent.id: "absent", unmarked.id: "absent"}
+    assert set(Attendance.objects.filter(klass=klass).values_list("started_at", flat=True)) == {
+        parse_datetime(started_at)
+    }
+    assert not Attendance.objects.filter(student=not_enrolled).exists()
+
+
+@pytest.mark.django_db
+def test_persist_session_reads_enrolment_when_it_runs():
+    teacher, early, late = make_user("teacher"), make_user("student"), make_user("student")
+    klass = make_class(teacher, [early])
+    session = Session(teacher.id, klass.id, services.iso_now(), {early.id: "present"})
+    Enrollment.objects.create(klass=klass, student=late)
+    assert services.persist_session(session) == {"present": 1, "absent": 1, "total": 2}
+    assert rows(klass) == {early.id: "present", late.id: "absent"}
+
+
+@pytest.mark.django_db
+def test_persist_session_of_an_empty_class():
+    teacher = make_user("teacher")
+    klass = make_class(teacher)
+    assert services.persist_session(Session(teacher.id, klass.id, services.iso_now())) == {
+        "present": 0,
+        "absent": 0,
+        "total": 0,
+    }
+    assert rows(klass) == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_persist_session_is_all_or_nothing():
+    teacher = make_user("teacher")
+    students = [make_user("student") for _ in range(3)]
+    klass = make_class(teacher, students)
+    session = Session(teacher.id, klass.id, services.iso_now())
+    # The same session already persisted for one student: the whole write must fail, not just that row.
+    Attendance.objects.create(
+        klass=klass, student=students[1], status="present", started_at=parse_datetime(session.started_at)
+    )
+    with pytest.raises(IntegrityError):
+        services.persist_session(session)
+    assert rows(klass) == {students[1].id: "present"}
+
+
+@pytest.mark.django_db
+def test_persist_session_query_count_does_not_grow_with_the_class():
+    teacher = make_user("teacher")
+    small, large = make_class(teacher, bulk_students(5)), make_class(teacher, bulk_students(200))
+    sql: dict[str, list[str]] = {}
+    for klass in (small, large):
+        with CaptureQueriesContext(connection) as queries:
+            services.persist_session(Session(teacher.id, klass.id, services.iso_now()))
+        sql[klass.id] = [query["sql"][:60] for query in queries.captured_queries]
+    # One INSERT for the whole class on every backend (SQLite included: attendance_site.sqlite3).
+    assert len(sql[large.id]) == len(sql[small.id]), sql
+    assert Attendance.objects.filter(klass=large).count() == 200
+
+
+# --- finish_session (DONE) -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_class(transactional_db):
+    teacher = make_user("teacher")
+    students = [make_user("student") for _ in range(3)]
+    return teacher, make_class(teacher, students), students
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_finish_session_persists_and_ends_the_session(live_class):
+    teacher, klass, students = live_class
+    session = Session(teacher.id, klass.id, services.iso_now(), {students[0].id: "present"})
+    await get_session_store().start(session)
+    ended, result = await services.finish_session(teacher.id)
+    assert ended == session
+    assert result == {"present": 1, "absent": 2, "total": 3}
+    assert await get_session_store().for_teacher(teacher.id) is None
+    with raises(404, NO_SESSION):
+        await services.finish_session(teacher.id)
+    assert await Attendance.objects.filter(klass=klass).acount() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_finish_session_keeps_the_session_when_persisting_fails(live_class, monkeypatch):
+    teacher, klass, students = live_class
+    session = Session(teacher.id, klass.id, services.iso_now(), {students[0].id: "present"})
+    await get_session_store().start(session)
+
+    def fail(*args, **kwargs):
+        raise DatabaseError("disk on fire")
+
+    monkeypatch.setattr(Attendance.objects, "bulk_create", fail)
+    with pytest.raises(ApiError) as info:
+        await services.finish_session(teacher.id)
+    assert info.value.status == 500 and info.value.message
+    assert await get_session_store().for_teacher(teacher.id) == session
+    assert await Attendance.objects.filter(klass=klass).acount() == 0
+
+    monkeypatch.undo()
+    assert (await services.finish_session(teacher.id))[1] == {"present": 1, "absent": 2, "total": 3}
+    assert await Attendance.objects.filter(klass=klass).acount() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_finish_session_failure_does_not_undo_a_newer_session(live_class, monkeypatch):
+    teacher, klass, _ = live_class
+    old = Session(teacher.id, klass.id, "2025-03-11T10:00:00.000Z")
+    new = Session(teacher.id, klass.id, "2025-03-11T10:05:00.000Z")
+    await get_session_store().start(old)
+
+    def start_new_then_fail(*args, **kwargs):
+        async_to_sync(get_session_store().start)(new)  # the teacher restarts while DONE is persisting
+        raise DatabaseError("disk on fire")
+
+    monkeypatch.setattr(Attendance.objects, "bulk_create", start_new_then_fail)
+    with pytest.raises(ApiError):
+        await services.finish_session(teacher.id)
+    assert await get_session_store().for_teacher(teacher.id) == new

@@ -1,0 +1,671 @@
+"""The live WebSocket over the wire: a real Daphne process, a real WebSocket client (DESIGN.md
+"WebSocket contract", "Sessions", "Details that the tables leave open").
+
+Every test makes its own teachers, students and classes on the shared wire server, so tests do
+not see each other's sessions. Every wait has a timeout; "receives nothing" is checked only after
+a later message to someone else has arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from live.tests.helpers import (
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_POLICY_VIOLATION,
+    INVALID_FORMAT,
+    MALFORMED_ID,
+    MISSING_ID,
+    NO_SESSION,
+    NOT_YET_UPDATED,
+    STUDENT_NOT_FOUND,
+    STUDENT_ONLY,
+    TEACHER_EVENTS,
+    TEACHER_ONLY,
+    UNKNOWN_EVENT,
+    WS_LIMIT,
+    WS_UNAUTHORIZED,
+    ask,
+    create_class,
+    done,
+    drain,
+    enrol,
+    error,
+    expect_close,
+    frame,
+    log_since,
+    log_size,
+    mark,
+    marked,
+    my_status,
+    persisted_status,
+    recv,
+    sign,
+    silent,
+    start,
+    summary,
+    wire_attendance_rows,
+    wire_jwt_secret,
+)
+
+pytestmark = pytest.mark.wire
+
+
+async def recv_all(expected: dict, *sockets) -> None:
+    """Each socket's next message is `expected`."""
+    got = await asyncio.gather(*(recv(ws) for ws in sockets))
+    assert got == [expected] * len(sockets)
+
+
+# --- connecting -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bad_token(wire_server, make_person):
+    def make(case: str) -> str | None:
+        secret = wire_jwt_secret(wire_server)
+        if case == "missing":
+            return None
+        if case == "empty":
+            return ""
+        if case == "garbage":
+            return "not.a.jwt"
+        if case == "deleted user":  # no delete API: a well-signed token for an id that names nobody
+            return sign(secret, MISSING_ID, "student")
+        student = make_person("student")
+        if case == "wrong secret":
+            return sign(secret + "-not", student.id, "student")
+        if case == "expired":
+            return sign(secret, student.id, "student", expires_in=-30)
+        if case == "tampered":
+            head, payload, signature = student.token.split(".")
+            return f"{head}.{payload}.{signature[::-1]}"
+        raise AssertionError(case)
+
+    return make
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "garbage", "deleted user", "wrong secret", "expired", "tampered"])
+async def test_bad_token_gets_error_then_close_1008(ws_open, bad_token, case):
+    ws = await ws_open(bad_token(case))
+    assert await recv(ws) == error(WS_UNAUTHORIZED)
+    await expect_close(ws, CLOSE_POLICY_VIOLATION)
+
+
+async def test_the_servers_own_tokens_are_accepted(ws_open, make_person, wire_server):
+    """Guards the test above: a token signed like `bad_token`'s, for a real user, is accepted."""
+    student = make_person("student")
+    ws = await ws_open(sign(wire_jwt_secret(wire_server), student.id, "student"))
+    assert await ask(ws, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+
+
+async def test_good_connect_sends_nothing_unprompted(ws_open, classroom):
+    room = classroom(1)
+    teacher = await ws_open(room.teacher.token)
+    student = await ws_open(room.students[0].token)
+    # Anything sent on connect would come before the answers.
+    assert await ask(teacher, frame("NOPE")) == error(UNKNOWN_EVENT)
+    assert await ask(student, frame("NOPE")) == error(UNKNOWN_EVENT)
+    await silent(teacher, student)
+
+
+async def test_server_logs_no_error_for_a_whole_session(api, classroom, ws_open, wire_server):
+    await asyncio.sleep(1.5)  # let Daphne reap earlier tests' sockets first: their errors are not ours
+    offset = log_size(wire_server)
+    room = classroom(1)
+    start(api, room.teacher, room.class_id)
+    teacher, student = await ws_open(room.teacher.token), await ws_open(room.students[0].token)
+    assert await ask(teacher, mark(room.students[0].id)) == marked(room.students[0].id, "present")
+    assert await recv(student) == marked(room.students[0].id, "present")
+    assert await ask(teacher, frame("DONE")) == done(1, 0, 1)
+    assert await recv(student) == done(1, 0, 1)
+    await student.close()
+    await teacher.close()
+    # Daphne reports an application's exception when it reaps the finished instance (once a second).
+    await asyncio.sleep(2.5)
+    log = log_since(wire_server, offset)
+    assert "Traceback" not in log and "Exception" not in log, log
+
+
+# --- frames ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def live_room(api, classroom, ws_open):
+    """A started session of a class of two students, with the teacher's and both students' sockets open."""
+    room = classroom(2)
+    start(api, room.teacher, room.class_id)
+    room.teacher_ws = await ws_open(room.teacher.token)
+    room.student_ws = [await ws_open(s.token) for s in room.students]
+    return room
+
+
+async def still_usable(room) -> None:
+    """The teacher's socket answers a valid event, and the broadcast reaches the students."""
+    assert await ask(room.teacher_ws, frame("TODAY_SUMMARY")) == summary(0, 0)
+    await recv_all(summary(0, 0), *room.student_ws)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "{'event': 'TODAY_SUMMARY'}",
+        '{"event": "TODAY_SUMMARY"',
+        "[]",
+        '[{"event": "TODAY_SUMMARY"}]',
+        '"TODAY_SUMMARY"',
+        "3",
+        "null",
+        "{}",
+        '{"data": {}}',
+        '{"event": null, "data": {}}',
+        '{"event": 1}',
+        '{"event": {"name": "TODAY_SUMMARY"}}',
+        "[" * 3000 + "]" * 3000,
+    ],
+)
+async def test_invalid_frames(live_room, text):
+    assert await ask(live_room.teacher_ws, text) == error(INVALID_FORMAT)
+    await still_usable(live_room)
+
+
+async def test_binary_frame_is_invalid_format(live_room):
+    assert await ask(live_room.teacher_ws, frame("TODAY_SUMMARY").encode()) == error(INVALID_FORMAT)
+    await still_usable(live_room)
+
+
+@pytest.mark.parametrize("event", ["HELLO", "today_summary", "", "ERROR", "TODAY_SUMMARY "])
+async def test_unknown_event(live_room, event):
+    assert await ask(live_room.teacher_ws, frame(event, {})) == error(UNKNOWN_EVENT)
+    assert await ask(live_room.student_ws[0], frame(event)) == error(UNKNOWN_EVENT)
+    await still_usable(live_room)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        ...,
+        None,
+        {},
+        [],
+        "present",
+        {"studentId": "S0"},
+        {"status": "present"},
+        {"studentId": "", "status": "present"},
+        {"studentId": "  ", "status": "present"},
+        {"studentId": 12, "status": "present"},
+        {"studentId": ["S0"], "status": "present"},
+        {"studentId": "S0", "status": "late"},
+        {"studentId": "S0", "status": "Present"},
+        {"studentId": "S0", "status": ""},
+        {"studentId": "S0", "status": 1},
+        {"studentId": "S0", "status": None},
+    ],
+)
+async def test_attendance_marked_bad_data(live_room, data):
+    if isinstance(data, dict) and data.get("studentId") == "S0":
+        data = {**data, "studentId": live_room.students[0].id}
+    assert await ask(live_room.teacher_ws, frame("ATTENDANCE_MARKED", data)) == error(INVALID_FORMAT)
+    await still_usable(live_room)  # nothing was marked
+
+
+@pytest.mark.parametrize("event", ["TODAY_SUMMARY", "DONE"])
+@pytest.mark.parametrize("data", [[], "x", 1, True, [{}]])
+async def test_payloadless_teacher_events_bad_data(live_room, event, data):
+    assert await ask(live_room.teacher_ws, frame(event, data)) == error(INVALID_FORMAT)
+    await still_usable(live_room)  # and DONE did not end the session
+
+
+@pytest.mark.parametrize("data", [[], "x", 1, {"classId": ""}, {"classId": "  "}, {"classId": 7}, {"classId": []}])
+async def test_my_attendance_bad_data(live_room, data):
+    ws = live_room.student_ws[0]
+    assert await ask(ws, frame("MY_ATTENDANCE", data)) == error(INVALID_FORMAT)
+    assert await ask(ws, frame("MY_ATTENDANCE")) == my_status(NOT_YET_UPDATED)
+
+
+@pytest.mark.parametrize("data", [..., None, {}, {"unknown": [1, 2]}])
+async def test_events_without_payload_accept_missing_null_or_any_object(live_room, data):
+    room = live_room
+    assert await ask(room.student_ws[0], frame("MY_ATTENDANCE", data)) == my_status(NOT_YET_UPDATED)
+    assert await ask(room.teacher_ws, frame("TODAY_SUMMARY", data)) == summary(0, 0)
+    await recv_all(summary(0, 0), *room.student_ws)
+    assert await ask(room.teacher_ws, frame("DONE", data)) == done(0, 2, 2)
+    await recv_all(done(0, 2, 2), *room.student_ws)
+
+
+async def test_unknown_keys_are_ignored(live_room):
+    room = live_room
+    student = room.students[0]
+    extra = {"studentId": student.id, "status": "present", "note": "late bus", "by": {"x": 1}}
+    assert await ask(room.teacher_ws, frame("ATTENDANCE_MARKED", extra, id=7, ts="now")) == marked(
+        student.id, "present"
+    )
+    await recv_all(marked(student.id, "present"), *room.student_ws)
+
+
+async def test_frame_over_64_kib_closes_1009_and_spares_other_sockets(live_room, ws_open):
+    room = live_room
+    other = await ws_open(room.teacher.token)
+    head = frame("TODAY_SUMMARY", {"pad": ""})
+    exactly = head.replace('"pad": ""', '"pad": "' + "x" * (WS_LIMIT - len(head)) + '"')
+    assert len(exactly.encode()) == WS_LIMIT
+    assert await ask(room.teacher_ws, exactly) == summary(0, 0)
+    await recv_all(summary(0, 0), other, *room.student_ws)
+
+    over = exactly.replace("x", "xx", 1)
+    assert len(over.encode()) == WS_LIMIT + 1
+    await room.teacher_ws.send(over)
+    await expect_close(room.teacher_ws, CLOSE_MESSAGE_TOO_BIG)
+
+    # The same teacher's other socket, and the session, are unharmed.
+    assert await ask(other, mark(room.students[0].id)) == marked(room.students[0].id, "present")
+    await recv_all(marked(room.students[0].id, "present"), *room.student_ws)
+    assert await ask(room.student_ws[0], frame("MY_ATTENDANCE")) == my_status("present")
+
+
+async def test_binary_frame_over_64_kib_closes_1009(live_room):
+    await live_room.student_ws[0].send(b"x" * (WS_LIMIT + 1))
+    await expect_close(live_room.student_ws[0], CLOSE_MESSAGE_TOO_BIG)
+    assert await ask(live_room.student_ws[1], frame("MY_ATTENDANCE")) == my_status(NOT_YET_UPDATED)
+
+
+# --- roles and check order ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", TEACHER_EVENTS)
+async def test_teacher_events_from_a_student_are_forbidden(live_room, event):
+    room = live_room
+    ws = room.student_ws[0]
+    good = {"studentId": room.students[0].id, "status": "present"}
+    for data in (good, ..., None, "bad", {"studentId": 5}):
+        assert await ask(ws, frame(event, data)) == error(TEACHER_ONLY)  # role before payload
+    await still_usable(room)  # nothing marked, session not ended
+
+
+async def test_teacher_events_from_a_student_without_any_session(ws_open, make_person):
+    ws = await ws_open(make_person("student").token)
+    for event in TEACHER_EVENTS:
+        assert await ask(ws, frame(event, "bad")) == error(TEACHER_ONLY)  # role before session
+
+
+async def test_my_attendance_from_a_teacher_is_forbidden(live_room, ws_open, make_person):
+    for data in (..., {"classId": live_room.class_id}, "bad"):
+        assert await ask(live_room.teacher_ws, frame("MY_ATTENDANCE", data)) == error(STUDENT_ONLY)
+    lone = await ws_open(make_person("teacher").token)
+    assert await ask(lone, frame("MY_ATTENDANCE", "bad")) == error(STUDENT_ONLY)
+
+
+async def test_session_is_checked_before_payload(api, classroom, ws_open):
+    room = classroom(1)
+    teacher = await ws_open(room.teacher.token)
+    student = await ws_open(room.students[0].token)
+    for event in TEACHER_EVENTS:
+        assert await ask(teacher, frame(event, "bad")) == error(NO_SESSION)
+    assert await ask(teacher, frame("ATTENDANCE_MARKED", {"studentId": MALFORMED_ID, "status": "?"})) == error(
+        NO_SESSION
+    )
+    assert await ask(student, frame("MY_ATTENDANCE", "bad")) == error(NO_SESSION)
+
+    start(api, room.teacher, room.class_id)
+    for event in TEACHER_EVENTS:
+        assert await ask(teacher, frame(event, "bad")) == error(INVALID_FORMAT)
+    assert await ask(student, frame("MY_ATTENDANCE", "bad")) == error(INVALID_FORMAT)
+    # Payload before the student check.
+    assert await ask(teacher, frame("ATTENDANCE_MARKED", {"studentId": MALFORMED_ID, "status": "?"})) == error(
+        INVALID_FORMAT
+    )
+
+
+# --- ATTENDANCE_MARKED ---------------------------------------------------------------------------------------
+
+
+async def test_mark_reaches_every_participant_socket_and_nobody_else(api, classroom, ws_open, make_person):
+    room = classroom(3)
+    s0, s1, s2 = room.students
+    start(api, room.teacher, room.class_id)
+    teacher = await ws_open(room.teacher.token)
+    teacher_2 = await ws_open(room.teacher.token)
+    s0_a, s0_b = await ws_open(s0.token), await ws_open(s0.token)
+    s1_ws, s2_ws = await ws_open(s1.token), await ws_open(s2.token)
+    # Outsiders: a student of no class, another teacher with a class of their own, a student of that class.
+    other = classroom(1)
+    outsiders = [
+        await ws_open(make_person("student").token),
+        await ws_open(other.teacher.token),
+        await ws_open(other.students[0].token),
+    ]
+
+    assert await ask(teacher, mark(s1.id, "absent")) == marked(s1.id, "absent")  # the sender gets it too
+    await recv_all(marked(s1.id, "absent"), teacher_2, s0_a, s0_b, s1_ws, s2_ws)
+    await silent(*outsiders, teacher, teacher_2, s0_a, s0_b, s1_ws, s2_ws)
+
+    # The teacher's other socket can mark as well; the first socket gets the broadcast.
+    assert await ask(teacher_2, mark(s0.id)) == marked(s0.id, "present")
+    await recv_all(marked(s0.id, "present"), teacher, s0_a, s0_b, s1_ws, s2_ws)
+    await silent(*outsiders)
+
+
+async def test_mark_of_someone_not_enrolled_is_student_not_found(live_room, classroom, make_person):
+    room = live_room
+    other = classroom(1)
+    for student_id in (
+        make_person("student").id,  # a student, not in this class
+        other.students[0].id,  # a student of another class
+        room.teacher.id,  # the teacher
+        MISSING_ID,
+        MALFORMED_ID,
+        room.students[0].id.upper(),
+    ):
+        assert await ask(room.teacher_ws, mark(student_id)) == error(STUDENT_NOT_FOUND)
+    await still_usable(room)  # nothing was marked or broadcast
+
+
+async def test_marking_again_overwrites(live_room):
+    room = live_room
+    s0 = room.students[0]
+    for status in ("present", "absent", "absent", "present", "absent"):
+        assert await ask(room.teacher_ws, mark(s0.id, status)) == marked(s0.id, status)
+        await recv_all(marked(s0.id, status), *room.student_ws)
+    assert await ask(room.student_ws[0], frame("MY_ATTENDANCE")) == my_status("absent")
+    assert await ask(room.teacher_ws, frame("TODAY_SUMMARY")) == summary(0, 1)
+
+
+async def test_student_id_is_trimmed(live_room):
+    room = live_room
+    s0 = room.students[0]
+    assert await ask(room.teacher_ws, mark(f"  {s0.id} ")) == marked(s0.id, "present")
+    await recv_all(marked(s0.id, "present"), *room.student_ws)
+    assert await ask(room.student_ws[0], frame("MY_ATTENDANCE")) == my_status("present")
+
+
+# --- TODAY_SUMMARY -------------------------------------------------------------------------------------------
+
+
+async def test_today_summary_counts_marks_so_far_and_is_broadcast(api, classroom, ws_open, make_person):
+    room = classroom(4)
+    start(api, room.teacher, room.class_id)
+    teacher = await ws_open(room.teacher.token)
+    students = [await ws_open(s.token) for s in room.students]
+    outsider = await ws_open(make_person("student").token)
+
+    assert await ask(teacher, frame("TODAY_SUMMARY")) == summary(0, 0)
+    await recv_all(summary(0, 0), *students)
+    for student, status in zip(room.students[:3], ("present", "absent", "present"), strict=True):
+        assert await ask(teacher, mark(student.id, status)) == marked(student.id, status)
+        await recv_all(marked(student.id, status), *students)
+    assert await ask(teacher, frame("TODAY_SUMMARY")) == summary(2, 1)  # the unmarked fourth is not counted
+    await recv_all(summary(2, 1), *students)
+    await silent(outsider)
+
+
+# --- MY_ATTENDANCE ---------------------------------------------------------------------------------------------
+
+
+async def test_my_attendance_answers_only_the_asking_socket(live_room, ws_open):
+    room = live_room
+    s0 = room.students[0]
+    other_socket = await ws_open(s0.token)
+    assert await ask(room.student_ws[0], frame("MY_ATTENDANCE")) == my_status(NOT_YET_UPDATED)
+    assert await ask(room.teacher_ws, mark(s0.id, "absent")) == marked(s0.id, "absent")
+    # The other socket's next message is the broadcast, not a copy of the answer above.
+    await recv_all(marked(s0.id, "absent"), other_socket, *room.student_ws)
+    assert await ask(room.student_ws[0], frame("MY_ATTENDANCE")) == my_status("absent")
+    assert await ask(room.student_ws[1], frame("MY_ATTENDANCE")) == my_status(NOT_YET_UPDATED)
+    assert await ask(room.teacher_ws, frame("TODAY_SUMMARY")) == summary(0, 1)
+    await recv_all(summary(0, 1), other_socket, *room.student_ws)
+    await silent(other_socket, room.teacher_ws, *room.student_ws)
+
+
+async def test_my_attendance_without_a_live_session(api, classroom, ws_open, make_person):
+    room = classroom(1)
+    lonely = await ws_open(make_person("student").token)  # in no class at all
+    enrolled = await ws_open(room.students[0].token)  # in a class without a session
+    assert await ask(lonely, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+    assert await ask(enrolled, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+    # Someone else's live session does not count.
+    other = classroom(1)
+    start(api, other.teacher, other.class_id)
+    assert await ask(lonely, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+    assert await ask(enrolled, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+    assert await ask(enrolled, frame("MY_ATTENDANCE", {"classId": other.class_id})) == error(NO_SESSION)
+
+
+async def test_my_attendance_with_two_live_classes(api, classroom, make_person, ws_open):
+    student = make_person("student")
+    first, second, idle = classroom(0), classroom(0), classroom(0)
+    for room in (first, second, idle):
+        enrol(api, room.teacher, room.class_id, student)
+    start(api, first.teacher, first.class_id)
+    start(api, second.teacher, second.class_id)  # started last: the default
+    ws = await ws_open(student.token)
+    t1, t2 = await ws_open(first.teacher.token), await ws_open(second.teacher.token)
+
+    assert await ask(t1, mark(student.id, "present")) == marked(student.id, "present")
+    assert await recv(ws) == marked(student.id, "present")
+    assert await ask(ws, frame("MY_ATTENDANCE")) == my_status(NOT_YET_UPDATED)
+    assert await ask(ws, frame("MY_ATTENDANCE", {"classId": first.class_id})) == my_status("present")
+    assert await ask(ws, frame("MY_ATTENDANCE", {"classId": second.class_id})) == my_status(NOT_YET_UPDATED)
+    for class_id in (idle.class_id, classroom(0).class_id, MISSING_ID, MALFORMED_ID):
+        assert await ask(ws, frame("MY_ATTENDANCE", {"classId": class_id})) == error(NO_SESSION)
+
+    assert await ask(t2, mark(student.id, "absent")) == marked(student.id, "absent")
+    assert await recv(ws) == marked(student.id, "absent")
+    assert await ask(ws, frame("MY_ATTENDANCE")) == my_status("absent")
+
+    # Restarting the first makes it the most recent, with empty marks.
+    start(api, first.teacher, first.class_id)
+    assert await ask(ws, frame("MY_ATTENDANCE")) == my_status(NOT_YET_UPDATED)
+    assert await ask(ws, frame("MY_ATTENDANCE", {"classId": second.class_id})) == my_status("absent")
+
+    # Once the most recent ends, the other one answers.
+    assert await ask(t1, frame("DONE")) == done(0, 1, 1)
+    assert await recv(ws) == done(0, 1, 1)
+    assert await ask(ws, frame("MY_ATTENDANCE")) == my_status("absent")
+    assert await ask(ws, frame("MY_ATTENDANCE", {"classId": first.class_id})) == error(NO_SESSION)
+
+
+# --- membership changes while connected ----------------------------------------------------------------------
+
+
+async def test_student_enrolled_after_connecting_receives_later_broadcasts(api, classroom, make_person, ws_open):
+    room = classroom(1)
+    late = make_person("student")
+    start(api, room.teacher, room.class_id)
+    teacher = await ws_open(room.teacher.token)
+    late_ws = await ws_open(late.token)
+    assert await ask(late_ws, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+
+    enrol(api, room.teacher, room.class_id, late)
+    assert await ask(teacher, mark(late.id, "present")) == marked(late.id, "present")
+    assert await recv(late_ws) == marked(late.id, "present")
+    assert await ask(late_ws, frame("MY_ATTENDANCE")) == my_status("present")
+    assert await ask(teacher, frame("DONE")) == done(1, 1, 2)
+    assert await recv(late_ws) == done(1, 1, 2)
+
+
+async def test_teacher_socket_opened_before_the_class_existed(api, make_person, ws_open):
+    teacher, student = make_person("teacher"), make_person("student")
+    early = await ws_open(teacher.token)
+    class_id = create_class(api, teacher)
+    enrol(api, teacher, class_id, student)
+    start(api, teacher, class_id)
+    assert await ask(early, mark(student.id)) == marked(student.id, "present")
+    later = await ws_open(teacher.token)
+    assert await ask(later, frame("TODAY_SUMMARY")) == summary(1, 0)
+    assert await recv(early) == summary(1, 0)
+
+
+# --- sessions ----------------------------------------------------------------------------------------------
+
+
+async def test_two_teachers_sessions_are_independent(api, classroom, make_person, ws_open):
+    a, b = classroom(2), classroom(2)
+    shared = make_person("student")  # enrolled in both classes
+    enrol(api, a.teacher, a.class_id, shared)
+    enrol(api, b.teacher, b.class_id, shared)
+    start(api, a.teacher, a.class_id)
+    start(api, b.teacher, b.class_id)
+    ta, tb = await ws_open(a.teacher.token), await ws_open(b.teacher.token)
+    sa = [await ws_open(s.token) for s in a.students]
+    sb = [await ws_open(s.token) for s in b.students]
+    shared_ws = await ws_open(shared.token)
+
+    assert await ask(ta, mark(a.students[0].id)) == marked(a.students[0].id, "present")
+    await recv_all(marked(a.students[0].id, "present"), *sa, shared_ws)
+    assert await ask(tb, mark(b.students[0].id, "absent")) == marked(b.students[0].id, "absent")
+    await recv_all(marked(b.students[0].id, "absent"), *sb, shared_ws)
+    await silent(ta, *sa)  # B's broadcast did not reach A's class
+    # Each teacher may mark only their own class's students.
+    assert await ask(ta, mark(b.students[1].id)) == error(STUDENT_NOT_FOUND)
+    assert await ask(ta, mark(shared.id, "absent")) == marked(shared.id, "absent")
+    await recv_all(marked(shared.id, "absent"), *sa, shared_ws)
+
+    assert await ask(ta, frame("DONE")) == done(1, 2, 3)
+    await recv_all(done(1, 2, 3), *sa, shared_ws)
+    await silent(tb, *sb)
+    assert await ask(ta, frame("TODAY_SUMMARY")) == error(NO_SESSION)
+    # B's session is untouched: its marks are intact and it can still be marked and ended.
+    assert await ask(tb, frame("TODAY_SUMMARY")) == summary(0, 1)
+    await recv_all(summary(0, 1), *sb, shared_ws)
+    assert await ask(shared_ws, frame("MY_ATTENDANCE")) == my_status(NOT_YET_UPDATED)
+    assert await ask(tb, frame("DONE")) == done(0, 3, 3)
+    await recv_all(done(0, 3, 3), *sb, shared_ws)
+    await silent(ta, *sa)
+    assert persisted_status(api, shared, a.class_id) == "absent"
+    assert persisted_status(api, a.students[0], a.class_id) == "present"
+    assert persisted_status(api, shared, b.class_id) == "absent"
+
+
+async def test_starting_again_replaces_the_session_with_empty_marks(api, live_room):
+    room = live_room
+    s0 = room.students[0]
+    assert await ask(room.teacher_ws, mark(s0.id)) == marked(s0.id, "present")
+    await recv_all(marked(s0.id, "present"), *room.student_ws)
+    start(api, room.teacher, room.class_id)
+    assert await ask(room.student_ws[0], frame("MY_ATTENDANCE")) == my_status(NOT_YET_UPDATED)
+    assert await ask(room.teacher_ws, frame("TODAY_SUMMARY")) == summary(0, 0)
+    await recv_all(summary(0, 0), *room.student_ws)
+    assert await ask(room.teacher_ws, frame("DONE")) == done(0, 2, 2)  # the earlier mark is gone
+    await recv_all(done(0, 2, 2), *room.student_ws)
+
+
+async def test_starting_another_class_replaces_the_teachers_session(api, live_room, make_person, ws_open):
+    room = live_room
+    s0 = room.students[0]
+    newcomer = make_person("student")
+    other_class = create_class(api, room.teacher)
+    enrol(api, room.teacher, other_class, newcomer)
+    newcomer_ws = await ws_open(newcomer.token)
+    assert await ask(room.teacher_ws, mark(s0.id)) == marked(s0.id, "present")
+    await recv_all(marked(s0.id, "present"), *room.student_ws)
+
+    start(api, room.teacher, other_class)
+    assert await ask(room.student_ws[0], frame("MY_ATTENDANCE")) == error(NO_SESSION)
+    assert await ask(room.teacher_ws, mark(s0.id)) == error(STUDENT_NOT_FOUND)
+    assert await ask(room.teacher_ws, mark(newcomer.id)) == marked(newcomer.id, "present")
+    assert await recv(newcomer_ws) == marked(newcomer.id, "present")
+    await silent(*room.student_ws)
+    assert await ask(room.teacher_ws, frame("DONE")) == done(1, 0, 1)
+    assert await recv(newcomer_ws) == done(1, 0, 1)
+    await silent(*room.student_ws)
+    assert persisted_status(api, s0, room.class_id) is None
+
+
+async def test_a_session_does_not_depend_on_sockets(api, classroom, ws_open):
+    room = classroom(2)
+    s0 = room.students[0]
+    start(api, room.teacher, room.class_id)  # no socket open yet
+    teacher = await ws_open(room.teacher.token)
+    assert await ask(teacher, mark(s0.id)) == marked(s0.id, "present")
+    await teacher.close()
+    again = await ws_open(room.teacher.token)
+    assert await ask(again, frame("TODAY_SUMMARY")) == summary(1, 0)
+    assert await ask(again, frame("DONE")) == done(1, 1, 2)
+
+
+# --- DONE -------------------------------------------------------------------------------------------------
+
+
+async def test_done_persists_every_enrolled_student_and_ends_the_session(
+    api, classroom, make_person, ws_open, wire_server
+):
+    room = classroom(4)
+    present, absent, unmarked, unconnected = room.students
+    outsider = await ws_open(make_person("student").token)
+    for student in room.students:
+        assert persisted_status(api, student, room.class_id) is None  # nothing persisted yet
+    start(api, room.teacher, room.class_id)
+    teacher = await ws_open(room.teacher.token)
+    sockets = [await ws_open(s.token) for s in (present, absent, unmarked)]
+    assert await ask(teacher, mark(present.id)) == marked(present.id, "present")
+    await recv_all(marked(present.id, "present"), *sockets)
+    assert await ask(teacher, mark(absent.id, "absent")) == marked(absent.id, "absent")
+    await recv_all(marked(absent.id, "absent"), *sockets)
+    # Enrolled after the marks, before DONE: DONE reads enrolment when it runs.
+    late = make_person("student")
+    enrol(api, room.teacher, room.class_id, late)
+    for student in room.students:
+        assert persisted_status(api, student, room.class_id) is None  # a live session is not persisted
+
+    assert await ask(teacher, frame("DONE")) == done(1, 4, 5)
+    await recv_all(done(1, 4, 5), *sockets)
+    await silent(outsider, teacher, *sockets)
+
+    expected = {present: "present", absent: "absent", unmarked: "absent", unconnected: "absent", late: "absent"}
+    for student, status in expected.items():
+        assert persisted_status(api, student, room.class_id) == status
+    rows = wire_attendance_rows(wire_server, room.class_id)
+    assert sorted((sid, status) for sid, status, _ in rows) == sorted((s.id, st) for s, st in expected.items())
+
+    # The session is over for everyone.
+    for event in TEACHER_EVENTS:
+        assert await ask(teacher, frame(event)) == error(NO_SESSION)
+    assert await ask(teacher, mark(present.id)) == error(NO_SESSION)
+    assert await ask(sockets[0], frame("MY_ATTENDANCE")) == error(NO_SESSION)
+    assert await ask(sockets[0], frame("MY_ATTENDANCE", {"classId": room.class_id})) == error(NO_SESSION)
+
+
+async def test_two_sessions_in_a_row_my_attendance_is_the_latest(api, live_room):
+    room = live_room
+    s0, s1 = room.students
+    assert await ask(room.teacher_ws, mark(s0.id)) == marked(s0.id, "present")
+    await recv_all(marked(s0.id, "present"), *room.student_ws)
+    assert await ask(room.teacher_ws, frame("DONE")) == done(1, 1, 2)
+    await recv_all(done(1, 1, 2), *room.student_ws)
+    assert (persisted_status(api, s0, room.class_id), persisted_status(api, s1, room.class_id)) == ("present", "absent")
+
+    start(api, room.teacher, room.class_id)
+    assert await ask(room.teacher_ws, mark(s1.id)) == marked(s1.id, "present")
+    await recv_all(marked(s1.id, "present"), *room.student_ws)
+    # Until the second session is persisted, the first one's statuses stand.
+    assert persisted_status(api, s1, room.class_id) == "absent"
+    assert await ask(room.teacher_ws, frame("DONE")) == done(1, 1, 2)
+    await recv_all(done(1, 1, 2), *room.student_ws)
+    assert (persisted_status(api, s0, room.class_id), persisted_status(api, s1, room.class_id)) == ("absent", "present")
+
+
+@pytest.mark.parametrize("n_sockets", [2, 5])
+async def test_concurrent_dones_persist_once(api, live_room, ws_open, wire_server, n_sockets):
+    room = live_room
+    teachers = [room.teacher_ws, *[await ws_open(room.teacher.token) for _ in range(n_sockets - 1)]]
+    assert await ask(room.teacher_ws, mark(room.students[0].id)) == marked(room.students[0].id, "present")
+    await recv_all(marked(room.students[0].id, "present"), *teachers[1:], *room.student_ws)
+
+    await asyncio.gather(*(ws.send(frame("DONE")) for ws in teachers))
+    # Every socket gets the one broadcast once; each loser's socket also gets the error (before or after it).
+    received = await asyncio.gather(*(drain(ws) for ws in teachers))
+    for messages in received:
+        assert messages.count(done(1, 1, 2)) == 1, messages
+        assert all(m in (done(1, 1, 2), error(NO_SESSION)) for m in messages), messages
+    assert sum(messages.count(error(NO_SESSION)) for messages in received) == n_sockets - 1, received
+    await recv_all(done(1, 1, 2), *room.student_ws)
+    await silent(*room.student_ws)  # exactly one broadcast
+
+    rows = wire_attendance_rows(wire_server, room.class_id)
+    assert sorted((sid, status) for sid, status, _ in rows) == sorted(
+        [(room.students[0].id, "present"), (room.students[1].id, "absent")]
+    )
+    assert len({started_at for _, _, started_at in rows}) == 1
