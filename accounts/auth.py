@@ -21,7 +21,10 @@ def user_from_token(token: str | None) -> User | None:
     claims = verify_token(token)
     if claims is None or not is_object_id(claims["userId"]):
         return None
-    return User.objects.filter(pk=claims["userId"], is_active=True).first()
+    try:
+        return User.objects.get(pk=claims["userId"], is_active=True)
+    except User.DoesNotExist:
+        return None
 
 
 def token_from_header(value: str | None) -> str | None:

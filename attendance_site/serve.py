@@ -6,6 +6,7 @@ with the same options (port, WebSocket frame limits).
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -29,6 +30,12 @@ def main() -> None:
     import django
 
     django.setup()  # fails fast on bad settings (e.g. the default secret with DEBUG off)
+    # Database work runs on a worker thread while the event loop thread serves sockets. With the default
+    # 5 ms GIL switch interval, a busy loop makes every thread hop wait up to 5 ms for the GIL (the
+    # "convoy effect"); 1 ms keeps socket connects and DB-backed events quick under load.
+    sys.setswitchinterval(0.001)
+    # Start-up objects (modules, URL patterns, models) never die: keep them out of every GC pass.
+    gc.freeze()
     from daphne.cli import CommandLineInterface
 
     host = os.environ.get("HOST", "127.0.0.1")

@@ -101,6 +101,11 @@ else:
             {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
         )
 
+# Keep database connections between requests and socket events (Daphne runs all sync code on one
+# thread, so this is one connection per process); health checks replace a connection that died.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=300)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
 # --- Channels ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 SESSION_TTL_SECONDS = env.int("SESSION_TTL_SECONDS", default=12 * 3600)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.servers import DaphneServer, scratch_database  # noqa: E402
@@ -86,22 +86,28 @@ class Collector:
         return self.arrivals
 
 
-class Participant:
-    """One socket; what it reads goes to the collector it is attached to."""
+class Participant(WSListener):
+    """One socket (picows, a client cheap enough per message not to dominate the measurement);
+    what it reads goes to the collector it is attached to."""
 
-    def __init__(self, user_id: str, ws: ClientConnection, collector: Collector) -> None:
+    def __init__(self, user_id: str, collector: Collector) -> None:
         self.user_id = user_id
-        self.ws = ws
         self.collector = collector
-        self.reader = asyncio.create_task(self._read())
+        self.transport: WSTransport | None = None
 
-    async def _read(self) -> None:
-        async for raw in self.ws:
-            self.collector.record(time.perf_counter(), raw)
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.TEXT:
+            self.collector.record(time.perf_counter(), frame.get_payload_as_bytes())
+
+    def send(self, text: str) -> None:
+        self.transport.send(WSMsgType.TEXT, text.encode())
 
     async def close(self) -> None:
-        self.reader.cancel()
-        await self.ws.close()
+        self.transport.send_close()
+        self.transport.disconnect()
 
 
 async def create_users(client: httpx.AsyncClient, role: str, count: int, concurrency: int = 16) -> list[dict]:
@@ -145,8 +151,9 @@ async def connect_all(urls: list[str], users: list[dict], collector: Collector,
 
     async def one(i: int, user: dict) -> Participant:
         async with semaphore:
-            ws = await connect(f"{urls[i % len(urls)]}?token={user['token']}", max_queue=None, ping_interval=None)
-            return Participant(user["id"], ws, collector)
+            url = f"{urls[i % len(urls)]}?token={user['token']}"
+            _, participant = await ws_connect(lambda: Participant(user["id"], collector), url)
+            return participant
 
     return await asyncio.gather(*(one(i, u) for i, u in enumerate(users)))
 
@@ -160,7 +167,7 @@ async def broadcast_latency(collector: Collector, teacher: Participant, audience
                  "data": {"studentId": student_ids[r % len(student_ids)], "status": "present" if r % 2 else "absent"}}
         collector.expect("ATTENDANCE_MARKED", audience)
         sent = time.perf_counter()
-        await teacher.ws.send(json.dumps(frame))
+        teacher.send(json.dumps(frame))
         arrivals = await collector.wait()
         latencies.append(max(t for t, _ in arrivals) - sent)
     return latencies
@@ -171,10 +178,24 @@ async def round_trips(collector: Collector, student: Participant, rounds: int) -
     for _ in range(rounds):
         collector.expect("MY_ATTENDANCE", 1)
         sent = time.perf_counter()
-        await student.ws.send('{"event":"MY_ATTENDANCE"}')
+        student.send('{"event":"MY_ATTENDANCE"}')
         [(arrived, _)] = await collector.wait()
         times.append(arrived - sent)
     return times
+
+
+def start_profiler(args: argparse.Namespace, pid: int, phase: str) -> subprocess.Popen | None:
+    """py-spy (pip install py-spy) samples the first server during one phase of the run."""
+    if not args.profile or args.profile_phase != phase:
+        return None
+    return subprocess.Popen(["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", str(args.profile)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(profiler: subprocess.Popen | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(30)
 
 
 async def run(args: argparse.Namespace, servers: list[DaphneServer]) -> dict[str, Any]:
@@ -196,21 +217,20 @@ async def run(args: argparse.Namespace, servers: list[DaphneServer]) -> dict[str
             started.raise_for_status()
 
     pids = [s.process.pid for s in servers]
+    profiler = start_profiler(args, pids[0], "connect")
     rss_before = sum(rss_kib(pid) for pid in pids)
     t0 = time.perf_counter()
     collector = Collector()
     teacher_small, teacher_large = await connect_all(ws_urls[:1], teachers, collector)
     student_sockets = await connect_all(ws_urls, students, collector)
     results["connect_s"] = round(time.perf_counter() - t0, 3)
+    stop_profiler(profiler)
     await asyncio.sleep(1.0)
     rss_after = sum(rss_kib(pid) for pid in pids)
     results["memory_per_socket_kib"] = round((rss_after - rss_before) / (n + 2), 1)
 
-    profiler = None
-    if args.profile:
-        # py-spy (pip install py-spy) samples the first server while broadcasts run.
-        profiler = subprocess.Popen(["py-spy", "record", "-p", str(pids[0]), "-f", "raw", "-o", str(args.profile)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    profiler = start_profiler(args, pids[0], "mark")
+    if profiler:
         await asyncio.sleep(1.0)
     for label, teacher, members in (("small", teacher_small, small), ("large", teacher_large, large)):
         ids = [m["id"] for m in members]
@@ -220,16 +240,14 @@ async def run(args: argparse.Namespace, servers: list[DaphneServer]) -> dict[str
         results[f"mark_{label}_p50_ms"] = round(percentile(latencies, 50) * 1000, 1)
         results[f"mark_{label}_p95_ms"] = round(percentile(latencies, 95) * 1000, 1)
 
-    if profiler is not None:
-        profiler.send_signal(signal.SIGINT)
-        profiler.wait(30)
+    stop_profiler(profiler)
     rtts = await round_trips(collector, student_sockets[-1], args.rounds * 4)
     results["my_attendance_p50_ms"] = round(percentile(rtts, 50) * 1000, 2)
     results["my_attendance_p95_ms"] = round(percentile(rtts, 95) * 1000, 2)
 
     collector.expect("DONE", n + 1)
     sent = time.perf_counter()
-    await teacher_large.ws.send('{"event":"DONE"}')
+    teacher_large.send('{"event":"DONE"}')
     arrivals = await collector.wait(timeout=120)
     assert arrivals[0][1]["data"]["total"] == n, arrivals[0][1]
     results["done_teacher_ms"] = round((arrivals[0][0] - sent) * 1000, 1)
@@ -271,6 +289,7 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="write the results as JSON")
     parser.add_argument("--compare", type=Path, help="a JSON file from an earlier --save")
     parser.add_argument("--profile", type=Path, help="record the server with py-spy (raw format) to this file")
+    parser.add_argument("--profile-phase", choices=["connect", "mark"], default="mark")
     args = parser.parse_args()
 
     env = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING"}

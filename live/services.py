@@ -22,7 +22,7 @@ from accounts.models import User
 from attendance_site.api import ApiError
 from attendance_site.fields import is_object_id
 from classes import services as classes
-from classes.models import Class
+from classes.models import Class, Enrollment
 from live.models import Attendance, AttendanceSession, Status
 from live.store import Session, get_session_store
 
@@ -178,7 +178,7 @@ def class_ids_of(user: User) -> set[str]:
     """Classes whose broadcasts a user receives: those taught, or those enrolled in."""
     if user.role == "teacher":
         return set(Class.objects.filter(teacher_id=user.id).values_list("id", flat=True))
-    return set(user.enrollments.values_list("klass_id", flat=True))
+    return set(Enrollment.objects.filter(student_id=user.id).values_list("klass_id", flat=True))
 
 
 def connect_participant(token: str | None) -> tuple[User, set[str]] | None:
