@@ -100,11 +100,16 @@ else:
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
         )
-
-# Keep database connections between requests and socket events (Daphne runs all sync code on one
-# thread, so this is one connection per process); health checks replace a connection that died.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=300)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Under ASGI each request may run on a thread of its own, so persistent connections
+        # (CONN_MAX_AGE) would pile up until the server refuses clients; Django's documented answer
+        # is psycopg's connection pool, which makes the per-request "connect" a cheap checkout.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
+            "timeout": 10,
+        }
 
 # --- Channels ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

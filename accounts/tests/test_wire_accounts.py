@@ -1,9 +1,11 @@
 """Over the wire: /auth/*, /students and the app-wide envelope rules, against a real Daphne process."""
 
+import asyncio
 import subprocess
 import sys
 import time
 
+import httpx
 import jwt
 import orjson
 import pytest
@@ -241,3 +243,29 @@ def test_unknown_route_with_unsafe_method_is_json_404(api, path, method):
 )
 def test_wrong_method_is_405_without_auth(api, method, path):
     assert_error(api.request(method, path), 405, METHOD_NOT_ALLOWED)
+
+
+async def test_many_concurrent_requests_all_succeed(wire_server):
+    """Daphne may run each request on a thread of its own: database connections must not pile up until
+    the server refuses clients (PostgreSQL: "too many clients already" → 500s)."""
+    semaphore = asyncio.Semaphore(16)
+
+    async def sign_up_and_log_in(client: httpx.AsyncClient) -> tuple[int, int]:
+        async with semaphore:
+            body = signup_body()
+            signup = await client.post("/auth/signup", json=body)
+            login = await client.post("/auth/login", json={"email": body["email"], "password": PASSWORD})
+            return signup.status_code, login.status_code
+
+    async with httpx.AsyncClient(base_url=wire_server.http_url, timeout=30) as client:
+        results = await asyncio.gather(*(sign_up_and_log_in(client) for _ in range(300)))
+    assert set(results) == {(201, 200)}
+    database_url = wire_server.env["DATABASE_URL"]
+    if database_url.startswith(("postgres://", "postgresql://")):
+        import psycopg
+
+        database = database_url.rsplit("/", 1)[1]
+        with psycopg.connect(database_url) as conn:
+            query = "SELECT count(*) - 1 FROM pg_stat_activity WHERE datname = %s"
+            held = conn.execute(query, [database]).fetchone()[0]
+        assert held <= 10, f"the server holds {held} connections (pool max_size is 10)"
