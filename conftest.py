@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +14,17 @@ from tests.servers import DaphneServer, scratch_database
 
 # Users, tokens and envelope assertions shared by every app's tests (plugins get assertion rewriting).
 pytest_plugins = ["accounts.tests.helpers"]
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_socket_db_connections(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Socket events keep a database connection on their worker thread (live.db): close it before
+    pytest-django drops the test database (depending on django_db_setup orders the teardowns)."""
+    yield
+    from live.db import close_db_connections
+
+    with django_db_blocker.unblock():
+        asyncio.run(close_db_connections())
+
 
 @pytest.fixture(scope="session")
 def wire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import BaseModel, ValidationError
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from accounts.models import Role, User
 from attendance_site.api import INTERNAL_ERROR, ApiError
 from live import services
+from live.db import db_call
 from live.hub import get_hub, publish
 from live.notify import class_group, user_group
 from live.schemas import AttendanceMarkedData, DoneData, Frame, MyAttendanceData, TodaySummaryData
@@ -54,10 +55,18 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = None
     user: User | None = None
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its per-message hop to close stale database connections:
+        database calls here keep and check their own connection (live.db)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("token") or [None])[0]
-        participant = await database_sync_to_async(services.connect_participant)(token)
+        participant = await db_call(services.connect_participant)(token)
         await self.accept()
         if participant is None:
             await self.send_event("ERROR", {"message": UNAUTHORIZED})
@@ -117,7 +126,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
     async def on_attendance_marked(self, data: Any) -> None:
         session = await services.active_session(self.user.id)
         payload = parse_data(AttendanceMarkedData, data)
-        await database_sync_to_async(services.check_enrolled)(session, payload.studentId)
+        await db_call(services.check_enrolled)(session, payload.studentId)
         session = await services.mark_attendance(session, payload.studentId, payload.status)
         await self.broadcast(
             session.class_id, "ATTENDANCE_MARKED", {"studentId": payload.studentId, "status": payload.status}

@@ -12,7 +12,6 @@ from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import UTC, datetime
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils.dateparse import parse_datetime
@@ -23,6 +22,7 @@ from attendance_site.api import ApiError
 from attendance_site.fields import is_object_id
 from classes import services as classes
 from classes.models import Class, Enrollment
+from live.db import db_call
 from live.models import Attendance, AttendanceSession, Status
 from live.store import Session, get_session_store
 
@@ -167,7 +167,7 @@ async def finish_session(teacher_id: str) -> tuple[Session, dict[str, int]]:
     if session is None:
         raise ApiError(404, NO_SESSION)
     try:
-        return session, await database_sync_to_async(persist_session)(session)
+        return session, await db_call(persist_session)(session)
     except DatabaseError:
         logger.exception("Persisting session of class %s failed; session kept", session.class_id)
         await store.restore(session)
