@@ -157,4 +157,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    # 4xx answers are the API working as specified; server errors are still logged.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }
