@@ -13,7 +13,7 @@ import sys
 from django.conf import settings
 
 
-def daphne_argv(port: int, host: str = "127.0.0.1") -> list[str]:
+def daphne_argv(port: int, host: str = "127.0.0.1", proxy_headers: bool = False) -> list[str]:
     limit = str(settings.WS_MAX_MESSAGE_BYTES)
     return [
         "daphne",
@@ -21,6 +21,8 @@ def daphne_argv(port: int, host: str = "127.0.0.1") -> list[str]:
         "-p", str(port),
         "--websocket-max-message-size", limit,
         "--websocket-max-frame-size", limit,
+        # Behind a reverse proxy: take the client's address from X-Forwarded-For.
+        *(["--proxy-headers"] if proxy_headers else []),
         "attendance_site.asgi:application",
     ]
 
@@ -39,7 +41,8 @@ def main() -> None:
     from daphne.cli import CommandLineInterface
 
     host = os.environ.get("HOST", "127.0.0.1")
-    sys.argv = daphne_argv(settings.PORT, host)
+    proxy_headers = os.environ.get("PROXY_HEADERS", "").lower() in {"1", "true", "yes", "on"}
+    sys.argv = daphne_argv(settings.PORT, host, proxy_headers)
     CommandLineInterface.entrypoint()
 
 
