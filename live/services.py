@@ -1,12 +1,13 @@
 """Live attendance rules, shared by the HTTP views and the WebSocket consumer.
 
 Sessions live in the SessionStore; persisted records in the database. Functions that touch the
-database are sync (the consumer calls them through database_sync_to_async); session functions are
-async because the store is.
+database are sync (the consumer calls them through live.db.db_call); session functions are async
+because the store is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import UTC, datetime
@@ -167,11 +168,21 @@ async def finish_session(teacher_id: str) -> tuple[Session, dict[str, int]]:
     if session is None:
         raise ApiError(404, NO_SESSION)
     try:
-        return session, await db_call(persist_session)(session)
+        # Shielded: a socket closing mid-write must not leave the claimed session neither persisted
+        # nor put back.
+        summary = await asyncio.shield(_persist_or_restore(session))
     except DatabaseError:
         logger.exception("Persisting session of class %s failed; session kept", session.class_id)
-        await store.restore(session)
         raise ApiError(500, PERSIST_FAILED) from None
+    return session, summary
+
+
+async def _persist_or_restore(session: Session) -> dict[str, int]:
+    try:
+        return await db_call(persist_session)(session)
+    except Exception:
+        await get_session_store().restore(session)  # whatever failed, the marks are kept
+        raise
 
 
 def class_ids_of(user: User) -> set[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -293,6 +295,49 @@ async def test_finish_session_keeps_the_session_when_persisting_fails(live_class
     monkeypatch.undo()
     assert (await services.finish_session(teacher.id))[1] == {"present": 1, "absent": 2, "total": 3}
     assert await Attendance.objects.filter(klass=klass).acount() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_finish_session_keeps_the_session_whatever_fails(live_class, monkeypatch):
+    teacher, klass, students = live_class
+    session = Session(teacher.id, klass.id, services.iso_now(), {students[0].id: "present"})
+    await get_session_store().start(session)
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("not a database error")
+
+    monkeypatch.setattr(services, "persist_session", bug)
+    with pytest.raises(RuntimeError):
+        await services.finish_session(teacher.id)
+    assert await get_session_store().for_teacher(teacher.id) == session
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_finish_session_restores_after_a_cancelled_caller_when_the_write_fails(live_class, monkeypatch):
+    """A socket that closes while DONE is writing: if the write then fails, the marks must still be put
+    back (the write runs on in its thread whatever happens to the caller)."""
+    teacher, klass, students = live_class
+    session = Session(teacher.id, klass.id, services.iso_now(), {students[0].id: "present"})
+    await get_session_store().start(session)
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_failing_persist(*args, **kwargs):
+        writing.set()
+        release.wait(10)
+        raise DatabaseError("disk on fire")
+
+    monkeypatch.setattr(services, "persist_session", slow_failing_persist)
+    done = asyncio.create_task(services.finish_session(teacher.id))
+    await asyncio.get_running_loop().run_in_executor(None, writing.wait, 10)
+    done.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await done
+    for _ in range(100):  # the shielded write and its restore go on after the cancellation
+        if await get_session_store().for_teacher(teacher.id) is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert await get_session_store().for_teacher(teacher.id) == session
 
 
 @pytest.mark.django_db(transaction=True)
