@@ -9,8 +9,10 @@ Keys, under a prefix (settings.REDIS_KEY_PREFIX, default "live"):
                                             class only if the session hash's class_id is that class, so an
                                             entry left behind by a replaced or finished session is harmless
                                             and simply expires.
-    <prefix>:claimed:<teacher_id>:<token>   hash: a session taken by `claim`, kept for a minute so that a
-                                            claim the client retries (lost reply) gets the same answer.
+    <prefix>:claimed:<teacher_id>:<token>   hash: a session taken by `claim`, kept for the session TTL: a
+                                            claim the client retries (lost reply) gets the same answer, and
+                                            if the process dies between claiming and persisting (DONE), the
+                                            marks are still here for an operator to recover.
 
 Atomicity: every operation is one Lua script (or one command), and Redis runs a script with no other
 command in between, across every process and connection. So a mark applies only to the very run it
@@ -46,7 +48,6 @@ from redis.commands.core import AsyncScript
 from live.store import Session, SessionStore
 
 MARK_PREFIX = "m:"
-CLAIM_KEEP_MS = 60_000
 MAX_CONNECTIONS = 50  # per event loop, that is per process
 POOL_TIMEOUT_SECONDS = 10
 
@@ -268,7 +269,7 @@ class RedisSessionStore(SessionStore):
         """One claim; `token` names it, so that running it again (a retry) answers the same."""
         reply = await self._connection().claim(
             keys=[self.session_key(teacher_id), self.claimed_key(teacher_id, token)],
-            args=[str(min(CLAIM_KEEP_MS, self.ttl_ms))],
+            args=[str(self.ttl_ms)],
         )
         return _session(reply)
 
