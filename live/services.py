@@ -18,7 +18,7 @@ from django.db.models import Exists, OuterRef
 from django.utils.dateparse import parse_datetime
 
 from accounts.auth import user_from_token
-from accounts.models import User
+from accounts.models import Role, User
 from attendance_site.api import ApiError
 from attendance_site.fields import is_object_id
 from classes import services as classes
@@ -187,7 +187,7 @@ async def _persist_or_restore(session: Session) -> dict[str, int]:
 
 def class_ids_of(user: User) -> set[str]:
     """Classes whose broadcasts a user receives: those taught, or those enrolled in."""
-    if user.role == "teacher":
+    if user.role == Role.TEACHER:
         return set(Class.objects.filter(teacher_id=user.id).values_list("id", flat=True))
     return set(Enrollment.objects.filter(student_id=user.id).values_list("klass_id", flat=True))
 

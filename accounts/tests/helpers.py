@@ -103,8 +103,10 @@ def token_for(user: User) -> str:
     return issue_token(user.id, user.role)
 
 
-def auth(user_or_token: User | str) -> dict[str, str]:
-    """Headers carrying a user's token (spec form: the bare JWT)."""
+def auth(user_or_token: User | str | None) -> dict[str, str]:
+    """Headers carrying a user's token (spec form: the bare JWT); none for None (an anonymous call)."""
+    if user_or_token is None:
+        return {}
     token = user_or_token if isinstance(user_or_token, str) else token_for(user_or_token)
     return {"Authorization": token}
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db
 
 
 def add(client, class_id, body, user=None):
-    return post_json(client, f"/class/{class_id}/add-student", body, auth(user) if user else None)
+    return post_json(client, f"/class/{class_id}/add-student", body, auth(user))
 
 
 @pytest.fixture

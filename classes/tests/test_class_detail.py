@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 
 def detail(client, class_id, user=None):
-    return client.get(f"/class/{class_id}", headers=auth(user) if user else {})
+    return client.get(f"/class/{class_id}", headers=auth(user))
 
 
 def member(user):

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def create(client, body, user=None):
-    return post_json(client, "/class", body, auth(user) if user else None)
+    return post_json(client, "/class", body, auth(user))
 
 
 def test_teacher_creates_class(client, teacher):

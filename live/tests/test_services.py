@@ -262,11 +262,18 @@ def live_class(transactional_db):
     return teacher, make_class(teacher, students), students
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_finish_session_persists_and_ends_the_session(live_class):
+@pytest.fixture
+async def started(live_class):
+    """live_class with its session started and the first student marked present."""
     teacher, klass, students = live_class
     session = Session(teacher.id, klass.id, services.iso_now(), {students[0].id: "present"})
     await get_session_store().start(session)
+    return teacher, klass, session
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_finish_session_persists_and_ends_the_session(started):
+    teacher, klass, session = started
     ended, result = await services.finish_session(teacher.id)
     assert ended == session
     assert result == {"present": 1, "absent": 2, "total": 3}
@@ -277,10 +284,8 @@ async def test_finish_session_persists_and_ends_the_session(live_class):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_finish_session_keeps_the_session_when_persisting_fails(live_class, monkeypatch):
-    teacher, klass, students = live_class
-    session = Session(teacher.id, klass.id, services.iso_now(), {students[0].id: "present"})
-    await get_session_store().start(session)
+async def test_finish_session_keeps_the_session_when_persisting_fails(started, monkeypatch):
+    teacher, klass, session = started
 
     def fail(*args, **kwargs):
         raise DatabaseError("disk on fire")
@@ -298,10 +303,8 @@ async def test_finish_session_keeps_the_session_when_persisting_fails(live_class
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_finish_session_keeps_the_session_whatever_fails(live_class, monkeypatch):
-    teacher, klass, students = live_class
-    session = Session(teacher.id, klass.id, services.iso_now(), {students[0].id: "present"})
-    await get_session_store().start(session)
+async def test_finish_session_keeps_the_session_whatever_fails(started, monkeypatch):
+    teacher, klass, session = started
 
     def bug(*args, **kwargs):
         raise RuntimeError("not a database error")
@@ -313,12 +316,10 @@ async def test_finish_session_keeps_the_session_whatever_fails(live_class, monke
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_finish_session_restores_after_a_cancelled_caller_when_the_write_fails(live_class, monkeypatch):
+async def test_finish_session_restores_after_a_cancelled_caller_when_the_write_fails(started, monkeypatch):
     """A socket that closes while DONE is writing: if the write then fails, the marks must still be put
     back (the write runs on in its thread whatever happens to the caller)."""
-    teacher, klass, students = live_class
-    session = Session(teacher.id, klass.id, services.iso_now(), {students[0].id: "present"})
-    await get_session_store().start(session)
+    teacher, _, session = started
     writing, release = threading.Event(), threading.Event()
 
     def slow_failing_persist(*args, **kwargs):
