@@ -15,6 +15,7 @@ from tests.servers import DaphneServer, scratch_database
 # Users, tokens and envelope assertions shared by every app's tests (plugins get assertion rewriting).
 pytest_plugins = ["accounts.tests.helpers"]
 
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_socket_db_connections(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Socket events keep a database connection on their worker thread (live.db): close it before
