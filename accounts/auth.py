@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from django.http import HttpRequest
 
 from accounts.models import Role, User
 from accounts.tokens import verify_token
-from attendance_site.api import ApiError
+from attendance_site import messages
+from attendance_site.errors import DomainError, Forbidden, Unauthenticated
 from attendance_site.fields import is_object_id
-
-UNAUTHORIZED = "Unauthorized, token missing or invalid"
-TEACHER_REQUIRED = "Forbidden, teacher access required"
-STUDENT_REQUIRED = "Forbidden, student access required"
 
 
 def user_from_token(token: str | None) -> User | None:
     """The active user a token names, or None for a bad token or a user who no longer exists."""
-    if not token:
+    claims = verify_token(token) if token else None
+    return None if claims is None else user_from_claims(claims)
+
+
+def user_from_claims(claims: dict[str, Any]) -> User | None:
+    """The active user verified token claims name, or None if there is none (deleted, deactivated)."""
+    if not is_object_id(claims["userId"]):
         return None
-    claims = verify_token(token)
-    if claims is None or not is_object_id(claims["userId"]):
-        return None
-    try:
-        return User.objects.get(pk=claims["userId"], is_active=True)
-    except User.DoesNotExist:
-        return None
+    return User.objects.filter(pk=claims["userId"], is_active=True).first()
 
 
 def token_from_header(value: str | None) -> str | None:
@@ -39,22 +39,29 @@ def token_from_header(value: str | None) -> str | None:
     return None
 
 
-def any_user(request: HttpRequest) -> User:
-    user = user_from_token(token_from_header(request.headers.get("Authorization")))
-    if user is None:
-        raise ApiError(401, UNAUTHORIZED)
-    return user
+ROLE_REQUIRED = {Role.TEACHER: messages.TEACHER_REQUIRED, Role.STUDENT: messages.STUDENT_REQUIRED}
 
 
-def teacher(request: HttpRequest) -> User:
-    user = any_user(request)
-    if user.role != Role.TEACHER:
-        raise ApiError(403, TEACHER_REQUIRED)
-    return user
+@dataclass(frozen=True)
+class Access:
+    """Who may call an HTTP operation: any signed-in user, or only one role (attendance_site.api.Authenticator)."""
+
+    role: Role | None = None
+
+    @property
+    def errors(self) -> tuple[DomainError, ...]:
+        unauthenticated = Unauthenticated(messages.UNAUTHORIZED)
+        return (unauthenticated,) if self.role is None else (unauthenticated, Forbidden(ROLE_REQUIRED[self.role]))
+
+    def __call__(self, request: HttpRequest) -> User:
+        user = user_from_token(token_from_header(request.headers.get("Authorization")))
+        if user is None:
+            raise Unauthenticated(messages.UNAUTHORIZED)
+        if self.role is not None and user.role != self.role:
+            raise Forbidden(ROLE_REQUIRED[self.role])
+        return user
 
 
-def student(request: HttpRequest) -> User:
-    user = any_user(request)
-    if user.role != Role.STUDENT:
-        raise ApiError(403, STUDENT_REQUIRED)
-    return user
+any_user = Access()
+teacher = Access(Role.TEACHER)
+student = Access(Role.STUDENT)

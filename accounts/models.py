@@ -58,10 +58,3 @@ class User(AbstractBaseUser):
 
     def has_module_perms(self, app_label: str) -> bool:
         return self.is_active and self.is_superuser
-
-    def as_public(self) -> dict[str, str]:
-        """The user as the API shows it: never the password."""
-        return {"_id": self.id, "name": self.name, "email": self.email, "role": self.role}
-
-    def as_member(self) -> dict[str, str]:
-        return {"_id": self.id, "name": self.name, "email": self.email}

@@ -1,9 +1,14 @@
-"""Request bodies of the accounts routes, and the field types the other apps share."""
+"""Request bodies and responses of the accounts routes."""
 
-from typing import Annotated, Literal
+from __future__ import annotations
+
+from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
+
+from accounts.models import Role, User
+from attendance_site.schemas import Name, ObjectIdStr, RequestBody, ResponseModel
 
 
 def _normalise_email(value: str) -> str:
@@ -15,26 +20,44 @@ def _normalise_email(value: str) -> str:
     return checked.normalized.lower()
 
 
-NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-# A name as stored: non-empty after trimming, fits its column, no NUL (PostgreSQL refuses it in text).
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_normalise_email)]
-
-
-class RequestBody(BaseModel):
-    """Base of every request body: exact types (no coercion), unknown keys ignored."""
-
-    model_config = ConfigDict(strict=True, extra="ignore")
+# Passwords are taken as typed: no trimming. bcrypt-sha256 has no 72-byte limit; 1024 is a sanity cap.
+Password = Annotated[str, Field(max_length=1024)]
 
 
 class SignupBody(RequestBody):
     name: Name
     email: Email
-    # Passwords are taken as typed: no trimming. bcrypt-sha256 has no 72-byte limit, 1024 is a sanity cap.
-    password: Annotated[str, Field(min_length=6, max_length=1024)]
-    role: Literal["teacher", "student"]
+    password: Annotated[Password, Field(min_length=6)]
+    # Roles arrive as JSON strings: lax for this field only, so "teacher" becomes Role.TEACHER (and 1 stays an error).
+    role: Annotated[Role, Field(strict=False)]
 
 
 class LoginBody(RequestBody):
     email: Email
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    password: Annotated[Password, Field(min_length=1)]
+
+
+class PublicUser(ResponseModel):
+    """A user as the API shows it: never the password."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    name: str
+    email: str
+    role: Role
+
+    @classmethod
+    def of(cls, user: User) -> PublicUser:
+        return cls(id=user.id, name=user.name, email=user.email, role=Role(user.role))
+
+
+class Member(ResponseModel):
+    """A student as a class or the student list shows them."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    name: str
+    email: str
+
+
+class Token(ResponseModel):
+    token: str = Field(description="HS256 JWT; send it as `Authorization: <token>` and as `/ws?token=<token>`")

@@ -6,12 +6,10 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
 
 from accounts.models import Role, User
-from accounts.schemas import LoginBody, SignupBody
+from accounts.schemas import LoginBody, Member, SignupBody
 from accounts.tokens import issue_token
-from attendance_site.api import ApiError
-
-EMAIL_EXISTS = "Email already exists"
-BAD_CREDENTIALS = "Invalid email or password"
+from attendance_site import messages
+from attendance_site.errors import Conflict, Invalid
 
 # Compared against when the email is unknown, so both failures cost one bcrypt check.
 _DUMMY_HASH: str | None = None
@@ -19,15 +17,15 @@ _DUMMY_HASH: str | None = None
 
 def signup(body: SignupBody) -> User:
     if User.objects.filter(email=body.email).exists():
-        raise ApiError(400, EMAIL_EXISTS)
-    user = User(name=body.name, email=body.email, role=Role(body.role))
+        raise Conflict(messages.EMAIL_EXISTS)
+    user = User(name=body.name, email=body.email, role=body.role)
     user.set_password(body.password)
     try:
         # The unique index settles two sign-ups racing for one email.
         with transaction.atomic():
             user.save(force_insert=True)
     except IntegrityError:
-        raise ApiError(400, EMAIL_EXISTS) from None
+        raise Conflict(messages.EMAIL_EXISTS) from None
     return user
 
 
@@ -38,14 +36,14 @@ def login(body: LoginBody) -> str:
         if _DUMMY_HASH is None:
             _DUMMY_HASH = make_password("not-a-real-password")
         check_password(body.password, _DUMMY_HASH)
-        raise ApiError(400, BAD_CREDENTIALS)
+        raise Invalid(messages.BAD_CREDENTIALS)
     if not user.check_password(body.password):
-        raise ApiError(400, BAD_CREDENTIALS)
+        raise Invalid(messages.BAD_CREDENTIALS)
     return issue_token(user.id, user.role)
 
 
-def list_students() -> list[dict[str, str]]:
+def list_students() -> list[Member]:
     return [
-        {"_id": pk, "name": name, "email": email}
+        Member(id=pk, name=name, email=email)
         for pk, name, email in User.objects.filter(role=Role.STUDENT).order_by("id").values_list("id", "name", "email")
     ]

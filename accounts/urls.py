@@ -1,10 +1,9 @@
-from django.urls import path
-
 from accounts import views
+from attendance_site.api import route
 
 urlpatterns = [
-    path("auth/signup", views.signup),
-    path("auth/login", views.login),
-    path("auth/me", views.me),
-    path("students", views.students),
+    route("auth/signup", views.signup),
+    route("auth/login", views.login),
+    route("auth/me", views.me),
+    route("students", views.students),
 ]

@@ -1,53 +1,93 @@
-"""The one place for the JSON envelope, request-body parsing and error translation.
+"""The HTTP transport: the JSON envelope, request parsing, the route table and error translation.
 
-Every HTTP response of the API goes through `ok` or `fail`; views raise `ApiError` for expected
-failures and the `endpoint` decorator (plus `JsonErrorMiddleware` for anything unexpected) turns it
-into the contract's envelope.
+Routes are declared in each app's `urls.py` with `route(path, operation, ...)`; an operation is a view
+declared with `endpoint` — its method, who may call it, its body/query schema and its response schema.
+That one declaration drives the check order, the response's serialisation and the API documents.
+
+Domain errors (attendance_site.errors) are mapped to HTTP statuses here and nowhere else; anything
+unexpected becomes the contract's 500 (`JsonErrorMiddleware`), and the responses Django makes itself
+(bad Host, CSRF failure, 404/500 handlers) are JSON too.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, URLResolver, get_resolver, path
 from django.views.decorators.csrf import csrf_exempt
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from attendance_site import messages
+from attendance_site.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    Unavailable,
+)
 
 logger = logging.getLogger(__name__)
-
-INVALID_SCHEMA = "Invalid request schema"
-NOT_FOUND = "Not found"
-METHOD_NOT_ALLOWED = "Method not allowed"
-PAYLOAD_TOO_LARGE = "Payload too large"
-INTERNAL_ERROR = "Internal server error"
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
 
-class ApiError(Exception):
-    """An expected failure with its HTTP status and the contract's exact message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class PayloadTooLarge(DomainError):
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE: a transport limit, so it lives with the transport."""
 
 
-def _json(payload: dict[str, Any], status: int) -> HttpResponse:
-    return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
+# The contract answers conflicts with 400 (the spec's "Email already exists"), not 409.
+HTTP_STATUS: dict[type[DomainError], int] = {
+    Invalid: 400,
+    Conflict: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    PayloadTooLarge: 413,
+    TooManyRequests: 429,
+    Unavailable: 503,
+}
+
+
+def http_status(error: DomainError) -> int:
+    for kind in type(error).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    raise TypeError(f"no HTTP status for {type(error).__name__}")
+
+
+# --- the envelope ---------------------------------------------------------------------------------------
+
+
+def _json(body: bytes, status: int) -> HttpResponse:
+    return HttpResponse(body, status=status, content_type="application/json")
 
 
 def ok(data: Any, status: int = 200) -> HttpResponse:
-    return _json({"success": True, "data": data}, status)
+    return _json(orjson.dumps({"success": True, "data": data}), status)
 
 
 def fail(status: int, message: str) -> HttpResponse:
-    return _json({"success": False, "error": message}, status)
+    return _json(orjson.dumps({"success": False, "error": message}), status)
+
+
+def error_response(error: DomainError) -> HttpResponse:
+    response = fail(http_status(error), error.message)
+    if isinstance(error, TooManyRequests):
+        response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+# --- parsing ----------------------------------------------------------------------------------------------
 
 
 def parse_json_object(raw: bytes | str) -> dict[str, Any]:
@@ -55,9 +95,9 @@ def parse_json_object(raw: bytes | str) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
     except (orjson.JSONDecodeError, RecursionError):
-        raise ApiError(400, INVALID_SCHEMA) from None
+        raise Invalid(messages.INVALID_SCHEMA) from None
     if not isinstance(value, dict):
-        raise ApiError(400, INVALID_SCHEMA)
+        raise Invalid(messages.INVALID_SCHEMA)
     return value
 
 
@@ -65,7 +105,7 @@ def validate(schema: type[Schema], value: Any) -> Schema:
     try:
         return schema.model_validate(value)
     except ValidationError:
-        raise ApiError(400, INVALID_SCHEMA) from None
+        raise Invalid(messages.INVALID_SCHEMA) from None
 
 
 def parse_body(request: HttpRequest, schema: type[Schema]) -> Schema:
@@ -73,11 +113,90 @@ def parse_body(request: HttpRequest, schema: type[Schema]) -> Schema:
     try:
         raw = request.body
     except RequestDataTooBig:
-        raise ApiError(413, PAYLOAD_TOO_LARGE) from None
+        raise PayloadTooLarge(messages.PAYLOAD_TOO_LARGE) from None
     return validate(schema, parse_json_object(raw))
 
 
-Authenticator = Callable[[HttpRequest], Any]
+def parse_query(request: HttpRequest, schema: type[Schema]) -> Schema:
+    """Validate the query string (last value of each name) against `schema`."""
+    return validate(schema, request.GET.dict())
+
+
+# --- operations and routes ---------------------------------------------------------------------------------
+
+
+class Authenticator(Protocol):
+    """Who may call an operation: returns the caller, or raises the domain error it names in `errors`."""
+
+    @property
+    def errors(self) -> tuple[DomainError, ...]: ...
+
+    def __call__(self, request: HttpRequest) -> Any: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Operation:
+    """One method of one route: what `endpoint` declared, and the view it wraps.
+
+    Checks run in the contract's order: `auth` (401, then 403 role) → body or query (400) → the view, which
+    raises its own errors (404 existence, then 403 ownership). The view gets the path's parameters and,
+    as declared, `user`, `body` and `query`; it returns the response's data — an instance of `response`,
+    serialised by that same schema — or an HttpResponse of its own (e.g. a file).
+    """
+
+    method: str
+    view: Callable[..., Any]
+    auth: Authenticator | None = None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    media_type: str = "application/json"
+    errors: tuple[DomainError, ...] = ()
+    _adapter: TypeAdapter[Any] | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.response is not None:
+            object.__setattr__(self, "_adapter", TypeAdapter(self.response))
+
+    @property
+    def name(self) -> str:
+        return f"{self.view.__module__}.{self.view.__name__}"
+
+    @property
+    def summary(self) -> str:
+        return (self.view.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+
+    def all_errors(self) -> list[DomainError]:
+        """Every error this operation can answer, in check order (the API documents list them)."""
+        found = list(self.auth.errors) if self.auth is not None else []
+        if self.body is not None:
+            found += [Invalid(messages.INVALID_SCHEMA), PayloadTooLarge(messages.PAYLOAD_TOO_LARGE)]
+        if self.query is not None:
+            found.append(Invalid(messages.INVALID_SCHEMA))
+        found += self.errors
+        return list(dict.fromkeys(found))
+
+    def __call__(self, request: HttpRequest, **params: Any) -> HttpResponse:
+        try:
+            if self.auth is not None:
+                params["user"] = self.auth(request)
+            if self.body is not None:
+                params["body"] = parse_body(request, self.body)
+            if self.query is not None:
+                params["query"] = parse_query(request, self.query)
+            result = self.view(request, **params)
+        except DomainError as error:
+            return error_response(error)
+        if isinstance(result, HttpResponse):
+            return result
+        return self.render(result)
+
+    def render(self, data: Any) -> HttpResponse:
+        assert self._adapter is not None, f"{self.name} declares no response schema"
+        # Serialised by the declared schema: the response cannot drift from the API documents.
+        payload = self._adapter.dump_json(data, by_alias=True, warnings="error")
+        return _json(b'{"success":true,"data":' + payload + b"}", self.status)
 
 
 def endpoint(
@@ -85,37 +204,93 @@ def endpoint(
     *,
     auth: Authenticator | None = None,
     body: type[BaseModel] | None = None,
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Declare an API view: its one method, who may call it, and its body schema.
+    query: type[BaseModel] | None = None,
+    response: Any = None,
+    status: int = 200,
+    media_type: str = "application/json",
+    errors: tuple[DomainError, ...] = (),
+) -> Callable[[Callable[..., Any]], Operation]:
+    """Declare a view as an operation (see Operation); `errors` are those the view itself raises."""
 
-    Checks run in the contract's order: 405 method → `auth` (401, then 403 role) → 400 body.
-    The view receives the authenticated user as `request.api_user` and the parsed body as `body`;
-    existence (404) and ownership (403) checks are the view's, in that order.
-    """
-
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method != method:
-                return fail(405, METHOD_NOT_ALLOWED)
-            try:
-                if auth is not None:
-                    request.api_user = auth(request)
-                if body is not None:
-                    kwargs["body"] = parse_body(request, body)
-                return view(request, *args, **kwargs)
-            except ApiError as error:
-                return fail(error.status, error.message)
-
-        return csrf_exempt(wrapper)
+    def decorator(view: Callable[..., Any]) -> Operation:
+        return Operation(method, view, auth, body, query, response, status, media_type, errors)
 
     return decorator
 
 
+class RouteView(Protocol):
+    operations: dict[str, Operation]
+    csrf_exempt: bool
+
+    def __call__(self, request: HttpRequest, **params: Any) -> HttpResponse: ...
+
+
+def route(pattern: str, *operations: Operation) -> URLPattern:
+    """A path and its operations, one per method; any other method is 405, before any auth check."""
+    by_method = {operation.method: operation for operation in operations}
+    if len(by_method) != len(operations):
+        raise ValueError(f"{pattern}: one operation per method")
+
+    def dispatch(request: HttpRequest, **params: Any) -> HttpResponse:
+        operation = by_method.get(request.method or "")
+        if operation is None:
+            return fail(405, messages.METHOD_NOT_ALLOWED)
+        return operation(request, **params)
+
+    dispatch.operations = by_method  # type: ignore[attr-defined]
+    return path(pattern, csrf_exempt(dispatch), name=operations[0].name)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A registered route as the API documents see it: `/class/{class_id}` and its operations."""
+
+    path: str
+    pattern: str
+    operations: dict[str, Operation]
+
+
+def iter_routes() -> Iterator[Route]:
+    """Every route declared with `route`, in URLconf order."""
+
+    def walk(patterns: list[Any], prefix: str) -> Iterator[Route]:
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                yield from walk(entry.url_patterns, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern) and hasattr(entry.callback, "operations"):
+                pattern = prefix + str(entry.pattern)
+                yield Route(_openapi_path(pattern), pattern, entry.callback.operations)
+
+    yield from walk(get_resolver().url_patterns, "/")
+
+
+def _openapi_path(pattern: str) -> str:
+    """`/class/<str:class_id>` → `/class/{class_id}`."""
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", pattern)
+
+
+# --- what Django answers itself ----------------------------------------------------------------------------
+
+
 @csrf_exempt
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    """Catch-all route: unknown paths are a JSON 404 in every mode, DEBUG included."""
-    return fail(404, NOT_FOUND)
+    """Catch-all route and handler404: unknown paths are a JSON 404 in every mode, DEBUG included."""
+    return fail(404, messages.NOT_FOUND)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler400: e.g. a Host that is not in ALLOWED_HOSTS (with DEBUG off)."""
+    return fail(400, messages.BAD_REQUEST)
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None, reason: str = "") -> HttpResponse:
+    """handler403 and the CSRF failure view (the API's own routes need no CSRF token)."""
+    return fail(403, messages.FORBIDDEN)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500."""
+    return fail(500, messages.INTERNAL_ERROR)
 
 
 class JsonErrorMiddleware:
@@ -131,4 +306,4 @@ class JsonErrorMiddleware:
         if request.path.startswith("/admin/"):
             return None  # Django's own error pages for the admin site
         logger.exception("Unhandled error on %s %s", request.method, request.path)
-        return fail(500, INTERNAL_ERROR)
+        return fail(500, messages.INTERNAL_ERROR)

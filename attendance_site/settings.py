@@ -60,6 +60,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "attendance_site.urls"
+# API routes are CSRF-exempt (token auth, no cookies); this answers the admin's CSRF failures in JSON too.
+CSRF_FAILURE_VIEW = "attendance_site.api.forbidden"
 ASGI_APPLICATION = "attendance_site.asgi.application"
 # Paths are exact (DESIGN.md): no redirect from /auth/me/ to /auth/me.
 APPEND_SLASH = False

@@ -11,3 +11,9 @@ urlpatterns = [
     # Anything else is the contract's JSON 404, whatever DEBUG says.
     re_path(r"^.*$", not_found),
 ]
+
+# What Django answers itself is JSON too (attendance_site.api).
+handler400 = "attendance_site.api.bad_request"
+handler403 = "attendance_site.api.forbidden"
+handler404 = "attendance_site.api.not_found"
+handler500 = "attendance_site.api.server_error"

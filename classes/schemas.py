@@ -1,4 +1,11 @@
-from accounts.schemas import Name, NonEmptyStr, RequestBody
+"""Request bodies and responses of the classes routes."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from accounts.schemas import Member
+from attendance_site.schemas import Name, NonEmptyStr, ObjectIdStr, RequestBody, ResponseModel
 
 
 class CreateClassBody(RequestBody):
@@ -7,3 +14,21 @@ class CreateClassBody(RequestBody):
 
 class AddStudentBody(RequestBody):
     studentId: NonEmptyStr
+
+
+class ClassSummary(ResponseModel):
+    """A class with its students' ids, in enrolment order (the spec's Class document)."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    className: str
+    teacherId: ObjectIdStr
+    studentIds: list[ObjectIdStr]
+
+
+class ClassDetail(ResponseModel):
+    """A class with its students populated, in enrolment order."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    className: str
+    teacherId: ObjectIdStr
+    students: list[Member]

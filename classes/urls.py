@@ -1,9 +1,8 @@
-from django.urls import path
-
+from attendance_site.api import route
 from classes import views
 
 urlpatterns = [
-    path("class", views.create_class),
-    path("class/<str:class_id>", views.class_detail),
-    path("class/<str:class_id>/add-student", views.add_student),
+    route("class", views.create_class),
+    route("class/<str:class_id>", views.class_detail),
+    route("class/<str:class_id>/add-student", views.add_student),
 ]

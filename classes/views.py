@@ -1,27 +1,43 @@
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
 from accounts import auth
-from attendance_site.api import endpoint, ok
+from accounts.models import User
+from attendance_site import messages
+from attendance_site.api import endpoint
+from attendance_site.errors import Forbidden, NotFound
 from classes import services
-from classes.schemas import AddStudentBody, CreateClassBody
-from live.notify import notify_membership
+from classes.schemas import AddStudentBody, ClassDetail, ClassSummary, CreateClassBody
 
 
-@endpoint("POST", auth=auth.teacher, body=CreateClassBody)
-def create_class(request: HttpRequest, body: CreateClassBody) -> HttpResponse:
-    klass = services.create_class(request.api_user, body.className)
-    notify_membership(request.api_user.id, klass.id)
-    return ok(services.class_summary(klass), status=201)
+@endpoint("POST", auth=auth.teacher, body=CreateClassBody, response=ClassSummary, status=201)
+def create_class(request: HttpRequest, user: User, body: CreateClassBody) -> ClassSummary:
+    """Create a class taught by the caller."""
+    return services.class_summary(services.create_class(user, body.className))
 
 
-@endpoint("POST", auth=auth.teacher, body=AddStudentBody)
-def add_student(request: HttpRequest, class_id: str, body: AddStudentBody) -> HttpResponse:
-    klass = services.owned_class(class_id, request.api_user)
-    services.add_student(klass, body.studentId)
-    notify_membership(body.studentId, klass.id)
-    return ok(services.class_summary(klass))
+@endpoint(
+    "POST",
+    auth=auth.teacher,
+    body=AddStudentBody,
+    response=ClassSummary,
+    errors=(
+        NotFound(messages.CLASS_NOT_FOUND),
+        Forbidden(messages.NOT_CLASS_TEACHER),
+        NotFound(messages.STUDENT_NOT_FOUND),
+    ),
+)
+def add_student(request: HttpRequest, user: User, class_id: str, body: AddStudentBody) -> ClassSummary:
+    """Enrol a student in a class the caller teaches; enrolling twice keeps one entry."""
+    klass = services.owned_class(class_id, user)
+    return services.class_summary(services.add_student(klass, body.studentId))
 
 
-@endpoint("GET", auth=auth.any_user)
-def class_detail(request: HttpRequest, class_id: str) -> HttpResponse:
-    return ok(services.class_detail(class_id, request.api_user))
+@endpoint(
+    "GET",
+    auth=auth.any_user,
+    response=ClassDetail,
+    errors=(NotFound(messages.CLASS_NOT_FOUND), Forbidden(messages.NOT_CLASS_TEACHER)),
+)
+def class_detail(request: HttpRequest, user: User, class_id: str) -> ClassDetail:
+    """A class with its students, for its teacher or an enrolled student."""
+    return services.class_detail(class_id, user)

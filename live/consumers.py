@@ -1,10 +1,16 @@
-"""The live WebSocket: parse, check, call live.services, reply. No business rules here."""
+"""The live WebSocket: parse, check, call live.services, reply. No business rules here.
+
+Every client event is one row of EVENTS (who may send it, the session it acts on, its payload schema, its
+handler), and one pipeline runs the contract's check order for all of them: role → session → payload →
+the handler. Domain errors become ERROR events here and nowhere else.
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -12,48 +18,101 @@ import orjson
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from accounts.models import Role, User
-from attendance_site.api import INTERNAL_ERROR, ApiError
+from accounts.tokens import verify_token
+from attendance_site import messages
+from attendance_site.errors import DomainError, Invalid, NotFound
+from attendance_site.schemas import RequestBody, ResponseModel
 from live import services
 from live.db import db_call
 from live.hub import get_hub, publish
 from live.notify import class_group, user_group
-from live.schemas import AttendanceMarkedData, DoneData, Frame, MyAttendanceData, TodaySummaryData
+from live.schemas import (
+    AttendanceMarkedData,
+    DonePayload,
+    ErrorPayload,
+    Frame,
+    MarkedPayload,
+    MyAttendanceData,
+    MyStatusPayload,
+    NoData,
+    SummaryPayload,
+    encode,
+)
+from live.store import Session
 
 logger = logging.getLogger(__name__)
-
-UNAUTHORIZED = "Unauthorized or invalid token"
-INVALID_FORMAT = "Invalid message format"
-UNKNOWN_EVENT = "Unknown event"
-TEACHER_ONLY = "Forbidden, teacher event only"
-STUDENT_ONLY = "Forbidden, student event only"
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_MESSAGE_TOO_BIG = 1009
 
 
-def encode(event: str, data: dict[str, Any]) -> str:
-    return orjson.dumps({"event": event, "data": data}).decode()
+# --- the event table ------------------------------------------------------------------------------------
 
 
-class InvalidFormat(Exception):
-    pass
+async def teacher_session(consumer: AttendanceConsumer) -> Session:
+    """The teacher's active session."""
+    return await services.active_session(consumer.user.id)
 
 
-def parse_data(schema: type[BaseModel], data: Any) -> Any:
+async def student_sessions(consumer: AttendanceConsumer) -> list[Session]:
+    """The live sessions of the student's classes, most recent first (at least one)."""
+    sessions = await services.student_sessions(consumer.class_ids)
+    if not sessions:
+        raise NotFound(messages.NO_SESSION)
+    return sessions
+
+
+Handler = Callable[["AttendanceConsumer", Any, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class SocketEvent:
+    """One client event: who may send it, how to find the session it acts on, its payload, its handler."""
+
+    role: Role
+    session: Callable[[AttendanceConsumer], Awaitable[Any]]
+    schema: type[RequestBody]
+    handler: Handler
+    description: str = ""
+
+
+ROLE_ONLY = {Role.TEACHER: messages.TEACHER_EVENT_ONLY, Role.STUDENT: messages.STUDENT_EVENT_ONLY}
+
+
+def parse_data(schema: type[RequestBody], data: Any) -> Any:
     """Validate an event's `data`; events without a payload accept it missing or null."""
     try:
         return schema.model_validate({} if data is None else data)
     except ValidationError:
-        raise InvalidFormat from None
+        raise Invalid(messages.INVALID_FORMAT) from None
 
 
 class AttendanceConsumer(AsyncWebsocketConsumer):
     # No channel-layer channel per socket: group messages arrive through the process hub (live.hub).
     channel_layer_alias = None
-    user: User | None = None
+
+    user: User
+    class_ids: set[str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.member_id = secrets.token_hex(8)
+        self.authenticated = False
+        self.accepted = False
+        self.closed = False
+        self.hub_groups: list[str] = []
+        self.held: list[str] = []  # broadcasts that arrived before accept(), sent right after it
+        self.early_notices: list[dict[str, Any]] | None = []  # membership notices before the classes were read
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Every exit path, a consumer cancelled mid-event included: no membership outlives the socket.
+            self.forget()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its per-message hop to close stale database connections:
@@ -63,36 +122,66 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    # --- connection -------------------------------------------------------------------------------
+
     async def connect(self) -> None:
+        """Join the user's and the classes' groups before completing the handshake, so that a broadcast
+        sent after the client saw `open` reaches it; the user group first, so that an enrolment made
+        while the classes are being read is not missed either."""
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("token") or [None])[0]
-        participant = await db_call(services.connect_participant)(token)
-        await self.accept()
-        if participant is None:
-            await self.send_event("ERROR", {"message": UNAUTHORIZED})
+        claims = verify_token(token) if token else None
+        if claims is not None:
+            await self.join(user_group(claims["userId"]))
+            participant = await db_call(services.connect_participant)(claims)
+        else:
+            participant = None
+        if participant is not None:
+            self.user, self.class_ids = participant
+            for class_id in list(self.class_ids):
+                await self.join(class_group(class_id))
+            # Notices that arrived while the classes were being read (they may not be in what was read).
+            early, self.early_notices = self.early_notices, None
+            for notice in early or []:
+                await self.on_notice(notice)
+        if participant is None or self.closed:
+            self.forget()
+            await self.accept()
+            await self.send_event("ERROR", ErrorPayload(message=messages.WS_UNAUTHORIZED))
             await self.close(code=CLOSE_POLICY_VIOLATION)
             return
-        self.hub_groups: list[str] = []
-        self.member_id = secrets.token_hex(8)
-        self.user, self.class_ids = participant
-        for group in [user_group(self.user.id), *(class_group(c) for c in self.class_ids)]:
-            await self.join(group)
+        self.authenticated = True
+        await self.accept()
+        self.accepted = True
+        for text in self.held:
+            await self.send(text_data=text)
+        self.held.clear()
 
     async def join(self, group: str) -> None:
+        if self.closed or group in self.hub_groups:
+            return
         self.hub_groups.append(group)
         await get_hub().join(group, self)
+        if self.closed:  # the socket closed while joining: undo what this join added
+            self.forget()
+
+    def forget(self) -> None:
+        """Leave every group, now (synchronous: safe on any exit path)."""
+        self.closed = True
+        if self.hub_groups:
+            get_hub().leave(self.hub_groups, self)
+            self.hub_groups = []
 
     async def disconnect(self, code: int) -> None:
-        if self.user is not None:
-            await get_hub().leave(self.hub_groups, self)
+        self.forget()
 
-    # --- client frames -----------------------------------------------------------------------
+    # --- client frames ---------------------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.user is None:
+        if not self.authenticated:
             return
         if text_data is None:
-            await self.send_error(INVALID_FORMAT)  # binary frames carry no events
+            await self.send_error(messages.INVALID_FORMAT)  # binary frames carry no events
             return
         limit = settings.WS_MAX_MESSAGE_BYTES
         if len(text_data) > limit // 4 and len(text_data.encode()) > limit:
@@ -102,83 +191,127 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         try:
             frame = Frame.model_validate(orjson.loads(text_data))
         except (orjson.JSONDecodeError, ValidationError):
-            await self.send_error(INVALID_FORMAT)
+            await self.send_error(messages.INVALID_FORMAT)
             return
-        route = self.routes.get(frame.event)
-        if route is None:
-            await self.send_error(UNKNOWN_EVENT)
+        event = EVENTS.get(frame.event)
+        if event is None:
+            await self.send_error(messages.UNKNOWN_EVENT)
             return
-        role, handler = route
-        if self.user.role != role:
-            await self.send_error(TEACHER_ONLY if role == Role.TEACHER else STUDENT_ONLY)
+        if self.user.role != event.role:
+            await self.send_error(ROLE_ONLY[event.role])
             return
         try:
-            await handler(self, frame.data)
-        except InvalidFormat:
-            await self.send_error(INVALID_FORMAT)
-        except ApiError as error:
+            session = await event.session(self)
+            payload = parse_data(event.schema, frame.data)
+            await event.handler(self, session, payload)
+        except DomainError as error:
             await self.send_error(error.message)
         except Exception:
             # Like the HTTP side: details only in the log, and the socket stays usable.
             logger.exception("Unhandled error in %s", frame.event)
-            await self.send_error(INTERNAL_ERROR)
+            await self.send_error(messages.INTERNAL_ERROR)
 
-    async def on_attendance_marked(self, data: Any) -> None:
-        session = await services.active_session(self.user.id)
-        payload = parse_data(AttendanceMarkedData, data)
+    async def on_attendance_marked(self, session: Session, payload: AttendanceMarkedData) -> None:
         await db_call(services.check_enrolled)(session, payload.studentId)
         session = await services.mark_attendance(session, payload.studentId, payload.status)
-        await self.broadcast(
-            session.class_id, "ATTENDANCE_MARKED", {"studentId": payload.studentId, "status": payload.status}
-        )
+        await self.broadcast(session.class_id, "ATTENDANCE_MARKED", MarkedPayload(**payload.model_dump()))
 
-    async def on_today_summary(self, data: Any) -> None:
-        session = await services.active_session(self.user.id)
-        parse_data(TodaySummaryData, data)
-        await self.broadcast(session.class_id, "TODAY_SUMMARY", session.counts())
+    async def on_today_summary(self, session: Session, payload: NoData) -> None:
+        await self.broadcast(session.class_id, "TODAY_SUMMARY", SummaryPayload(**session.counts()))
 
-    async def on_my_attendance(self, data: Any) -> None:
-        sessions = await services.student_sessions(self.class_ids)
-        if not sessions:
-            raise ApiError(404, services.NO_SESSION)
-        payload = parse_data(MyAttendanceData, data)
+    async def on_my_attendance(self, sessions: list[Session], payload: MyAttendanceData) -> None:
         status = services.my_live_status(sessions, self.user.id, payload.classId)
-        await self.send_event("MY_ATTENDANCE", {"status": status})
+        await self.send_event("MY_ATTENDANCE", MyStatusPayload(status=status))
 
-    async def on_done(self, data: Any) -> None:
-        await services.active_session(self.user.id)
-        parse_data(DoneData, data)
+    async def on_done(self, session: Session, payload: NoData) -> None:
         session, summary = await services.finish_session(self.user.id)
-        await self.broadcast(session.class_id, "DONE", {"message": "Attendance persisted", **summary})
+        await self.broadcast(session.class_id, "DONE", DonePayload(**summary))
 
-    routes: dict[str, tuple[str, Callable[[AttendanceConsumer, Any], Awaitable[None]]]] = {
-        "ATTENDANCE_MARKED": (Role.TEACHER, on_attendance_marked),
-        "TODAY_SUMMARY": (Role.TEACHER, on_today_summary),
-        "MY_ATTENDANCE": (Role.STUDENT, on_my_attendance),
-        "DONE": (Role.TEACHER, on_done),
-    }
+    # --- server messages -------------------------------------------------------------------------------
 
-    # --- server messages ------------------------------------------------------------------------
-
-    async def send_event(self, event: str, data: dict[str, Any]) -> None:
+    async def send_event(self, event: str, data: ResponseModel) -> None:
         await self.send(text_data=encode(event, data))
 
     async def send_error(self, message: str) -> None:
-        await self.send_event("ERROR", {"message": message})
+        await self.send_event("ERROR", ErrorPayload(message=message))
 
-    async def broadcast(self, class_id: str, event: str, data: dict[str, Any]) -> None:
+    async def broadcast(self, class_id: str, event: str, data: ResponseModel) -> None:
         """Serialise once; this socket first, then every other participant of the class."""
         text = encode(event, data)
         await self.send(text_data=text)
         await publish(class_group(class_id), {"kind": "broadcast", "text": text, "skip": self.member_id})
 
-    # --- group messages (from live.hub) -------------------------------------------------------------
+    # --- group messages (from live.hub) --------------------------------------------------------------------
 
     async def on_group_message(self, message: dict[str, Any]) -> None:
         if message["kind"] == "broadcast":
-            if message["skip"] != self.member_id:
+            if message["skip"] == self.member_id or self.closed:
+                return
+            if self.accepted:
                 await self.send(text_data=message["text"])
-        elif message["kind"] == "join" and message["class_id"] not in self.class_ids:
+            else:
+                self.held.append(message["text"])
+        elif self.closed:
+            return
+        elif self.early_notices is not None:
+            self.early_notices.append(message)
+        else:
+            await self.on_notice(message)
+
+    async def on_notice(self, message: dict[str, Any]) -> None:
+        """A membership notice (live.notify) for this socket's user."""
+        if message["kind"] == "join" and message["class_id"] not in self.class_ids:
             # Created a class or was enrolled since connecting: receive its broadcasts from now on.
             self.class_ids.add(message["class_id"])
             await self.join(class_group(message["class_id"]))
+        elif message["kind"] == "leave" and message["class_id"] in self.class_ids:
+            self.class_ids.discard(message["class_id"])
+            self.leave(class_group(message["class_id"]))
+        elif message["kind"] == "revoke":
+            await self.revoke()
+
+    def leave(self, group: str) -> None:
+        if group in self.hub_groups:
+            self.hub_groups.remove(group)
+            get_hub().leave([group], self)
+
+    async def revoke(self) -> None:
+        """The account or the token stopped being valid: say so and close, as a bad token at connect."""
+        self.forget()
+        if not self.accepted:
+            return  # connect() sees `closed` and refuses the socket
+        await self.send_error(messages.WS_UNAUTHORIZED)
+        await self.close(code=CLOSE_POLICY_VIOLATION)
+
+
+# Every client event (the AsyncAPI document is built from this table and live.schemas.SERVER_EVENTS).
+EVENTS: dict[str, SocketEvent] = {
+    "ATTENDANCE_MARKED": SocketEvent(
+        Role.TEACHER,
+        teacher_session,
+        AttendanceMarkedData,
+        AttendanceConsumer.on_attendance_marked,
+        "Mark an enrolled student in the teacher's active session; broadcast to its participants.",
+    ),
+    "TODAY_SUMMARY": SocketEvent(
+        Role.TEACHER,
+        teacher_session,
+        NoData,
+        AttendanceConsumer.on_today_summary,
+        "Broadcast the counts of the marks so far.",
+    ),
+    "MY_ATTENDANCE": SocketEvent(
+        Role.STUDENT,
+        student_sessions,
+        MyAttendanceData,
+        AttendanceConsumer.on_my_attendance,
+        "Answer this socket only: the student's live status, or 'not yet updated'.",
+    ),
+    "DONE": SocketEvent(
+        Role.TEACHER,
+        teacher_session,
+        NoData,
+        AttendanceConsumer.on_done,
+        "Mark the unmarked enrolled students absent, persist, end the session, broadcast the final summary.",
+    ),
+}

@@ -4,27 +4,42 @@ Sockets do not get channel-layer channels of their own. Instead each process sub
 to the groups its sockets belong to (a class's participants, a user's sockets); a group message then
 costs one channel-layer message per process, and the process hands it to its local sockets in a plain
 loop. With one channel per socket, a broadcast to 1,000 students meant 1,000 queue hand-offs, 1,000
-consumer dispatches (each closing stale DB connections in a thread) and, with the in-memory layer, an
-O(sockets) expiry sweep per delivery.
+consumer dispatches and, with the in-memory layer, an O(sockets) expiry sweep per delivery.
 
 With the in-memory layer the hub serves one process; with channels-redis every process's hub
 subscribes to the same groups, so a broadcast reaches participants connected to any process.
+
+The hub never stops for good (DESIGN.md "Faults"): one supervised task receives from the layer; when
+receiving fails (Redis restarted, a connection dropped or killed) it waits a moment, subscribes every
+group again — a restarted Redis has forgotten them — and goes on, with a growing but short back-off.
+Local membership changes are plain dict updates (safe even from a consumer being cancelled); the layer's
+subscriptions follow them under one lock, so an add and a discard of one group never cross.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+import uuid
 import weakref
 from typing import Any, Protocol
 
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
 
 MESSAGE_TYPE = "hub.message"
 # channels-redis forgets group memberships after a day (group_expiry); renew well before that.
-GROUP_REFRESH_SECONDS = 3600
+GROUP_REFRESH_SECONDS = 3600.0
+# Back-off between attempts after the layer failed: short, so that broadcasts resume within seconds.
+RETRY_FIRST_SECONDS = 0.05
+RETRY_MAX_SECONDS = 1.0
+# The end-to-end probe: at most PROBE_INTERVAL + PROBE_TIMEOUT (+ one re-subscription) without broadcasts
+# after the layer silently lost our subscriptions — within the 5 s DESIGN.md promises.
+PROBE_INTERVAL_SECONDS = 2.0
+PROBE_TIMEOUT_SECONDS = 1.5
 
 
 class Member(Protocol):
@@ -34,57 +49,191 @@ class Member(Protocol):
 
 
 class Hub:
-    def __init__(self) -> None:
-        self.layer = get_channel_layer()
+    def __init__(self, layer: BaseChannelLayer | None = None) -> None:
+        self.layer: Any = layer or get_channel_layer()
         self.members: dict[str, dict[str, Member]] = {}
         self.channel: str | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._lock = asyncio.Lock()
+        self.subscribed: set[str] = set()  # groups the layer delivers to `channel`
+        self._lock = asyncio.Lock()  # held for every subscription change at the layer
+        self._task: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self._probe_group = f"hub-probe.{uuid.uuid4().hex}"
+        self._probe_seen = asyncio.Event()
+        self.failures = 0  # times the layer failed and the hub recovered (tests, logs)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- membership -----------------------------------------------------------------------------
 
     async def join(self, group: str, member: Member) -> None:
-        async with self._lock:
-            if self.channel is None:
-                self.channel = await self.layer.new_channel()
-                self._tasks = [
-                    asyncio.create_task(self._listen(self.channel)),
-                    asyncio.create_task(self._refresh(self.channel)),
-                ]
-            # Added on every join, not only the first: it also refreshes the membership's expiry in Redis.
-            await self.layer.group_add(group, self.channel)
-            self.members.setdefault(group, {})[member.member_id] = member
+        """Add `member` to `group`; returns once the layer delivers the group's messages here, so a
+        message sent after this returns reaches the member. If the layer is down, the member is kept
+        and the group is subscribed as soon as the layer is back."""
+        self.members.setdefault(group, {})[member.member_id] = member
+        self._ensure_running()
+        try:
+            await self._sync(group)
+        except Exception:
+            # Kept as a member: the probe finds the group missing and subscribes it once the layer is back.
+            logger.warning("Subscribing to %s failed; retried when the channel layer is back", group, exc_info=True)
 
-    async def leave(self, groups: list[str], member: Member) -> None:
-        async with self._lock:
-            for group in groups:
-                local = self.members.get(group)
-                if local is None:
-                    continue
-                local.pop(member.member_id, None)
-                if not local:
-                    del self.members[group]
-                    if self.channel is not None:
-                        await self.layer.group_discard(group, self.channel)
-            if not self.members and self.channel is not None:
-                # No local sockets left: stop listening, so nothing outlives its event loop.
-                for task in self._tasks:
-                    task.cancel()
-                self._tasks, self.channel = [], None
+    def leave(self, groups: list[str], member: Member) -> None:
+        """Remove `member` from `groups`. Synchronous, so that it completes on every exit path, a cancelled
+        consumer included; unsubscribing emptied groups from the layer happens in the background."""
+        emptied = []
+        for group in groups:
+            local = self.members.get(group)
+            if local is None or local.pop(member.member_id, None) is None:
+                continue
+            if not local:
+                del self.members[group]
+                emptied.append(group)
+        if emptied:
+            self._spawn(self._unsubscribe(emptied))
 
-    async def _refresh(self, channel: str) -> None:
-        while True:
-            await asyncio.sleep(GROUP_REFRESH_SECONDS)
-            for group in list(self.members):
+    def local_members(self, group: str) -> list[Member]:
+        return list(self.members.get(group, {}).values())
+
+    # --- the layer ------------------------------------------------------------------------------
+
+    async def _sync(self, group: str) -> None:
+        """Make the layer's subscription of `group` match whether it has local members."""
+        async with self._lock:
+            channel = await self._channel()
+            wanted = group in self.members
+            if wanted and group not in self.subscribed:
                 await self.layer.group_add(group, channel)
+                self.subscribed.add(group)
+            elif not wanted and group in self.subscribed:
+                self.subscribed.discard(group)
+                await self.layer.group_discard(group, channel)
 
-    async def _listen(self, channel: str) -> None:
+    async def _unsubscribe(self, groups: list[str]) -> None:
+        for group in groups:
+            try:
+                await self._sync(group)
+            except Exception:
+                # A stale subscription only costs an ignored message; channels-redis expires it.
+                logger.warning("Unsubscribing from %s failed", group, exc_info=True)
+        if not self.members:
+            self._stop_if_idle()
+
+    async def _channel(self) -> str:
+        if self.channel is None:
+            self.channel = await self.layer.new_channel()
+            await self.layer.group_add(self._probe_group, self.channel)
+        return self.channel
+
+    async def _resubscribe_all(self) -> None:
+        """Subscribe every group with local members again (after a failure, and to renew expiries)."""
+        async with self._lock:
+            channel = await self._channel()
+            for group in [self._probe_group, *self.members]:
+                await self.layer.group_add(group, channel)
+            self.subscribed = set(self.members)
+
+    # --- the supervised receiver and its probe ------------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._receive_forever(), name="live-hub-receive")
+            self._probe_task = loop.create_task(self._probe_forever(), name="live-hub-probe")
+
+    def _stop_if_idle(self) -> None:
+        """No local sockets left: stop receiving, so that nothing outlives its event loop (tests run many)."""
+        if not self.members and self._task is not None:
+            for task in (self._task, self._probe_task):
+                if task is not None:
+                    task.cancel()
+            self._task = self._probe_task = None
+            if self.channel is not None:
+                self._spawn(self._forget_channel(self.channel))
+            self.channel = None
+            self.subscribed.clear()
+
+    async def _forget_channel(self, channel: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.layer.group_discard(self._probe_group, channel)
+
+    async def _receive_forever(self) -> None:
+        async with self._lock:
+            channel = await self._channel()
+        delay = RETRY_FIRST_SECONDS
         while True:
-            envelope = await self.layer.receive(channel)
-            members = list(self.members.get(envelope.get("group", ""), {}).values())
-            for member in members:
-                try:
-                    await member.on_group_message(envelope["body"])
-                except Exception:  # one broken socket must not stop delivery to the others
-                    logger.exception("Delivering a group message failed")
+            try:
+                envelope = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.failures += 1
+                logger.warning("Receiving from the channel layer failed; again in %.2f s", delay, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                # The failure may have been a restarted Redis, which forgets every group.
+                await self._resubscribe_quietly()
+                continue
+            delay = RETRY_FIRST_SECONDS
+            if envelope.get("group") == self._probe_group:
+                self._probe_seen.set()
+                continue
+            await self._deliver(envelope)
+
+    async def _probe_forever(self) -> None:
+        """Check the whole path end to end: a message to a group only this hub belongs to must come back.
+        If it does not (the layer lost our subscriptions: a restarted Redis, or commands retried by the
+        client on a fresh connection without an error reaching us), subscribe everything again."""
+        refreshed = time.monotonic()
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL_SECONDS)
+            self._probe_seen.clear()
+            try:
+                await self.layer.group_send(self._probe_group, {"type": MESSAGE_TYPE, "group": self._probe_group})
+                await asyncio.wait_for(self._probe_seen.wait(), PROBE_TIMEOUT_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.failures += 1
+                logger.warning("Channel layer probe failed; subscribing every group again", exc_info=True)
+                await self._resubscribe_quietly()
+                continue
+            # Groups whose subscription failed while the layer was down; and the periodic renewal.
+            if self.members.keys() - self.subscribed or time.monotonic() - refreshed > GROUP_REFRESH_SECONDS:
+                await self._resubscribe_quietly()
+                refreshed = time.monotonic()
+
+    async def _resubscribe_quietly(self) -> None:
+        try:
+            await self._resubscribe_all()
+        except Exception:
+            logger.warning("Subscribing again failed; retrying", exc_info=True)
+
+    async def _deliver(self, envelope: dict[str, Any]) -> None:
+        for member in self.local_members(envelope.get("group", "")):
+            try:
+                await member.on_group_message(envelope["body"])
+            except Exception:  # one broken socket must not stop delivery to the others
+                logger.exception("Delivering a group message failed")
+
+    # --- background work ---------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Any) -> None:
+        """Run `coroutine` in the background, keeping a reference until it ends (asyncio holds weak ones)."""
+        try:
+            task = asyncio.get_running_loop().create_task(coroutine)
+        except RuntimeError:  # no running loop (interpreter or test loop shutting down): nothing to tidy
+            coroutine.close()
+            return
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def aclose(self) -> None:
+        """Stop receiving (tests)."""
+        for task in (self._task, self._probe_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._probe_task = None
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

@@ -11,32 +11,33 @@ import asyncio
 import logging
 from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import UTC, datetime
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils.dateparse import parse_datetime
 
-from accounts.auth import user_from_token
+from accounts.auth import user_from_claims
 from accounts.models import Role, User
-from attendance_site.api import ApiError
+from attendance_site import messages
+from attendance_site.errors import NotFound, Unavailable
 from attendance_site.fields import is_object_id
+from attendance_site.schemas import iso_z
 from classes import services as classes
 from classes.models import Class, Enrollment
 from live.db import db_call
 from live.models import Attendance, AttendanceSession, Status
+from live.schemas import PersistedStatus
 from live.store import Session, get_session_store
 
 logger = logging.getLogger(__name__)
 
-NO_SESSION = "No active attendance session"
-PERSIST_FAILED = "Could not persist attendance, please try again"
-NOT_YET_UPDATED = "not yet updated"
 
 
 def iso_now() -> str:
     """Like JavaScript's new Date().toISOString(): UTC, milliseconds, "Z"."""
-    return datetime.now(tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_z(datetime.now(tz=UTC))
 
 
 # --- HTTP ------------------------------------------------------------------------------------------
@@ -50,11 +51,9 @@ def start_session(teacher: User, class_id: str) -> Session:
     return session
 
 
-def my_persisted_status(class_id: str, student: User) -> dict[str, str | None]:
+def my_persisted_status(class_id: str, student: User) -> PersistedStatus:
     """The student's status in the class's most recent persisted session, or None."""
-    klass = classes.get_class(class_id)
-    if not classes.is_enrolled(klass.id, student.id):
-        raise ApiError(403, classes.NOT_ENROLLED)
+    klass = classes.enrolled_class(class_id, student)
     committed = AttendanceSession.objects.filter(
         klass_id=OuterRef("klass_id"), started_at=OuterRef("started_at"), committed=True
     )
@@ -65,7 +64,7 @@ def my_persisted_status(class_id: str, student: User) -> dict[str, str | None]:
         .values_list("status", flat=True)
         .first()
     )
-    return {"classId": klass.id, "status": status}
+    return PersistedStatus(classId=klass.id, status=status)
 
 
 # --- WebSocket ---------------------------------------------------------------------------------------
@@ -74,19 +73,19 @@ def my_persisted_status(class_id: str, student: User) -> dict[str, str | None]:
 async def active_session(teacher_id: str) -> Session:
     session = await get_session_store().for_teacher(teacher_id)
     if session is None:
-        raise ApiError(404, NO_SESSION)
+        raise NotFound(messages.NO_SESSION)
     return session
 
 
 def check_enrolled(session: Session, student_id: str) -> None:
     if not (is_object_id(student_id) and classes.is_enrolled(session.class_id, student_id)):
-        raise ApiError(404, classes.STUDENT_NOT_FOUND)
+        raise NotFound(messages.STUDENT_NOT_FOUND)
 
 
 async def mark_attendance(session: Session, student_id: str, status: str) -> Session:
     updated = await get_session_store().mark(session, student_id, status)
     if updated is None:  # ended or replaced while the enrolment was being checked
-        raise ApiError(404, NO_SESSION)
+        raise NotFound(messages.NO_SESSION)
     return updated
 
 
@@ -99,8 +98,8 @@ def my_live_status(sessions: list[Session], student_id: str, class_id: str | Non
     if class_id is not None:
         sessions = [s for s in sessions if s.class_id == class_id]
     if not sessions:
-        raise ApiError(404, NO_SESSION)
-    return sessions[0].attendance.get(student_id, NOT_YET_UPDATED)
+        raise NotFound(messages.NO_SESSION)
+    return sessions[0].attendance.get(student_id, messages.NOT_YET_UPDATED)
 
 
 def _transaction() -> AbstractContextManager | None:
@@ -166,14 +165,14 @@ async def finish_session(teacher_id: str) -> tuple[Session, dict[str, int]]:
     store = get_session_store()
     session = await store.claim(teacher_id)
     if session is None:
-        raise ApiError(404, NO_SESSION)
+        raise NotFound(messages.NO_SESSION)
     try:
         # Shielded: a socket closing mid-write must not leave the claimed session neither persisted
         # nor put back.
         summary = await asyncio.shield(_persist_or_restore(session))
     except DatabaseError:
         logger.exception("Persisting session of class %s failed; session kept", session.class_id)
-        raise ApiError(500, PERSIST_FAILED) from None
+        raise Unavailable(messages.PERSIST_FAILED) from None
     return session, summary
 
 
@@ -192,7 +191,7 @@ def class_ids_of(user: User) -> set[str]:
     return set(Enrollment.objects.filter(student_id=user.id).values_list("klass_id", flat=True))
 
 
-def connect_participant(token: str | None) -> tuple[User, set[str]] | None:
-    """A socket's user and the classes it takes part in, or None for a bad token — one thread hop."""
-    user = user_from_token(token)
+def connect_participant(claims: dict[str, Any]) -> tuple[User, set[str]] | None:
+    """A socket's user and the classes it takes part in, or None if the token's user is gone — one thread hop."""
+    user = user_from_claims(claims)
     return None if user is None else (user, class_ids_of(user))

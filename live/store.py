@@ -16,6 +16,8 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from live.models import Status
+
 
 @dataclass(frozen=True)
 class Session:
@@ -29,8 +31,8 @@ class Session:
         return other is not None and (other.class_id, other.started_at) == (self.class_id, self.started_at)
 
     def counts(self) -> dict[str, int]:
-        present = sum(1 for status in self.attendance.values() if status == "present")
-        absent = sum(1 for status in self.attendance.values() if status == "absent")
+        present = sum(1 for status in self.attendance.values() if status == Status.PRESENT)
+        absent = sum(1 for status in self.attendance.values() if status == Status.ABSENT)
         return {"present": present, "absent": absent, "total": present + absent}
 
 

@@ -1,8 +1,7 @@
-from django.urls import path
-
+from attendance_site.api import route
 from live import views
 
 urlpatterns = [
-    path("attendance/start", views.start_attendance),
-    path("class/<str:class_id>/my-attendance", views.my_attendance),
+    route("attendance/start", views.start_attendance),
+    route("class/<str:class_id>/my-attendance", views.my_attendance),
 ]

@@ -3,7 +3,7 @@
 import pytest
 
 from accounts.models import User
-from accounts.tests.helpers import PASSWORD, make_user
+from tests.support import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import jwt
 import pytest
 from django.conf import settings
 
-from accounts.tests.helpers import (
+from tests.support import (
     BAD_CREDENTIALS,
     BIG_BODY,
     DEEP_BODY,

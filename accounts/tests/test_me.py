@@ -4,7 +4,7 @@ import jwt
 import pytest
 from django.conf import settings
 
-from accounts.tests.helpers import (
+from tests.support import (
     METHOD_NOT_ALLOWED,
     MISSING_ID,
     UNAUTHORIZED,

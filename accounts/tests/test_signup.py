@@ -5,7 +5,7 @@ import json
 import pytest
 
 from accounts.models import User
-from accounts.tests.helpers import (
+from tests.support import (
     BIG_BODY,
     DEEP_BODY,
     EMAIL_EXISTS,

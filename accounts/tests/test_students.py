@@ -3,7 +3,7 @@
 import pytest
 from django.conf import settings
 
-from accounts.tests.helpers import (
+from tests.support import (
     METHOD_NOT_ALLOWED,
     TEACHER_REQUIRED,
     UNAUTHORIZED,

@@ -11,7 +11,8 @@ import orjson
 import pytest
 from bson import ObjectId
 
-from accounts.tests.helpers import (
+from tests.servers import ROOT
+from tests.support import (
     BAD_CREDENTIALS,
     BIG_BODY,
     DEEP_BODY,
@@ -31,7 +32,6 @@ from accounts.tests.helpers import (
     server_jwt_ttl,
     unique_email,
 )
-from tests.servers import ROOT
 
 pytestmark = pytest.mark.wire
 

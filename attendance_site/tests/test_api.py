@@ -4,10 +4,38 @@ import logging
 
 import orjson
 import pytest
+from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 
-from accounts.tests.helpers import (
+from attendance_site.api import (
+    HTTP_STATUS,
+    JsonErrorMiddleware,
+    PayloadTooLarge,
+    endpoint,
+    error_response,
+    fail,
+    http_status,
+    iter_routes,
+    not_found,
+    ok,
+    parse_body,
+    parse_json_object,
+    route,
+    validate,
+)
+from attendance_site.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    Unavailable,
+)
+from tests.support import (
     INTERNAL_ERROR,
     INVALID_SCHEMA,
     METHOD_NOT_ALLOWED,
@@ -20,17 +48,6 @@ from accounts.tests.helpers import (
     auth,
     make_user,
     post_json,
-)
-from attendance_site.api import (
-    ApiError,
-    JsonErrorMiddleware,
-    endpoint,
-    fail,
-    not_found,
-    ok,
-    parse_body,
-    parse_json_object,
-    validate,
 )
 
 
@@ -55,9 +72,48 @@ def test_fail_is_error_envelope(status):
     assert orjson.loads(response.content) == {"success": False, "error": "Something"}
 
 
-def test_api_error_carries_status_and_message():
-    error = ApiError(404, "Class not found")
-    assert (error.status, error.message, str(error)) == (404, "Class not found", "Class not found")
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (Invalid("x"), 400),
+        (Conflict("x"), 400),  # the contract: "Email already exists" is a 400
+        (Unauthenticated("x"), 401),
+        (Forbidden("x"), 403),
+        (NotFound("x"), 404),
+        (PayloadTooLarge("x"), 413),
+        (TooManyRequests("x"), 429),
+        (Unavailable("x"), 503),
+    ],
+)
+def test_each_kind_of_domain_error_has_one_http_status(error, status):
+    assert http_status(error) == status
+    response = error_response(error)
+    assert (response.status_code, orjson.loads(response.content)) == (status, {"success": False, "error": "x"})
+
+
+def test_every_domain_error_kind_is_mapped():
+    kinds = {Invalid, Conflict, Unauthenticated, Forbidden, NotFound, TooManyRequests, Unavailable, PayloadTooLarge}
+    assert set(HTTP_STATUS) == kinds
+    assert {kind for kind in DomainError.__subclasses__()} <= kinds
+
+
+def test_a_subclass_takes_its_parents_status():
+    class SessionGone(NotFound):
+        pass
+
+    assert http_status(SessionGone("gone")) == 404
+
+
+def test_too_many_requests_says_when_to_retry():
+    response = error_response(TooManyRequests("Too many requests, try again later", retry_after=42))
+    assert (response.status_code, response["Retry-After"]) == (429, "42")
+
+
+def test_domain_errors_compare_by_kind_and_message():
+    assert NotFound("Class not found") == NotFound("Class not found")
+    assert NotFound("Class not found") != Forbidden("Class not found")
+    assert NotFound("Class not found") != NotFound("Student not found")
+    assert len({NotFound("a"), NotFound("a"), Forbidden("a")}) == 2
 
 
 # --- parse_json_object / validate / parse_body -------------------------------------------------------
@@ -106,9 +162,9 @@ def test_parse_json_object_accepts_moderate_nesting():
     ],
 )
 def test_parse_json_object_rejects_everything_else(raw):
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(Invalid) as caught:
         parse_json_object(raw)
-    assert (caught.value.status, caught.value.message) == (400, INVALID_SCHEMA)
+    assert caught.value.message == INVALID_SCHEMA
 
 
 class Body(BaseModel):
@@ -120,9 +176,9 @@ def test_validate_returns_model():
 
 
 def test_validate_turns_validation_error_into_400():
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(Invalid) as caught:
         validate(Body, {"name": 5})
-    assert (caught.value.status, caught.value.message) == (400, INVALID_SCHEMA)
+    assert caught.value.message == INVALID_SCHEMA
 
 
 def test_parse_body_reads_json_whatever_content_type():
@@ -133,66 +189,162 @@ def test_parse_body_reads_json_whatever_content_type():
 def test_parse_body_over_limit_is_413(settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
     request = RequestFactory().post("/x", '{"name": "0123456789"}', content_type="application/json")
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(PayloadTooLarge) as caught:
         parse_body(request, Body)
-    assert (caught.value.status, caught.value.message) == (413, PAYLOAD_TOO_LARGE)
+    assert caught.value.message == PAYLOAD_TOO_LARGE
 
 
-# --- endpoint decorator ------------------------------------------------------------------------------
-def make_view(calls, auth_check=None):
-    @endpoint("POST", auth=auth_check, body=Body)
-    def view(request, body, extra=None):
-        calls.append((request.api_user if auth_check else None, body, extra))
-        return ok({"name": body.name, "extra": extra})
+# --- endpoint and route ------------------------------------------------------------------------------
+class Echo(BaseModel):
+    name: str
+    extra: str | None
+    user: str | None
+
+
+class Query(BaseModel):
+    limit: int = 10
+
+
+def deny(request):
+    raise Unauthenticated(UNAUTHORIZED)
+
+
+deny.errors = (Unauthenticated(UNAUTHORIZED),)
+
+
+def allow(request):
+    return "the-user"
+
+
+allow.errors = ()
+
+
+def make_operation(calls, auth_check=None):
+    @endpoint("POST", auth=auth_check, body=Body, response=Echo, status=201)
+    def view(request, body, extra=None, user=None):
+        """Echo the body."""
+        calls.append((user, body, extra))
+        return Echo(name=body.name, extra=extra, user=user)
 
     return view
 
 
-def deny(request):
-    raise ApiError(401, UNAUTHORIZED)
+def post(path="/x", body=b'{"name": "n"}', content_type="application/json"):
+    return RequestFactory().post(path, body, content_type=content_type)
 
 
-def test_endpoint_passes_user_body_and_url_kwargs():
+def test_operation_passes_user_body_and_url_params_and_serialises_by_its_schema():
     calls = []
-    view = make_view(calls, auth_check=lambda request: "the-user")
-    response = view(RequestFactory().post("/x", {"name": "n"}, content_type="application/json"), extra="e")
-    assert orjson.loads(response.content) == {"success": True, "data": {"name": "n", "extra": "e"}}
+    response = make_operation(calls, auth_check=allow)(post(), extra="e")
+    assert response.status_code == 201
+    assert response["Content-Type"] == "application/json"
+    assert orjson.loads(response.content) == {
+        "success": True,
+        "data": {"name": "n", "extra": "e", "user": "the-user"},
+    }
     assert calls == [("the-user", Body(name="n"), "e")]
 
 
-def test_endpoint_checks_method_before_auth():
+def test_operation_checks_auth_before_body():
     calls = []
-    response = make_view(calls, auth_check=deny)(RequestFactory().get("/x"))
-    assert (response.status_code, orjson.loads(response.content)["error"]) == (405, METHOD_NOT_ALLOWED)
-    assert calls == []
-
-
-def test_endpoint_checks_auth_before_body():
-    calls = []
-    response = make_view(calls, auth_check=deny)(RequestFactory().post("/x", b"nope", content_type="text/plain"))
+    response = make_operation(calls, auth_check=deny)(post(body=b"nope", content_type="text/plain"))
     assert (response.status_code, orjson.loads(response.content)["error"]) == (401, UNAUTHORIZED)
     assert calls == []
 
 
-def test_endpoint_turns_body_errors_into_400():
+def test_operation_turns_body_errors_into_400():
     calls = []
-    response = make_view(calls)(RequestFactory().post("/x", {"name": 1}, content_type="application/json"))
+    response = make_operation(calls)(post(body=b'{"name": 1}'))
     assert (response.status_code, orjson.loads(response.content)["error"]) == (400, INVALID_SCHEMA)
     assert calls == []
 
 
-def test_endpoint_turns_api_errors_from_the_view_into_envelope():
-    @endpoint("GET")
+def test_operation_turns_domain_errors_from_the_view_into_envelope():
+    @endpoint("GET", errors=(NotFound("Class not found"),))
     def view(request):
-        raise ApiError(404, "Class not found")
+        raise NotFound("Class not found")
 
     response = view(RequestFactory().get("/x"))
     assert response.status_code == 404
     assert orjson.loads(response.content) == {"success": False, "error": "Class not found"}
 
 
-def test_endpoint_views_are_csrf_exempt():
-    assert make_view([]).csrf_exempt is True
+def test_operation_refuses_data_that_does_not_match_its_response_schema():
+    @endpoint("GET", response=Echo)
+    def view(request):
+        return {"name": "n"}  # not an Echo: the document would lie
+
+    with pytest.raises(PydanticSerializationError):  # JsonErrorMiddleware makes it a logged 500
+        view(RequestFactory().get("/x"))
+
+
+def test_operation_passes_its_own_http_response_through():
+    @endpoint("GET", media_type="text/csv")
+    def view(request):
+        return HttpResponse(b"a,b\n", content_type="text/csv")
+
+    response = view(RequestFactory().get("/x"))
+    assert (response.content, response["Content-Type"]) == (b"a,b\n", "text/csv")
+
+
+def test_operation_validates_its_query():
+    @endpoint("GET", query=Query, response=int)
+    def view(request, query):
+        return query.limit
+
+    assert orjson.loads(view(RequestFactory().get("/x", {"limit": "5"})).content)["data"] == 5
+    assert orjson.loads(view(RequestFactory().get("/x")).content)["data"] == 10
+    response = view(RequestFactory().get("/x", {"limit": "many"}))
+    assert (response.status_code, orjson.loads(response.content)["error"]) == (400, INVALID_SCHEMA)
+
+
+def test_operation_lists_every_error_it_can_answer_in_check_order():
+    operation = make_operation([], auth_check=deny)
+    assert operation.all_errors() == [
+        Unauthenticated(UNAUTHORIZED),
+        Invalid(INVALID_SCHEMA),
+        PayloadTooLarge(PAYLOAD_TOO_LARGE),
+    ]
+    assert operation.summary == "Echo the body."
+
+
+def test_route_dispatches_by_method_and_answers_405_before_auth():
+    calls = []
+
+    @endpoint("GET", auth=deny, response=str)
+    def read(request, user):
+        return "read"
+
+    pattern = route("x", read, make_operation(calls))
+    view = pattern.callback
+    assert view.csrf_exempt is True
+    assert set(view.operations) == {"GET", "POST"}
+    assert view(post()).status_code == 201
+    assert view(RequestFactory().get("/x")).status_code == 401
+    for method in ("put", "delete", "patch"):
+        response = getattr(RequestFactory(), method)("/x")
+        response = view(response)
+        assert (response.status_code, orjson.loads(response.content)["error"]) == (405, METHOD_NOT_ALLOWED)
+
+
+def test_route_refuses_two_operations_for_one_method():
+    with pytest.raises(ValueError):
+        route("x", make_operation([]), make_operation([]))
+
+
+def test_every_api_route_is_registered_with_its_operations():
+    routes = {(r.path, method) for r in iter_routes() for method in r.operations}
+    assert {
+        ("/auth/signup", "POST"),
+        ("/auth/login", "POST"),
+        ("/auth/me", "GET"),
+        ("/students", "GET"),
+        ("/class", "POST"),
+        ("/class/{class_id}", "GET"),
+        ("/class/{class_id}/add-student", "POST"),
+        ("/attendance/start", "POST"),
+        ("/class/{class_id}/my-attendance", "GET"),
+    } <= routes
 
 
 def test_not_found_view():

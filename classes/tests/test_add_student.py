@@ -4,7 +4,7 @@
 
 import pytest
 
-from accounts.tests.helpers import (
+from tests.support import (
     BIG_BODY,
     CLASS_NOT_FOUND,
     DEEP_BODY,
@@ -20,11 +20,12 @@ from accounts.tests.helpers import (
     assert_error,
     assert_ok,
     auth,
+    enrolled_ids,
+    make_class,
     make_user,
     post_json,
     post_raw,
 )
-from classes.tests.helpers import enrolled_ids, make_class
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,7 @@ def add(client, class_id, body, user=None):
 
 @pytest.fixture
 def klass(teacher):
-    return make_class(teacher, "Maths 101")
+    return make_class(teacher, name="Maths 101")
 
 
 def test_teacher_adds_student(client, teacher, student, klass):

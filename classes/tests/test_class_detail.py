@@ -2,7 +2,8 @@
 
 import pytest
 
-from accounts.tests.helpers import (
+from classes.models import Enrollment
+from tests.support import (
     CLASS_NOT_FOUND,
     MALFORMED_IDS,
     METHOD_NOT_ALLOWED,
@@ -14,11 +15,10 @@ from accounts.tests.helpers import (
     assert_ok,
     auth,
     count_queries,
+    make_class,
     make_user,
     make_users,
 )
-from classes.models import Enrollment
-from classes.tests.helpers import make_class
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def member(user):
 
 def test_owning_teacher_gets_class_with_students_populated(client, teacher, student):
     second = make_user("student", name="Second")
-    klass = make_class(teacher, "Maths 101", [student, second])
+    klass = make_class(teacher, [student, second], name="Maths 101")
 
     data = assert_ok(detail(client, klass.id, teacher))
 
@@ -51,22 +51,22 @@ def test_class_without_students(client, teacher):
 
 
 def test_enrolled_student_gets_class(client, teacher, student):
-    klass = make_class(teacher, "Maths 101", [student])
+    klass = make_class(teacher, [student], name="Maths 101")
     assert assert_ok(detail(client, klass.id, student))["students"] == [member(student)]
 
 
 def test_other_teacher_is_403(client, teacher, other_teacher, student):
-    klass = make_class(teacher, students=[student])
+    klass = make_class(teacher, [student])
     assert_error(detail(client, klass.id, other_teacher), 403, NOT_CLASS_TEACHER)
 
 
 def test_student_not_enrolled_is_403(client, teacher, student):
-    klass = make_class(teacher, students=[make_user("student")])
+    klass = make_class(teacher, [make_user("student")])
     assert_error(detail(client, klass.id, student), 403, NOT_CLASS_TEACHER)
 
 
 def test_student_removed_from_class_is_403(client, teacher, student):
-    klass = make_class(teacher, students=[student])
+    klass = make_class(teacher, [student])
     assert_ok(detail(client, klass.id, student))
     Enrollment.objects.filter(klass=klass, student=student).delete()
     assert_error(detail(client, klass.id, student), 403, NOT_CLASS_TEACHER)
@@ -99,7 +99,7 @@ def test_trailing_slash_is_404(client, teacher):
 
 @pytest.mark.parametrize("viewer", ["teacher", "student"])
 def test_query_count_does_not_grow_with_students(client, teacher, student, viewer):
-    klass = make_class(teacher, students=[student])
+    klass = make_class(teacher, [student])
     headers = auth(teacher if viewer == "teacher" else student)
     one = count_queries(lambda: client.get(f"/class/{klass.id}", headers=headers))
     for other in make_users("student", 29):

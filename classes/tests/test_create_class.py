@@ -2,7 +2,8 @@
 
 import pytest
 
-from accounts.tests.helpers import (
+from classes.models import Class
+from tests.support import (
     BIG_BODY,
     DEEP_BODY,
     INVALID_SCHEMA,
@@ -17,7 +18,6 @@ from accounts.tests.helpers import (
     post_json,
     post_raw,
 )
-from classes.models import Class
 
 pytestmark = pytest.mark.django_db
 

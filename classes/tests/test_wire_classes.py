@@ -2,7 +2,7 @@
 
 import pytest
 
-from accounts.tests.helpers import (
+from tests.support import (
     BIG_BODY,
     CLASS_NOT_FOUND,
     DEEP_BODY,

@@ -12,8 +12,7 @@ from django.db import DatabaseError
 from classes.models import Enrollment
 from live import services
 from live.models import Attendance
-from live.notify import notify_membership
-from live.tests.helpers import (
+from tests.support import (
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_POLICY_VIOLATION,
     INVALID_FORMAT,
@@ -32,13 +31,13 @@ from live.tests.helpers import (
     comm_silent,
     done,
     error,
+    forge_token,
     frame,
     make_class,
     make_user,
     mark,
     marked,
     my_status,
-    sign,
     summary,
     token_for,
 )
@@ -71,7 +70,7 @@ async def rows(klass) -> dict[str, str]:
 
 async def persisted(klass, student) -> dict[str, str | None]:
     """What GET /class/:id/my-attendance would answer."""
-    return await database_sync_to_async(services.my_persisted_status)(klass.id, student)
+    return (await database_sync_to_async(services.my_persisted_status)(klass.id, student)).model_dump()
 
 
 # --- connecting ----------------------------------------------------------------------------------
@@ -87,11 +86,11 @@ def bad_tokens(transactional_db, settings) -> dict[str, str | None]:
         "missing": None,
         "empty": "",
         "garbage": "not-a-jwt",
-        "wrong secret": sign("some-other-secret-" + "x" * 32, student.id, "student"),
-        "expired": sign(settings.JWT_SECRET, student.id, "student", expires_in=-10),
-        "deleted user": sign(settings.JWT_SECRET, MISSING_ID, "student"),
+        "wrong secret": forge_token("some-other-secret-" + "x" * 32, user_id=student.id, role="student"),
+        "expired": forge_token(settings.JWT_SECRET, user_id=student.id, role="student", ttl=-10),
+        "deleted user": forge_token(settings.JWT_SECRET, user_id=MISSING_ID, role="student"),
         "inactive user": token_for(inactive),
-        "userId not a string": sign(settings.JWT_SECRET, 12, "student"),
+        "userId not a string": forge_token(settings.JWT_SECRET, user_id=12, role="student"),
     }
 
 
@@ -321,7 +320,6 @@ async def test_student_enrolled_after_connecting_receives_broadcasts(communicato
     assert await comm_ask(ws, frame("MY_ATTENDANCE")) == error(NO_SESSION)
 
     await database_sync_to_async(Enrollment.objects.create)(klass=room.klass, student=late)
-    await database_sync_to_async(notify_membership)(late.id, room.klass.id)
     assert await comm_ask(teacher, mark(late.id, "absent")) == marked(late.id, "absent")
     assert await comm_recv(ws) == marked(late.id, "absent")
     assert await comm_ask(ws, frame("MY_ATTENDANCE")) == my_status("absent")
@@ -331,7 +329,6 @@ async def test_teacher_socket_opened_before_the_class_existed(communicators, tra
     teacher = await database_sync_to_async(make_user)("teacher")
     early = await communicators(token_for(teacher))
     klass = await database_sync_to_async(make_class)(teacher)
-    await database_sync_to_async(notify_membership)(teacher.id, klass.id)
     await database_sync_to_async(services.start_session)(teacher, klass.id)
     late = await communicators(token_for(teacher))
     assert await comm_ask(late, frame("TODAY_SUMMARY")) == summary(0, 0)

@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from live.tests.helpers import (
+from tests.support import (
     CLASS_NOT_FOUND,
-    HTTP_UNAUTHORIZED,
     INVALID_SCHEMA,
     ISO_MS_Z,
     MALFORMED_ID,
@@ -22,20 +21,21 @@ from live.tests.helpers import (
     NOT_ENROLLED,
     STUDENT_REQUIRED,
     TEACHER_REQUIRED,
+    UNAUTHORIZED,
     ask,
     assert_error,
+    assert_ok,
     create_class,
+    forge_token,
     frame,
     mark,
     marked,
     my_status,
-    ok_data,
     persisted_status,
     recv,
-    sign,
+    server_jwt_secret,
     start,
     summary,
-    wire_jwt_secret,
 )
 
 pytestmark = pytest.mark.wire
@@ -52,7 +52,7 @@ def post_start(api, headers: dict[str, str] | None, body: object = None, *, raw:
 def test_start_returns_class_and_iso_start_time(api, classroom):
     room = classroom(1)
     before = datetime.now(tz=UTC)
-    data = ok_data(post_start(api, room.teacher.headers, {"classId": room.class_id}))
+    data = assert_ok(post_start(api, room.teacher.headers, {"classId": room.class_id}))
     after = datetime.now(tz=UTC)
     assert data == {"classId": room.class_id, "startedAt": data["startedAt"]}
     assert ISO_MS_Z.match(data["startedAt"]), data
@@ -79,32 +79,32 @@ def test_starting_again_gives_a_later_start_time(api, classroom):
 def test_start_parses_json_whatever_the_content_type(api, classroom, headers):
     room = classroom(0)
     response = post_start(api, {**room.teacher.headers, **headers}, {"classId": room.class_id, "extra": [1]})
-    assert ok_data(response)["classId"] == room.class_id
+    assert assert_ok(response)["classId"] == room.class_id
 
 
 def test_start_accepts_a_bearer_token_and_trims_the_class_id(api, classroom):
     room = classroom(0)
     response = post_start(api, {"Authorization": f"Bearer {room.teacher.token}"}, {"classId": f" {room.class_id} "})
-    assert ok_data(response)["classId"] == room.class_id
+    assert assert_ok(response)["classId"] == room.class_id
 
 
 @pytest.mark.parametrize("case", ["none", "empty", "garbage", "bearer garbage", "deleted user", "expired", "two words"])
 def test_start_unauthorized(api, wire_server, make_person, case):
     teacher = make_person("teacher")
-    secret = wire_jwt_secret(wire_server)
+    secret = server_jwt_secret(wire_server)
     headers = {
         "none": {},
         "empty": {"Authorization": ""},
         "garbage": {"Authorization": "garbage"},
         "bearer garbage": {"Authorization": "Bearer garbage"},
-        "deleted user": {"Authorization": sign(secret, MISSING_ID, "teacher")},
-        "expired": {"Authorization": sign(secret, teacher.id, "teacher", expires_in=-30)},
+        "deleted user": {"Authorization": forge_token(secret, user_id=MISSING_ID, role="teacher")},
+        "expired": {"Authorization": forge_token(secret, user_id=teacher.id, role="teacher", ttl=-30)},
         "two words": {"Authorization": f"Token {teacher.token}"},
     }[case]
     class_id = create_class(api, teacher)
-    assert_error(post_start(api, headers, {"classId": class_id}), 401, HTTP_UNAUTHORIZED)
+    assert_error(post_start(api, headers, {"classId": class_id}), 401, UNAUTHORIZED)
     # 401 before the body is looked at.
-    assert_error(post_start(api, headers, raw=b"not json"), 401, HTTP_UNAUTHORIZED)
+    assert_error(post_start(api, headers, raw=b"not json"), 401, UNAUTHORIZED)
 
 
 def test_start_by_a_student_is_forbidden_before_the_body_is_read(api, classroom):
@@ -198,7 +198,7 @@ def my_attendance(api, class_id: str, headers: dict[str, str]):
 
 def test_my_attendance_is_null_before_any_session_is_persisted(api, classroom):
     room = classroom(2)
-    assert ok_data(my_attendance(api, room.class_id, room.students[0].headers)) == {
+    assert assert_ok(my_attendance(api, room.class_id, room.students[0].headers)) == {
         "classId": room.class_id,
         "status": None,
     }
@@ -210,21 +210,21 @@ def test_my_attendance_is_null_before_any_session_is_persisted(api, classroom):
 def test_my_attendance_accepts_a_bearer_token(api, classroom):
     room = classroom(1)
     headers = {"Authorization": f"Bearer {room.students[0].token}"}
-    assert ok_data(my_attendance(api, room.class_id, headers)) == {"classId": room.class_id, "status": None}
+    assert assert_ok(my_attendance(api, room.class_id, headers)) == {"classId": room.class_id, "status": None}
 
 
 @pytest.mark.parametrize("case", ["none", "garbage", "deleted user", "expired"])
 def test_my_attendance_unauthorized(api, classroom, wire_server, case):
     room = classroom(1)
     student = room.students[0]
-    secret = wire_jwt_secret(wire_server)
+    secret = server_jwt_secret(wire_server)
     headers = {
         "none": {},
         "garbage": {"Authorization": "garbage"},
-        "deleted user": {"Authorization": sign(secret, MISSING_ID, "student")},
-        "expired": {"Authorization": sign(secret, student.id, "student", expires_in=-30)},
+        "deleted user": {"Authorization": forge_token(secret, user_id=MISSING_ID, role="student")},
+        "expired": {"Authorization": forge_token(secret, user_id=student.id, role="student", ttl=-30)},
     }[case]
-    assert_error(my_attendance(api, room.class_id, headers), 401, HTTP_UNAUTHORIZED)
+    assert_error(my_attendance(api, room.class_id, headers), 401, UNAUTHORIZED)
 
 
 @pytest.mark.parametrize("class_id", ["own", "other", MISSING_ID, MALFORMED_ID])

@@ -15,12 +15,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
-from attendance_site.api import ApiError
+from attendance_site.errors import DomainError, Forbidden, NotFound, Unavailable
 from classes.models import Enrollment
 from live import services
 from live.models import Attendance
 from live.store import Session, get_session_store
-from live.tests.helpers import (
+from tests.support import (
     CLASS_NOT_FOUND,
     ISO_MS_Z,
     MALFORMED_ID,
@@ -52,11 +52,11 @@ def rows(klass) -> dict[str, str]:
 
 
 @contextmanager
-def raises(status: int, message: str):
-    """pytest.raises for an ApiError with this status and exact message."""
-    with pytest.raises(ApiError) as info:
+def raises(kind: type[DomainError], message: str):
+    """pytest.raises for a domain error of this kind and exact message."""
+    with pytest.raises(DomainError) as info:
         yield info
-    assert (info.value.status, info.value.message) == (status, message)
+    assert (type(info.value), info.value.message) == (kind, message)
 
 
 # --- iso_now ------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def test_start_session_replaces_the_teachers_session():
 @pytest.mark.parametrize("class_id", [MISSING_ID, MALFORMED_ID])
 def test_start_session_of_an_unknown_class_is_not_found(class_id):
     teacher = make_user("teacher")
-    with raises(404, CLASS_NOT_FOUND):
+    with raises(NotFound, CLASS_NOT_FOUND):
         services.start_session(teacher, class_id)
     assert store("for_teacher", teacher.id) is None
 
@@ -108,7 +108,7 @@ def test_start_session_of_an_unknown_class_is_not_found(class_id):
 def test_start_session_of_another_teachers_class_is_forbidden():
     teacher, other = make_user("teacher"), make_user("teacher")
     klass = make_class(other)
-    with raises(403, NOT_CLASS_TEACHER):
+    with raises(Forbidden, NOT_CLASS_TEACHER):
         services.start_session(teacher, klass.id)
     assert store("for_teacher", teacher.id) is None
     assert store("for_teacher", other.id) is None
@@ -118,24 +118,24 @@ def test_start_session_of_another_teachers_class_is_forbidden():
 def test_my_persisted_status_is_the_latest_session_or_none():
     teacher, student = make_user("teacher"), make_user("student")
     klass = make_class(teacher, [student])
-    assert services.my_persisted_status(klass.id, student) == {"classId": klass.id, "status": None}
+    assert services.my_persisted_status(klass.id, student).model_dump() == {"classId": klass.id, "status": None}
     services.persist_session(Session(teacher.id, klass.id, "2025-03-11T10:00:00.000Z", {student.id: "present"}))
-    assert services.my_persisted_status(klass.id, student) == {"classId": klass.id, "status": "present"}
+    assert services.my_persisted_status(klass.id, student).model_dump() == {"classId": klass.id, "status": "present"}
     services.persist_session(Session(teacher.id, klass.id, "2025-03-12T10:00:00.000Z", {}))
-    assert services.my_persisted_status(klass.id, student) == {"classId": klass.id, "status": "absent"}
+    assert services.my_persisted_status(klass.id, student).model_dump() == {"classId": klass.id, "status": "absent"}
     # An older session persisted later does not win over the most recent one.
     services.persist_session(Session(teacher.id, klass.id, "2025-03-10T10:00:00.000Z", {student.id: "present"}))
-    assert services.my_persisted_status(klass.id, student) == {"classId": klass.id, "status": "absent"}
+    assert services.my_persisted_status(klass.id, student).model_dump() == {"classId": klass.id, "status": "absent"}
 
 
 @pytest.mark.django_db
 def test_my_persisted_status_errors():
     teacher, student = make_user("teacher"), make_user("student")
     klass = make_class(teacher)
-    with raises(403, NOT_ENROLLED):
+    with raises(Forbidden, NOT_ENROLLED):
         services.my_persisted_status(klass.id, student)
     for class_id in (MISSING_ID, MALFORMED_ID):
-        with raises(404, CLASS_NOT_FOUND):
+        with raises(NotFound, CLASS_NOT_FOUND):
             services.my_persisted_status(class_id, student)
 
 
@@ -149,7 +149,7 @@ def test_check_enrolled():
     session = Session(teacher.id, klass.id, services.iso_now())
     services.check_enrolled(session, enrolled.id)
     for student_id in (outsider.id, teacher.id, MISSING_ID, MALFORMED_ID, enrolled.id.upper()):
-        with raises(404, STUDENT_NOT_FOUND):
+        with raises(NotFound, STUDENT_NOT_FOUND):
             services.check_enrolled(session, student_id)
 
 
@@ -160,13 +160,13 @@ def test_my_live_status_picks_the_first_session_or_the_named_class():
     assert services.my_live_status([newer, older], "s", "c1") == "present"
     assert services.my_live_status([newer, older], "other", "c2") == NOT_YET_UPDATED
     for sessions, class_id in (([], None), ([newer, older], "c3")):
-        with raises(404, NO_SESSION):
+        with raises(NotFound, NO_SESSION):
             services.my_live_status(sessions, "s", class_id)
 
 
 def test_mark_attendance_on_a_session_that_ended_is_no_session():
     session = Session("t1", "c1", services.iso_now())
-    with raises(404, NO_SESSION):
+    with raises(NotFound, NO_SESSION):
         async_to_sync(services.mark_attendance)(session, "s1", "present")
     store("start", session)
     assert async_to_sync(services.mark_attendance)(session, "s1", "present").attendance == {"s1": "present"}
@@ -278,7 +278,7 @@ async def test_finish_session_persists_and_ends_the_session(started):
     assert ended == session
     assert result == {"present": 1, "absent": 2, "total": 3}
     assert await get_session_store().for_teacher(teacher.id) is None
-    with raises(404, NO_SESSION):
+    with raises(NotFound, NO_SESSION):
         await services.finish_session(teacher.id)
     assert await Attendance.objects.filter(klass=klass).acount() == 3
 
@@ -291,9 +291,9 @@ async def test_finish_session_keeps_the_session_when_persisting_fails(started, m
         raise DatabaseError("disk on fire")
 
     monkeypatch.setattr(Attendance.objects, "bulk_create", fail)
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(Unavailable) as info:
         await services.finish_session(teacher.id)
-    assert info.value.status == 500 and info.value.message
+    assert info.value.message
     assert await get_session_store().for_teacher(teacher.id) == session
     assert await Attendance.objects.filter(klass=klass).acount() == 0
 
@@ -353,6 +353,6 @@ async def test_finish_session_failure_does_not_undo_a_newer_session(live_class, 
         raise DatabaseError("disk on fire")
 
     monkeypatch.setattr(Attendance.objects, "bulk_create", start_new_then_fail)
-    with pytest.raises(ApiError):
+    with pytest.raises(Unavailable):
         await services.finish_session(teacher.id)
     assert await get_session_store().for_teacher(teacher.id) == new

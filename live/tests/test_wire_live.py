@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from live.tests.helpers import (
+from tests.support import (
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_POLICY_VIOLATION,
     INVALID_FORMAT,
@@ -34,6 +34,7 @@ from live.tests.helpers import (
     enrol,
     error,
     expect_close,
+    forge_token,
     frame,
     log_since,
     log_size,
@@ -42,12 +43,11 @@ from live.tests.helpers import (
     my_status,
     persisted_status,
     recv,
-    sign,
+    server_jwt_secret,
     silent,
     start,
     summary,
     wire_attendance_rows,
-    wire_jwt_secret,
 )
 
 pytestmark = pytest.mark.wire
@@ -65,7 +65,7 @@ async def recv_all(expected: dict, *sockets) -> None:
 @pytest.fixture
 def bad_token(wire_server, make_person):
     def make(case: str) -> str | None:
-        secret = wire_jwt_secret(wire_server)
+        secret = server_jwt_secret(wire_server)
         if case == "missing":
             return None
         if case == "empty":
@@ -73,12 +73,12 @@ def bad_token(wire_server, make_person):
         if case == "garbage":
             return "not.a.jwt"
         if case == "deleted user":  # no delete API: a well-signed token for an id that names nobody
-            return sign(secret, MISSING_ID, "student")
+            return forge_token(secret, user_id=MISSING_ID, role="student")
         student = make_person("student")
         if case == "wrong secret":
-            return sign(secret + "-not", student.id, "student")
+            return forge_token(secret + "-not", user_id=student.id, role="student")
         if case == "expired":
-            return sign(secret, student.id, "student", expires_in=-30)
+            return forge_token(secret, user_id=student.id, role="student", ttl=-30)
         if case == "tampered":
             head, payload, signature = student.token.split(".")
             return f"{head}.{payload}.{signature[::-1]}"
@@ -97,7 +97,7 @@ async def test_bad_token_gets_error_then_close_1008(ws_open, bad_token, case):
 async def test_the_servers_own_tokens_are_accepted(ws_open, make_person, wire_server):
     """Guards the test above: a token signed like `bad_token`'s, for a real user, is accepted."""
     student = make_person("student")
-    ws = await ws_open(sign(wire_jwt_secret(wire_server), student.id, "student"))
+    ws = await ws_open(forge_token(server_jwt_secret(wire_server), user_id=student.id, role="student"))
     assert await ask(ws, frame("MY_ATTENDANCE")) == error(NO_SESSION)
 
 

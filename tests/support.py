@@ -1,0 +1,527 @@
+"""The one module of test factories and helpers, for every test package (a pytest plugin: the root
+conftest registers it, so its fixtures are everywhere and its asserts are rewritten).
+
+- the contract's exact strings, hard-coded on purpose: tests must not follow the code;
+- envelope assertions for Django test-client and httpx responses alike (both have `status_code`, `headers`
+  and `json()`);
+- users, classes and tokens made in-process; people, classes and sessions made over the wire;
+- WebSocket helpers for Channels' WebsocketCommunicator (in-process) and the `websockets` client (wire);
+- fixtures: users, a fresh live layer, communicators, the wire server and its clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import jwt
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.servers import DaphneServer, scratch_database
+
+# --- The contract's exact strings (DESIGN.md) ------------------------------------------------------------
+INVALID_SCHEMA = "Invalid request schema"
+UNAUTHORIZED = "Unauthorized, token missing or invalid"
+TEACHER_REQUIRED = "Forbidden, teacher access required"
+STUDENT_REQUIRED = "Forbidden, student access required"
+NOT_CLASS_TEACHER = "Forbidden, not class teacher"
+NOT_ENROLLED = "Forbidden, not enrolled in class"
+CLASS_NOT_FOUND = "Class not found"
+STUDENT_NOT_FOUND = "Student not found"
+SESSION_NOT_FOUND = "Session not found"
+EMAIL_EXISTS = "Email already exists"
+BAD_CREDENTIALS = "Invalid email or password"
+NOT_FOUND = "Not found"
+METHOD_NOT_ALLOWED = "Method not allowed"
+PAYLOAD_TOO_LARGE = "Payload too large"
+INTERNAL_ERROR = "Internal server error"
+
+WS_UNAUTHORIZED = "Unauthorized or invalid token"
+INVALID_FORMAT = "Invalid message format"
+UNKNOWN_EVENT = "Unknown event"
+TEACHER_ONLY = "Forbidden, teacher event only"
+STUDENT_ONLY = "Forbidden, student event only"
+NO_SESSION = "No active attendance session"
+NOT_YET_UPDATED = "not yet updated"
+PERSISTED = "Attendance persisted"
+
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_MESSAGE_TOO_BIG = 1009
+WS_LIMIT = 64 * 1024
+TEACHER_EVENTS = ("ATTENDANCE_MARKED", "TODAY_SUMMARY", "DONE")
+
+PASSWORD = "secret123"
+OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
+ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+# A well-formed ObjectId that names nothing.
+MISSING_ID = "5f0c0ffee0ddba11deadbeef"
+MALFORMED_ID = "not-an-object-id"
+MALFORMED_IDS = [
+    "not-an-id",
+    "5F0C0FFEE0DDBA11DEADBEEF",  # upper case
+    "5f0c0ffee0ddba11deadbee",  # 23 chars
+    "5f0c0ffee0ddba11deadbeefa",  # 25 chars
+    "z" * 24,
+]
+
+BIG_BODY = b'{"pad": "' + b"x" * (1024 * 1024) + b'"}'  # a valid JSON object just over 1 MiB
+DEEP_BODY = b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+
+# How long a socket must stay quiet to count as "received nothing". Only used after a later
+# message to someone else has already arrived, so a stray message would have arrived too.
+QUIET = 0.4
+
+
+# --- Envelope assertions --------------------------------------------------------------------------------
+def _envelope(response: Any) -> dict[str, Any]:
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers["Content-Type"]
+    return response.json()
+
+
+def assert_ok(response: Any, status: int = 200) -> Any:
+    """Assert a success envelope with exactly `success` and `data`; return `data`."""
+    body = _envelope(response)
+    assert response.status_code == status, (response.status_code, body)
+    assert set(body) == {"success", "data"}, body
+    assert body["success"] is True
+    return body["data"]
+
+
+def assert_error(response: Any, status: int, message: str) -> None:
+    """Assert an error envelope with exactly `success: false` and the contract's message."""
+    body = _envelope(response)
+    actual = (response.status_code, body)
+    expected = (status, {"success": False, "error": message})
+    assert actual == expected, f"{actual} != {expected}"
+
+
+def assert_public_user(data: dict[str, Any], *, name: str, email: str, role: str) -> None:
+    """A user as the API shows it: exactly these keys, never a password."""
+    assert set(data) == {"_id", "name", "email", "role"}, data
+    assert OBJECT_ID.match(data["_id"])
+    assert (data["name"], data["email"], data["role"]) == (name, email, role)
+
+
+# --- Users, classes and tokens, in-process -------------------------------------------------------------------
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{secrets.token_hex(6)}@example.com"
+
+
+def make_user(role: str = "student", name: str | None = None, *, email: str | None = None) -> Any:
+    from accounts.models import User
+
+    return User.objects.create_user(
+        email=email or unique_email(role),
+        password=PASSWORD,
+        name=name or f"{role.title()} {secrets.token_hex(2)}",
+        role=role,
+    )
+
+
+def make_users(role: str, count: int) -> list[Any]:
+    return [make_user(role) for _ in range(count)]
+
+
+def make_class(teacher: Any, students: Iterable[Any] = (), *, name: str | None = None) -> Any:
+    """A class of `teacher` with `students` enrolled, in that order."""
+    from classes.models import Class, Enrollment
+
+    klass = Class.objects.create(class_name=name or f"Class {secrets.token_hex(2)}", teacher=teacher)
+    for student in students:
+        Enrollment.objects.create(klass=klass, student=student)
+    return klass
+
+
+def enrolled_ids(klass: Any) -> list[str]:
+    from classes.models import Enrollment
+
+    return list(Enrollment.objects.filter(klass=klass).order_by("id").values_list("student_id", flat=True))
+
+
+def token_for(user: Any) -> str:
+    from accounts.tokens import issue_token
+
+    return issue_token(user.id, user.role)
+
+
+def auth(user_or_token: Any) -> dict[str, str]:
+    """Headers carrying a user's token (spec form: the bare JWT); none for None (an anonymous call)."""
+    if user_or_token is None:
+        return {}
+    token = user_or_token if isinstance(user_or_token, str) else token_for(user_or_token)
+    return {"Authorization": token}
+
+
+def forge_token(
+    secret: str, *, user_id: str, role: str = "student", age: int = 0, ttl: int = 3600, **overrides: Any
+) -> str:
+    """A token signed with `secret`, issued `age` seconds ago and valid for `ttl` seconds from issue; an
+    override of None leaves that claim out."""
+    issued = datetime.now(tz=UTC) - timedelta(seconds=age)
+    claims: dict[str, Any] = {"userId": user_id, "role": role, "iat": issued, "exp": issued + timedelta(seconds=ttl)}
+    claims.update(overrides)
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, secret, algorithm="HS256")
+
+
+# --- In-process requests -------------------------------------------------------------------------------------
+def post_json(client: Any, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+    return client.post(path, body, content_type="application/json", headers=headers or {})
+
+
+def post_raw(
+    client: Any,
+    path: str,
+    raw: bytes | str,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Any:
+    return client.post(path, raw, content_type=content_type, headers=headers or {})
+
+
+def count_queries(request: Any) -> int:
+    """Run `request()` and return how many database queries it made (asserting it succeeded)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = request()
+    assert response.status_code == 200, response.content
+    return len(queries)
+
+
+# --- WebSocket messages ----------------------------------------------------------------------------------------
+def error(message: str) -> dict[str, Any]:
+    """A server ERROR message, exactly."""
+    return {"event": "ERROR", "data": {"message": message}}
+
+
+def marked(student_id: str, status: str) -> dict[str, Any]:
+    return {"event": "ATTENDANCE_MARKED", "data": {"studentId": student_id, "status": status}}
+
+
+def summary(present: int, absent: int) -> dict[str, Any]:
+    return {"event": "TODAY_SUMMARY", "data": {"present": present, "absent": absent, "total": present + absent}}
+
+
+def my_status(status: str) -> dict[str, Any]:
+    return {"event": "MY_ATTENDANCE", "data": {"status": status}}
+
+
+def done(present: int, absent: int, total: int) -> dict[str, Any]:
+    return {"event": "DONE", "data": {"message": PERSISTED, "present": present, "absent": absent, "total": total}}
+
+
+def frame(event: str, data: Any = ..., **extra: Any) -> str:
+    """A client frame as text; `data` left out when not given."""
+    body: dict[str, Any] = {"event": event, **extra}
+    if data is not ...:
+        body["data"] = data
+    return json.dumps(body)
+
+
+def mark(student_id: str, status: str = "present") -> str:
+    """An ATTENDANCE_MARKED frame."""
+    return frame("ATTENDANCE_MARKED", {"studentId": student_id, "status": status})
+
+
+# --- In-process sockets (Channels' WebsocketCommunicator) ---------------------------------------------------------
+async def comm_recv(communicator: Any, timeout: float = 5) -> dict[str, Any]:
+    return await communicator.receive_json_from(timeout=timeout)
+
+
+async def comm_ask(communicator: Any, text: str, timeout: float = 5) -> dict[str, Any]:
+    await communicator.send_to(text_data=text)
+    return await comm_recv(communicator, timeout)
+
+
+async def comm_silent(communicator: Any, timeout: float = QUIET) -> None:
+    assert await communicator.receive_nothing(timeout=timeout), "socket received an unexpected message"
+
+
+# --- Over the wire: people and classes -------------------------------------------------------------------------
+def server_jwt_secret(server: Any) -> str:
+    """The key a DaphneServer signs with: JWT_SECRET, defaulting to SECRET_KEY (DESIGN.md)."""
+    return server.env.get("JWT_SECRET") or server.env["SECRET_KEY"]
+
+
+def server_jwt_ttl(server: Any) -> int:
+    return int(server.env.get("JWT_TTL_SECONDS", 86400))
+
+
+class Person:
+    """A signed-up, logged-in user of a wire server."""
+
+    def __init__(self, client: httpx.Client, role: str, name: str | None = None) -> None:
+        self.email = unique_email(role)
+        self.password = PASSWORD
+        self.name = name or f"{role.title()} {secrets.token_hex(2)}"
+        response = client.post(
+            "/auth/signup", json={"name": self.name, "email": self.email, "password": self.password, "role": role}
+        )
+        assert response.status_code == 201, response.text
+        self.id: str = response.json()["data"]["_id"]
+        self.role = role
+        login = client.post("/auth/login", json={"email": self.email, "password": self.password})
+        assert login.status_code == 200, login.text
+        self.token: str = login.json()["data"]["token"]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": self.token}
+
+
+def create_class(api: httpx.Client, teacher: Any, name: str | None = None) -> str:
+    response = api.post("/class", json={"className": name or f"Class {secrets.token_hex(2)}"}, headers=teacher.headers)
+    return assert_ok(response, 201)["_id"]
+
+
+def enrol(api: httpx.Client, teacher: Any, class_id: str, *students: Any) -> None:
+    for student in students:
+        response = api.post(f"/class/{class_id}/add-student", json={"studentId": student.id}, headers=teacher.headers)
+        assert_ok(response)
+
+
+def start(api: httpx.Client, teacher: Any, class_id: str) -> str:
+    """POST /attendance/start; asserts the exact success shape and returns startedAt."""
+    data = assert_ok(api.post("/attendance/start", json={"classId": class_id}, headers=teacher.headers))
+    assert data.keys() == {"classId", "startedAt"} and data["classId"] == class_id, data
+    assert ISO_MS_Z.match(data["startedAt"]), data
+    return data["startedAt"]
+
+
+def persisted_status(api: httpx.Client, student: Any, class_id: str) -> str | None:
+    data = assert_ok(api.get(f"/class/{class_id}/my-attendance", headers=student.headers))
+    assert data == {"classId": class_id, "status": data["status"]}, data
+    return data["status"]
+
+
+@dataclass
+class Classroom:
+    """A teacher, one class of theirs and its enrolled students, signed up on the wire server."""
+
+    teacher: Any
+    class_id: str
+    students: list[Any] = field(default_factory=list)
+
+
+def wire_attendance_rows(server: Any, class_id: str) -> list[tuple[str, str, str]]:
+    """(studentId, status, startedAt) records the wire server persisted for a class, read from its database."""
+    mongodb_uri = server.env.get("MONGODB_URI")
+    if mongodb_uri:
+        import pymongo
+        from bson import ObjectId
+
+        with pymongo.MongoClient(mongodb_uri, serverSelectionTimeoutMS=5000) as client:
+            database = client[urlsplit(mongodb_uri).path.lstrip("/")]
+            docs = database["attendance"].find({"classId": ObjectId(class_id)})
+            rows = [(str(d["studentId"]), d["status"], d["startedAt"]) for d in docs]
+    else:
+        url = server.env["DATABASE_URL"]
+        sql = 'SELECT "studentId", status, "startedAt" FROM attendance WHERE "classId" = {}'
+        if url.startswith("sqlite:"):
+            with contextlib.closing(sqlite3.connect(urlsplit(url).path)) as conn:
+                rows = conn.execute(sql.format("?"), (class_id,)).fetchall()
+        else:
+            import psycopg
+
+            with psycopg.connect(url) as conn:
+                rows = conn.execute(sql.format("%s"), (class_id,)).fetchall()
+    return sorted((student_id, status, str(started_at)) for student_id, status, started_at in rows)
+
+
+def log_size(server: Any) -> int:
+    return server.log_path.stat().st_size
+
+
+def log_since(server: Any, offset: int) -> str:
+    """What the wire server has logged since `offset` (see log_size)."""
+    with open(server.log_path, "rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
+# --- Over the wire: sockets (the `websockets` client) ---------------------------------------------------------------
+async def recv(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
+    """The next server message, decoded; fails after `timeout` instead of hanging."""
+    raw = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(raw, str), f"expected a text frame, got {raw!r}"
+    return json.loads(raw)
+
+
+async def ask(ws: ClientConnection, text: str | bytes, timeout: float = 5) -> dict[str, Any]:
+    """Send one frame and return the next message."""
+    await ws.send(text)
+    return await recv(ws, timeout)
+
+
+async def silent(*sockets: ClientConnection, timeout: float = QUIET) -> None:
+    """Assert that none of the sockets receives anything for `timeout` seconds."""
+
+    async def one(ws: ClientConnection) -> None:
+        try:
+            raw = await asyncio.wait_for(ws.recv(), timeout)
+        except TimeoutError:
+            return
+        raise AssertionError(f"socket received an unexpected message: {raw!r}")
+
+    await asyncio.gather(*(one(ws) for ws in sockets))
+
+
+async def drain(ws: ClientConnection, quiet: float = QUIET, timeout: float = 5) -> list[dict[str, Any]]:
+    """Every message the socket receives until it has been quiet for `quiet` seconds (at least one)."""
+    messages = [await recv(ws, timeout)]
+    while True:
+        try:
+            messages.append(await recv(ws, quiet))
+        except TimeoutError:
+            return messages
+
+
+async def expect_close(ws: ClientConnection, code: int, timeout: float = 5) -> None:
+    """The server closes the socket with `code` (and sends nothing before closing)."""
+    with pytest.raises(ConnectionClosed) as closed:
+        raw = await asyncio.wait_for(ws.recv(), timeout)
+        raise AssertionError(f"expected close {code}, got message {raw!r}")
+    assert closed.value.rcvd is not None, "connection dropped without a close frame"
+    assert closed.value.rcvd.code == code
+
+
+# --- Fixtures ------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def teacher(db: Any) -> Any:
+    return make_user("teacher", name="Tina Teacher")
+
+
+@pytest.fixture
+def other_teacher(db: Any) -> Any:
+    return make_user("teacher", name="Oscar Other")
+
+
+@pytest.fixture
+def student(db: Any) -> Any:
+    return make_user("student", name="Sam Student")
+
+
+@pytest.fixture
+def superuser(db: Any) -> Any:
+    from accounts.models import User
+
+    return User.objects.create_superuser(email="admin@example.com", password=PASSWORD, name="Ada Admin")
+
+
+@pytest.fixture
+def admin_site_client(client: Any, superuser: Any) -> Any:
+    """The test client logged in to the Django admin as a superuser."""
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
+def fresh_live(settings: Any) -> Iterator[None]:
+    """An empty in-memory session store and channel layer for this test alone.
+
+    The store is a process-wide singleton (functools.cache) and the channel layer is cached too;
+    setting CHANNEL_LAYERS makes Channels drop its cached layers (and again when restored)."""
+    from live.store import get_session_store
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.SESSION_STORE = "live.store.InMemorySessionStore"
+    get_session_store.cache_clear()
+    yield
+    get_session_store.cache_clear()
+
+
+@pytest.fixture
+async def communicators(fresh_live: None) -> AsyncIterator[Any]:
+    """Open in-process sockets: `await open_(token)` → a connected WebsocketCommunicator.
+
+    Every socket is disconnected at the end of the test."""
+    from channels.testing import WebsocketCommunicator
+
+    from attendance_site.asgi import application
+
+    opened: list[WebsocketCommunicator] = []
+
+    async def open_(token: str | None, *, expect_accept: bool = True) -> WebsocketCommunicator:
+        path = "/ws" if token is None else f"/ws?token={token}"
+        communicator = WebsocketCommunicator(application, path)
+        opened.append(communicator)
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected is expect_accept
+        return communicator
+
+    yield open_
+    # Close what is still open. A consumer that fails while closing is the subject of its own test
+    # (test_consumer.py::test_closing_a_socket_is_clean), so it is not reported again for every test.
+    for communicator in opened:
+        with contextlib.suppress(Exception):
+            await communicator.disconnect(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def wire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
+    """A real Daphne process serving the whole app, on a scratch database."""
+    tmp_dir = tmp_path_factory.mktemp("wire")
+    with scratch_database(tmp_dir) as db_env:
+        server = DaphneServer(db_env, log_path=tmp_dir / "daphne.log")
+        server.migrate()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def api(wire_server: DaphneServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=wire_server.http_url, timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture
+def make_person(api: httpx.Client) -> Any:
+    def make(role: str, name: str | None = None) -> Person:
+        return Person(api, role, name)
+
+    return make
+
+
+@pytest.fixture
+def classroom(api: httpx.Client, make_person: Any) -> Any:
+    """`classroom(n)` → a fresh Classroom with n enrolled students (no session started)."""
+
+    def make(n_students: int = 2, teacher: Any = None) -> Classroom:
+        teacher = teacher or make_person("teacher")
+        class_id = create_class(api, teacher)
+        students = [make_person("student") for _ in range(n_students)]
+        enrol(api, teacher, class_id, *students)
+        return Classroom(teacher, class_id, students)
+
+    return make
+
+
+@pytest.fixture
+async def ws_open(wire_server: Any) -> AsyncIterator[Any]:
+    """`await ws_open(token)` → an open websockets connection to the wire server (None: no token).
+
+    Every socket is closed at the end of the test."""
+    async with AsyncExitStack() as stack:
+
+        async def open_(token: str | None) -> ClientConnection:
+            url = wire_server.ws_url if token is None else f"{wire_server.ws_url}?token={token}"
+            return await stack.enter_async_context(connect(url, open_timeout=5, close_timeout=2, max_size=None))
+
+        yield open_
