@@ -39,6 +39,7 @@ TEACHER_EVENT_ONLY = "Forbidden, teacher event only"
 STUDENT_EVENT_ONLY = "Forbidden, student event only"
 NO_SESSION = "No active attendance session"
 PERSIST_FAILED = "Could not persist attendance, please try again"
+PERSIST_FAILED_KEPT = "Could not persist attendance; the marks are kept for recovery"
 TOO_MANY_MESSAGES = "Too many messages"
 TOO_MANY_CONNECTIONS = "Too many connections"
 

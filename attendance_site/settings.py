@@ -116,12 +116,22 @@ else:
 # --- Channels ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 SESSION_TTL_SECONDS = env.int("SESSION_TTL_SECONDS", default=12 * 3600)
+# How often a process with open sockets re-checks their accounts and settles claims left by a dead worker.
+LIVE_UPKEEP_SECONDS = env.float("LIVE_UPKEEP_SECONDS", default=15.0)
+# How long a worker may take to persist a claimed session (DONE) before recovery assumes it died. With the
+# upkeep's period (± 20 % jitter) this bounds recovery: 30 + 18 s, within the 60 s DESIGN.md promises.
+LIVE_CLAIM_LEASE_SECONDS = env.float("LIVE_CLAIM_LEASE_SECONDS", default=30.0)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py's default 5 s socket timeout equals channels-redis' 5 s blocking receive, so a
+                # quiet minute would end in TimeoutError; the receive always answers within 5 s, so 15 s
+                # only fires on a dead connection. Keepalive finds half-open ones.
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5, "socket_keepalive": True}
+                ],
                 "capacity": 1000,
                 "expiry": 30,
                 "prefix": env.str("REDIS_CHANNEL_PREFIX", default="asgi"),

@@ -7,8 +7,10 @@ the handler. Domain errors become ERROR events here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +26,9 @@ from accounts.models import Role, User
 from accounts.tokens import verify_token
 from attendance_site import messages
 from attendance_site.errors import DomainError, Invalid, NotFound
+from attendance_site.fields import is_object_id
 from attendance_site.schemas import RequestBody, ResponseModel
-from live import services
+from live import services, upkeep
 from live.db import db_call
 from live.hub import get_hub, publish
 from live.notify import class_group, user_group
@@ -106,6 +109,8 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         self.hub_groups: list[str] = []
         self.held: list[str] = []  # broadcasts that arrived before accept(), sent right after it
         self.early_notices: list[dict[str, Any]] | None = []  # membership notices before the classes were read
+        self.expiry: asyncio.TimerHandle | None = None
+        self.pending: set[asyncio.Task[None]] = set()  # the expiry's revoke, kept referenced while it runs
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -131,7 +136,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("token") or [None])[0]
         claims = verify_token(token) if token else None
-        if claims is not None:
+        if claims is not None and is_object_id(claims["userId"]):
             await self.join(user_group(claims["userId"]))
             participant = await db_call(services.connect_participant)(claims)
         else:
@@ -153,6 +158,8 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         self.authenticated = True
         await self.accept()
         self.accepted = True
+        self.close_when_token_expires(claims["exp"])  # type: ignore[index]
+        upkeep.ensure_running()
         for text in self.held:
             await self.send(text_data=text)
         self.held.clear()
@@ -165,9 +172,18 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         if self.closed:  # the socket closed while joining: undo what this join added
             self.forget()
 
+    def close_when_token_expires(self, expires_at: float) -> None:
+        """The token stops being valid at `exp`: so does the socket (as /auth/me answers 401 from then on)."""
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, expires_at - time.time())
+        self.expiry = loop.call_later(delay, lambda: self.pending.add(loop.create_task(self.revoke())))
+
     def forget(self) -> None:
         """Leave every group, now (synchronous: safe on any exit path)."""
         self.closed = True
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
         if self.hub_groups:
             get_hub().leave(self.hub_groups, self)
             self.hub_groups = []
@@ -277,6 +293,8 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
 
     async def revoke(self) -> None:
         """The account or the token stopped being valid: say so and close, as a bad token at connect."""
+        if self.closed and self.accepted:
+            return  # already closed (revoked twice, or the client left)
         self.forget()
         if not self.accepted:
             return  # connect() sees `closed` and refuses the socket

@@ -15,7 +15,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef
 from django.utils.dateparse import parse_datetime
 
 from accounts.auth import user_from_claims
@@ -123,9 +123,16 @@ def persist_session(session: Session) -> dict[str, int]:
     All or nothing for readers on every database: records count only once their AttendanceSession is
     committed, and that is the last write, a single-document update. Where there is a transaction the
     whole write is also rolled back on failure; without one (standalone MongoDB) a failed insert removes
-    what it inserted, and a retry clears whatever could not be removed."""
-    enrolled = classes.student_ids(session.class_id)
+    what it inserted, and a retry clears whatever could not be removed.
+
+    Idempotent: a session that is already persisted (an earlier attempt committed, but its reply was lost)
+    is not written again; the summary of what was persisted is returned."""
     started_at = parse_datetime(session.started_at)
+    assert started_at is not None, session.started_at
+    persisted = persisted_summary(session.class_id, started_at)
+    if persisted is not None:
+        return persisted
+    enrolled = classes.student_ids(session.class_id)
     statuses = {sid: session.attendance.get(sid, Status.ABSENT) for sid in enrolled}
     records = [
         Attendance(klass_id=session.class_id, student_id=sid, status=status, started_at=started_at)
@@ -136,6 +143,21 @@ def persist_session(session: Session) -> dict[str, int]:
         _write_session(session.class_id, started_at, records, undo_on_failure=atomic is None)
     present = sum(1 for status in statuses.values() if status == Status.PRESENT)
     return {"present": present, "absent": len(statuses) - present, "total": len(statuses)}
+
+
+def persisted_summary(class_id: str, started_at: datetime) -> dict[str, int] | None:
+    """The summary of a committed session, from its records; None if the session is not persisted."""
+    if not AttendanceSession.objects.filter(klass_id=class_id, started_at=started_at, committed=True).exists():
+        return None
+    counts = dict(
+        Attendance.objects.filter(klass_id=class_id, started_at=started_at)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    present, absent = counts.get(Status.PRESENT, 0), counts.get(Status.ABSENT, 0)
+    return {"present": present, "absent": absent, "total": present + absent}
 
 
 def _write_session(class_id: str, started_at: datetime, records: list[Attendance], *, undo_on_failure: bool) -> None:
@@ -160,28 +182,85 @@ def _write_session(class_id: str, started_at: datetime, records: list[Attendance
     AttendanceSession.objects.filter(pk=marker.pk).update(committed=True)
 
 
+# A parked session (its DONE failed and it could not be put back) is retried this often by recovery.
+PARKED_RETRY_SECONDS = 15.0
+
+
 async def finish_session(teacher_id: str) -> tuple[Session, dict[str, int]]:
-    """DONE: claim the session (one caller wins), persist it, or put it back if persisting fails."""
+    """DONE: claim the session (one caller wins), persist it, or put it back if persisting fails.
+
+    Tells the truth: success only once the records are committed; "please try again" only when the session
+    is active again; otherwise (a newer session started meanwhile, or the store failed) that the marks are
+    kept for recovery (`recover_claims`)."""
     store = get_session_store()
     session = await store.claim(teacher_id)
     if session is None:
         raise NotFound(messages.NO_SESSION)
-    try:
-        # Shielded: a socket closing mid-write must not leave the claimed session neither persisted
-        # nor put back.
-        summary = await asyncio.shield(_persist_or_restore(session))
-    except DatabaseError:
-        logger.exception("Persisting session of class %s failed; session kept", session.class_id)
-        raise Unavailable(messages.PERSIST_FAILED) from None
-    return session, summary
+    # Shielded: a socket closing mid-write must not leave the claimed session neither persisted nor put back.
+    return session, await asyncio.shield(_persist_claimed(session))
 
 
-async def _persist_or_restore(session: Session) -> dict[str, int]:
+async def _persist_claimed(session: Session) -> dict[str, int]:
+    store = get_session_store()
     try:
-        return await db_call(persist_session)(session)
+        summary = await db_call(persist_session)(session)
+    except Exception as error:
+        logger.exception("Persisting the session of class %s failed", session.class_id)
+        try:
+            restored = await store.restore(session)
+            if not restored:
+                await store.park(session, PARKED_RETRY_SECONDS)
+        except Exception:
+            # The store failed too: the claimed copy stays, and its lease running out hands it to recovery.
+            logger.exception("Putting back the session of class %s failed; recovery will", session.class_id)
+            restored = False
+        if not restored:
+            raise Unavailable(messages.PERSIST_FAILED_KEPT) from None
+        if isinstance(error, DatabaseError):
+            raise Unavailable(messages.PERSIST_FAILED) from None
+        raise  # a bug, not the database: the marks are back, the socket reports an internal error
+    await _release_quietly(session)
+    return summary
+
+
+async def _release_quietly(session: Session) -> None:
+    try:
+        await get_session_store().release(session)
     except Exception:
-        await get_session_store().restore(session)  # whatever failed, the marks are kept
-        raise
+        # Persisted: a claim left behind is released by recovery, which finds the session committed.
+        logger.warning("Releasing the claim of class %s failed; recovery will", session.class_id, exc_info=True)
+
+
+def is_persisted(session: Session) -> bool:
+    started_at = parse_datetime(session.started_at)
+    return AttendanceSession.objects.filter(klass_id=session.class_id, started_at=started_at, committed=True).exists()
+
+
+async def recover_claims() -> int:
+    """Settle claims whose claimer went away (DESIGN.md "Faults"): a session that was persisted is released
+    (its DONE happened); one whose worker died before committing becomes active again (or, if the teacher
+    has started a newer one, is parked); a parked one is persisted. Returns how many were settled."""
+    store = get_session_store()
+    settled = 0
+    for session in await store.take_stale_claims():
+        try:
+            if await db_call(is_persisted)(session):
+                await store.release(session)
+            elif session.parked:
+                await db_call(persist_session)(session)
+                await store.release(session)
+                logger.warning("Recovered: persisted the parked session of class %s", session.class_id)
+            elif await store.restore(session):
+                logger.warning("Recovered: the claimed session of class %s is active again", session.class_id)
+            else:
+                await store.park(session, 0)
+                continue  # persisted on the next round
+            settled += 1
+        except Exception:
+            logger.exception("Recovering the session of class %s failed; retried later", session.class_id)
+            with suppress(Exception):
+                await store.park(session, PARKED_RETRY_SECONDS)
+    return settled
 
 
 def class_ids_of(user: User) -> set[str]:

@@ -7,7 +7,9 @@ services need no locks of their own.
 
 from __future__ import annotations
 
+import secrets
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -25,6 +27,10 @@ class Session:
     class_id: str
     started_at: str  # ISO 8601 with milliseconds and "Z", as the spec's new Date().toISOString()
     attendance: dict[str, str] = field(default_factory=dict)
+    # Set on a session taken by `claim`: names that claim (not part of what the session is).
+    claim: str | None = field(default=None, compare=False)
+    # A claimed session whose DONE failed and that could not be put back: recovery persists it.
+    parked: bool = field(default=False, compare=False)
 
     def same_run(self, other: Session | None) -> bool:
         """True when `other` is this very session (not a later one that replaced it)."""
@@ -54,11 +60,35 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def claim(self, teacher_id: str) -> Session | None:
-        """Take the teacher's session out of the store, so exactly one caller gets to persist it."""
+        """Take the teacher's session out of the store, so exactly one caller gets to persist it.
+
+        The store keeps the claimed copy (its `claim` names it) with a lease of LIVE_CLAIM_LEASE_SECONDS: if the
+        claimer neither releases, restores nor parks it in that time (its process died), `take_stale_claims`
+        hands it to recovery."""
 
     @abstractmethod
     async def restore(self, session: Session) -> bool:
-        """Put a claimed session back (its persisting failed), unless a new one has started since."""
+        """Put a claimed session back (its persisting failed), unless a new one has started since;
+        restored, the claim is gone."""
+
+    @abstractmethod
+    async def release(self, session: Session) -> None:
+        """Forget a claimed session: it is persisted."""
+
+    @abstractmethod
+    async def park(self, session: Session, retry_in: float) -> None:
+        """Keep a claimed session that could neither be persisted nor put back; recovery retries persisting
+        it after `retry_in` seconds."""
+
+    @abstractmethod
+    async def take_stale_claims(self, limit: int = 100) -> list[Session]:
+        """Claims whose lease ran out (the claimer died, or a parked retry is due), each leased anew to the
+        caller so that no two recoverers work on one."""
+
+
+def claim_lease_seconds() -> float:
+    """How long a claimer may take to persist a session before recovery assumes it died."""
+    return float(settings.LIVE_CLAIM_LEASE_SECONDS)
 
 
 class InMemorySessionStore(SessionStore):
@@ -69,6 +99,7 @@ class InMemorySessionStore(SessionStore):
         self._lock = threading.Lock()
         self._by_teacher: dict[str, Session] = {}
         self._teacher_of_class: dict[str, str] = {}
+        self._claims: dict[str, tuple[Session, float]] = {}  # claim → (claimed session, lease deadline)
 
     async def start(self, session: Session) -> None:
         with self._lock:
@@ -104,17 +135,39 @@ class InMemorySessionStore(SessionStore):
     async def claim(self, teacher_id: str) -> Session | None:
         with self._lock:
             session = self._by_teacher.pop(teacher_id, None)
-            if session is not None:
-                self._teacher_of_class.pop(session.class_id, None)
-            return session
+            if session is None:
+                return None
+            self._teacher_of_class.pop(session.class_id, None)
+            claimed = replace(session, claim=secrets.token_hex(8))
+            self._claims[claimed.claim] = (claimed, time.monotonic() + claim_lease_seconds())  # type: ignore[index]
+            return claimed
 
     async def restore(self, session: Session) -> bool:
         with self._lock:
             if session.teacher_id in self._by_teacher:
                 return False
-            self._by_teacher[session.teacher_id] = session
+            self._claims.pop(session.claim or "", None)
+            active = replace(session, claim=None, parked=False)
+            self._by_teacher[session.teacher_id] = active
             self._teacher_of_class[session.class_id] = session.teacher_id
             return True
+
+    async def release(self, session: Session) -> None:
+        with self._lock:
+            self._claims.pop(session.claim or "", None)
+
+    async def park(self, session: Session, retry_in: float) -> None:
+        with self._lock:
+            if session.claim in self._claims:
+                self._claims[session.claim] = (replace(session, parked=True), time.monotonic() + retry_in)
+
+    async def take_stale_claims(self, limit: int = 100) -> list[Session]:
+        now = time.monotonic()
+        with self._lock:
+            stale = [claimed for claimed, deadline in self._claims.values() if deadline <= now][:limit]
+            for claimed in stale:
+                self._claims[claimed.claim] = (claimed, now + claim_lease_seconds())  # type: ignore[index]
+            return stale
 
 
 @cache

@@ -9,10 +9,14 @@ Keys, under a prefix (settings.REDIS_KEY_PREFIX, default "live"):
                                             class only if the session hash's class_id is that class, so an
                                             entry left behind by a replaced or finished session is harmless
                                             and simply expires.
-    <prefix>:claimed:<teacher_id>:<token>   hash: a session taken by `claim`, kept for the session TTL: a
-                                            claim the client retries (lost reply) gets the same answer, and
-                                            if the process dies between claiming and persisting (DONE), the
-                                            marks are still here for an operator to recover.
+    <prefix>:claimed:<teacher_id>:<token>   hash: a session taken by `claim` (plus "parked" once parked),
+                                            kept until it is released (persisted) or restored, or for the
+                                            session TTL: a claim the client retries (lost reply) gets the same
+                                            answer, and if the process dies between claiming and persisting
+                                            (DONE), the marks are still here for recovery.
+    <prefix>:claims                         sorted set: every claimed key, scored by its lease deadline (ms,
+                                            Redis' own clock, so workers' clocks need not agree). Recovery
+                                            takes the members whose deadline has passed.
 
 Atomicity: every operation is one Lua script (or one command), and Redis runs a script with no other
 command in between, across every process and connection. So a mark applies only to the very run it
@@ -45,7 +49,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.commands.core import AsyncScript
 
-from live.store import Session, SessionStore
+from live.store import Session, SessionStore, claim_lease_seconds
 
 MARK_PREFIX = "m:"
 MAX_CONNECTIONS = 50  # per event loop, that is per process
@@ -79,9 +83,15 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
 return redis.call('HGETALL', KEYS[1])
 """
 
-# KEYS: session, claimed copy (unique per claim call). ARGV: keep_ms.
+# Redis' clock in milliseconds (scripts may read it: Redis replicates their effects, not the script).
+NOW_MS = """
+local clock = redis.call('TIME')
+local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+"""
+
+# KEYS: session, claimed copy (unique per claim call), claims index. ARGV: keep_ms, lease_ms.
 # Moves the session away and returns it; a retry of the same call returns the same session again.
-CLAIM = """
+CLAIM = NOW_MS + """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.call('HGETALL', KEYS[2])
 end
@@ -91,15 +101,54 @@ if #session == 0 then
 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), KEYS[2])
 return session
 """
 
-# KEYS, ARGV as START. Puts a claimed session back unless the teacher has one.
+# KEYS: session, class entry, claimed copy, claims index. ARGV as START.
+# Puts a claimed session back unless the teacher has one; the claim goes.
 RESTORE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[4], KEYS[3])
 """ + WRITE_SESSION
+
+# KEYS: claimed copy, claims index.
+RELEASE = """
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], KEYS[1])
+return 1
+"""
+
+# KEYS: claimed copy, claims index. ARGV: retry_ms.
+PARK = NOW_MS + """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], KEYS[1])
+  return 0
+end
+redis.call('HSET', KEYS[1], 'parked', '1')
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), KEYS[1])
+return 1
+"""
+
+# KEYS: claims index. ARGV: limit, lease_ms.
+# The claims whose lease ran out, each leased anew: a flat list of claimed key, hash (as HGETALL), ...
+TAKE_STALE = NOW_MS + """
+local found = {}
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))) do
+  local claimed = redis.call('HGETALL', key)
+  if #claimed == 0 then
+    redis.call('ZREM', KEYS[1], key)  -- expired with the session TTL
+  else
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), key)
+    table.insert(found, key)
+    table.insert(found, claimed)
+  end
+end
+return found
+"""
 
 # KEYS: class entries. ARGV: the session key prefix ("<prefix>:session:").
 # For each class, the hash of the session its entry points to (empty when there is none).
@@ -126,6 +175,9 @@ class _Connection:
     mark: AsyncScript
     claim: AsyncScript
     restore: AsyncScript
+    release: AsyncScript
+    park: AsyncScript
+    take_stale: AsyncScript
     for_classes: AsyncScript
 
 
@@ -138,7 +190,7 @@ def _fields(reply: Sequence[str] | dict[str, str] | None) -> dict[str, str]:
     return dict(zip(reply[::2], reply[1::2], strict=True))
 
 
-def _session(reply: Sequence[str] | dict[str, str] | None) -> Session | None:
+def _session(reply: Sequence[str] | dict[str, str] | None, claim: str | None = None) -> Session | None:
     fields = _fields(reply)
     if "class_id" not in fields:
         return None
@@ -147,6 +199,8 @@ def _session(reply: Sequence[str] | dict[str, str] | None) -> Session | None:
         class_id=fields["class_id"],
         started_at=fields["started_at"],
         attendance={name[len(MARK_PREFIX) :]: value for name, value in fields.items() if name.startswith(MARK_PREFIX)},
+        claim=claim,
+        parked=fields.get("parked") == "1",
     )
 
 
@@ -178,6 +232,14 @@ class RedisSessionStore(SessionStore):
     def claimed_key(self, teacher_id: str, token: str) -> str:
         return f"{self.prefix}:claimed:{teacher_id}:{token}"
 
+    @property
+    def claims_key(self) -> str:
+        return f"{self.prefix}:claims"
+
+    def _claim_keys(self, session: Session) -> list[str]:
+        """The claimed copy of `session` (a name that exists nowhere if it is not a claimed one) and the index."""
+        return [self.claimed_key(session.teacher_id, session.claim or "-"), self.claims_key]
+
     # --- connections -----------------------------------------------------------------------------
 
     def _connection(self) -> _Connection:
@@ -204,6 +266,9 @@ class RedisSessionStore(SessionStore):
                     mark=client.register_script(MARK),
                     claim=client.register_script(CLAIM),
                     restore=client.register_script(RESTORE),
+                    release=client.register_script(RELEASE),
+                    park=client.register_script(PARK),
+                    take_stale=client.register_script(TAKE_STALE),
                     for_classes=client.register_script(FOR_CLASSES),
                 )
                 self._connections[loop] = connection
@@ -268,14 +333,31 @@ class RedisSessionStore(SessionStore):
     async def _claim(self, teacher_id: str, token: str) -> Session | None:
         """One claim; `token` names it, so that running it again (a retry) answers the same."""
         reply = await self._connection().claim(
-            keys=[self.session_key(teacher_id), self.claimed_key(teacher_id, token)],
-            args=[str(self.ttl_ms)],
+            keys=[self.session_key(teacher_id), self.claimed_key(teacher_id, token), self.claims_key],
+            args=[str(self.ttl_ms), str(int(claim_lease_seconds() * 1000))],
         )
-        return _session(reply)
+        return _session(reply, claim=token)
 
     async def restore(self, session: Session) -> bool:
         restored = await self._connection().restore(
-            keys=[self.session_key(session.teacher_id), self.class_key(session.class_id)],
+            keys=[self.session_key(session.teacher_id), self.class_key(session.class_id), *self._claim_keys(session)],
             args=self._session_args(session),
         )
         return restored == 1
+
+    async def release(self, session: Session) -> None:
+        await self._connection().release(keys=self._claim_keys(session))
+
+    async def park(self, session: Session, retry_in: float) -> None:
+        await self._connection().park(keys=self._claim_keys(session), args=[str(int(retry_in * 1000))])
+
+    async def take_stale_claims(self, limit: int = 100) -> list[Session]:
+        reply = await self._connection().take_stale(
+            keys=[self.claims_key], args=[str(limit), str(int(claim_lease_seconds() * 1000))]
+        )
+        found = []
+        for key, fields in zip(reply[::2], reply[1::2], strict=True):
+            session = _session(fields, claim=key.rsplit(":", 1)[1])
+            if session is not None:
+                found.append(session)
+        return found

@@ -467,7 +467,7 @@ async def communicators(fresh_live: None) -> AsyncIterator[Any]:
     # Close what is still open. A consumer that fails while closing is the subject of its own test
     # (test_consumer.py::test_closing_a_socket_is_clean), so it is not reported again for every test.
     for communicator in opened:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception, asyncio.CancelledError):  # a test may have cancelled it
             await communicator.disconnect(timeout=5)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -387,3 +388,128 @@ async def test_failed_persist_keeps_the_session_and_a_retry_persists(communicato
     assert await rows(room.klass) == {s1.id: "present", s2.id: "absent"}
     assert (await persisted(room.klass, s1))["status"] == "present"
     assert await comm_ask(teacher, frame("DONE")) == error(NO_SESSION)
+
+
+# --- sockets follow their account and memberships (DESIGN.md "Faults") ----------------------------------
+
+
+async def expect_revoked(ws, timeout: float = 5) -> None:
+    assert await comm_recv(ws, timeout) == error(WS_UNAUTHORIZED)
+    assert await ws.receive_output(timeout=timeout) == {"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION}
+
+
+async def test_a_token_that_expires_closes_its_socket(communicators, room, settings):
+    ws = await communicators(forge_token(settings.JWT_SECRET, user_id=room.students[0].id, role="student", ttl=1))
+    other = await communicators(token_for(room.students[1]))
+    await expect_revoked(ws, timeout=3)
+    await comm_silent(other)  # only that socket
+
+
+async def test_deactivating_a_user_anywhere_closes_their_sockets_at_once(communicators, room):
+    sockets = [await communicators(token_for(room.students[0])) for _ in range(2)]
+    other = await communicators(token_for(room.students[1]))
+
+    def deactivate():
+        user = type(room.students[0]).objects.get(pk=room.students[0].pk)
+        user.is_active = False
+        user.save()  # what the admin's change form does
+
+    await database_sync_to_async(deactivate)()
+    for ws in sockets:
+        await expect_revoked(ws)
+    await comm_silent(other)
+
+
+async def test_deleting_a_user_closes_their_sockets(communicators, room):
+    ws = await communicators(token_for(room.students[0]))
+    await database_sync_to_async(type(room.students[0]).objects.filter(pk=room.students[0].pk).delete)()
+    await expect_revoked(ws)
+
+
+async def test_the_account_check_closes_sockets_that_a_notice_missed(communicators, room):
+    """A user deactivated by a write that sends no signal (a bulk update, raw SQL): the periodic check."""
+    from live import upkeep
+
+    ws = await communicators(token_for(room.students[0]))
+    other = await communicators(token_for(room.students[1]))
+    await database_sync_to_async(type(room.students[0]).objects.filter(pk=room.students[0].pk).update)(is_active=False)
+    assert await upkeep.check_accounts() == 1
+    await expect_revoked(ws)
+    await comm_silent(other)
+
+
+async def test_an_enrolment_from_any_write_path_reaches_open_sockets(communicators, room, admin_site_client):
+    """The admin's inline form saves an Enrollment: the student's open socket joins the class at once."""
+    await start(room)
+    late = await database_sync_to_async(make_user)("student")
+    ws = await communicators(token_for(late))
+    teacher = await communicators(token_for(room.teacher))
+    assert await comm_ask(ws, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+
+    await database_sync_to_async(Enrollment.objects.create)(klass=room.klass, student=late)
+    assert await comm_ask(teacher, mark(late.id, "absent")) == marked(late.id, "absent")
+    assert await comm_recv(ws) == marked(late.id, "absent")
+
+
+async def test_removing_an_enrolment_stops_the_class_reaching_that_student(communicators, room):
+    await start(room)
+    teacher = await communicators(token_for(room.teacher))
+    removed = await communicators(token_for(room.students[0]))
+    kept = await communicators(token_for(room.students[1]))
+    await database_sync_to_async(Enrollment.objects.filter(klass=room.klass, student=room.students[0]).delete)()
+    assert await comm_ask(teacher, frame("TODAY_SUMMARY")) == summary(0, 0)
+    assert await comm_recv(kept) == summary(0, 0)
+    await comm_silent(removed)
+    assert await comm_ask(removed, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+
+
+async def test_a_notice_rolled_back_with_its_transaction_is_never_sent(communicators, room):
+    late = await database_sync_to_async(make_user)("student")
+    ws = await communicators(token_for(late))
+
+    def enrol_then_fail():
+        from django.db import transaction
+
+        with pytest.raises(RuntimeError), transaction.atomic():
+            Enrollment.objects.create(klass=room.klass, student=late)
+            raise RuntimeError("rolled back")
+
+    await database_sync_to_async(enrol_then_fail)()
+    await start(room)
+    teacher = await communicators(token_for(room.teacher))
+    assert await comm_ask(teacher, frame("TODAY_SUMMARY")) == summary(0, 0)
+    await comm_silent(ws)
+
+
+async def test_a_broadcast_sent_right_after_connect_reaches_the_new_socket(communicators, room):
+    """Groups are joined before the handshake completes: nothing sent after `open` can be missed."""
+    await start(room)
+    teacher = await communicators(token_for(room.teacher))
+    for _ in range(20):
+        student = await communicators(token_for(room.students[0]))
+        assert await comm_ask(teacher, frame("TODAY_SUMMARY")) == summary(0, 0)
+        assert await comm_recv(student) == summary(0, 0)
+        await student.disconnect(timeout=5)
+
+
+async def test_a_consumer_cancelled_mid_event_leaves_the_hub(communicators, room, monkeypatch):
+    """DONE outlasting Daphne's application close timeout while the client leaves: the consumer task is
+    cancelled, and no membership may outlive it."""
+    from live.hub import get_hub
+
+    await start(room)
+    release = asyncio.Event()
+
+    async def slow_finish(teacher_id):
+        await release.wait()
+
+    monkeypatch.setattr(services, "finish_session", slow_finish)
+    ws = await communicators(token_for(room.teacher))
+    groups = [f"user.{room.teacher.id}", f"class.{room.klass.id}"]
+    assert all(get_hub().local_members(group) for group in groups)
+    await ws.send_to(text_data=frame("DONE"))
+    await asyncio.sleep(0.1)
+    ws.future.cancel()  # what Daphne does to an application that does not exit in time
+    with contextlib.suppress(asyncio.CancelledError):
+        await ws.future
+    assert not any(get_hub().local_members(group) for group in groups)

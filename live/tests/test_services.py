@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.db import DatabaseError, IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils.dateparse import parse_datetime
@@ -17,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import User
 from attendance_site.errors import DomainError, Forbidden, NotFound, Unavailable
 from classes.models import Enrollment
+from classes.services import student_ids
 from live import services
 from live.models import Attendance
 from live.store import Session, get_session_store
@@ -356,3 +358,109 @@ async def test_finish_session_failure_does_not_undo_a_newer_session(live_class, 
     with pytest.raises(Unavailable):
         await services.finish_session(teacher.id)
     assert await get_session_store().for_teacher(teacher.id) == new
+
+
+# --- DONE converges (DESIGN.md "Faults") ----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_failed_done_that_cannot_be_put_back_says_so_and_is_persisted_by_recovery(
+    live_class, monkeypatch, settings
+):
+    teacher, klass, students = live_class
+    old = Session(teacher.id, klass.id, "2025-03-11T10:00:00.000Z", {students[0].id: "present"})
+    new = Session(teacher.id, klass.id, "2025-03-11T10:05:00.000Z")
+    await get_session_store().start(old)
+    real_bulk_create = Attendance.objects.bulk_create
+
+    def start_new_then_fail(*args, **kwargs):
+        async_to_sync(get_session_store().start)(new)
+        raise DatabaseError("disk on fire")
+
+    monkeypatch.setattr(Attendance.objects, "bulk_create", start_new_then_fail)
+    monkeypatch.setattr(services, "PARKED_RETRY_SECONDS", 0.2)
+    with pytest.raises(Unavailable) as info:
+        await services.finish_session(teacher.id)
+    assert info.value.message == "Could not persist attendance; the marks are kept for recovery"
+    assert await get_session_store().for_teacher(teacher.id) == new  # the newer session is untouched
+
+    monkeypatch.setattr(Attendance.objects, "bulk_create", real_bulk_create)
+    assert await services.recover_claims() == 0  # its retry is not due yet
+    await asyncio.sleep(0.3)
+    assert await services.recover_claims() == 1
+    assert await rows_of(klass) == {students[0].id: "present", students[1].id: "absent", students[2].id: "absent"}
+    assert await get_session_store().take_stale_claims() == []
+    assert await get_session_store().for_teacher(teacher.id) == new
+
+
+async def rows_of(klass) -> dict[str, str]:
+    return await database_sync_to_async(rows)(klass)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_done_retried_after_a_lost_reply_ends_the_session_with_the_persisted_summary(started, monkeypatch):
+    """The records were committed, but the reply was lost (the connection broke right after COMMIT): the
+    session was put back; the retry must not fail forever, nor write twice, but end it truthfully."""
+    teacher, klass, session = started
+    real_persist = services.persist_session
+
+    def commit_then_lose_the_reply(session):
+        real_persist(session)
+        raise DatabaseError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "persist_session", commit_then_lose_the_reply)
+    with pytest.raises(Unavailable):
+        await services.finish_session(teacher.id)
+    assert await get_session_store().for_teacher(teacher.id) == session  # "please try again" is true
+    monkeypatch.setattr(services, "persist_session", real_persist)
+
+    # Meanwhile the teacher marked someone else; the persisted records are the truth.
+    unmarked = next(sid for sid in await database_sync_to_async(student_ids)(klass.id) if sid not in session.attendance)
+    await get_session_store().mark(session, unmarked, "present")
+    ended, result = await services.finish_session(teacher.id)
+    assert ended.same_run(session)
+    assert result == {"present": 1, "absent": 2, "total": 3}
+    assert await Attendance.objects.filter(klass=klass).acount() == 3
+    assert await get_session_store().for_teacher(teacher.id) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_persist_session_twice_writes_once_and_answers_the_same():
+    teacher, student = make_user("teacher"), make_user("student")
+    klass = make_class(teacher, [student])
+    session = Session(teacher.id, klass.id, services.iso_now(), {student.id: "present"})
+    first = services.persist_session(session)
+    again = services.persist_session(Session(teacher.id, klass.id, session.started_at, {student.id: "absent"}))
+    assert first == again == {"present": 1, "absent": 0, "total": 1}
+    assert rows(klass) == {student.id: "present"}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_recovery_settles_claims_left_by_a_dead_worker(live_class, settings):
+    """A worker that claimed a session for DONE and died: before committing → the session is active again;
+    after committing → the claim is released (the session ended)."""
+    settings.LIVE_CLAIM_LEASE_SECONDS = 0.2
+    teacher, klass, students = live_class
+    store = get_session_store()
+    unpersisted = Session(teacher.id, klass.id, "2025-03-11T10:00:00.000Z", {students[0].id: "present"})
+    await store.start(unpersisted)
+    await store.claim(teacher.id)  # ... and the process died here
+    other_teacher = await database_sync_to_async(make_user)("teacher")
+    other_class = await database_sync_to_async(make_class)(other_teacher, students)
+    persisted = Session(other_teacher.id, other_class.id, "2025-03-11T11:00:00.000Z")
+    await store.start(persisted)
+    claimed = await store.claim(other_teacher.id)
+    await database_sync_to_async(services.persist_session)(claimed)  # ... and died here, before releasing
+
+    assert await services.recover_claims() == 0  # still leased
+    await asyncio.sleep(0.3)
+    assert await services.recover_claims() == 2
+    assert await store.for_teacher(teacher.id) == unpersisted
+    assert await store.for_teacher(other_teacher.id) is None
+    assert await store.take_stale_claims() == []
+    assert (await services.finish_session(teacher.id))[1] == {"present": 1, "absent": 2, "total": 3}
+
+
+def test_default_recovery_is_within_the_promised_minute(settings):
+    """Lease + one upkeep period (with its 20 % jitter) ≤ 60 s (DESIGN.md "Faults")."""
+    assert settings.LIVE_CLAIM_LEASE_SECONDS + 1.2 * settings.LIVE_UPKEEP_SECONDS <= 60

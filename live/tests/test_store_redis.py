@@ -226,6 +226,77 @@ async def test_restore_refused_while_the_session_is_there(store: SessionStore) -
     assert await store.for_teacher(teacher) == session(teacher, klass)
 
 
+# --- claims and their recovery, on both stores --------------------------------------------------------
+
+
+@pytest.fixture
+def short_lease(settings) -> float:
+    settings.LIVE_CLAIM_LEASE_SECONDS = 0.3
+    return 0.3
+
+
+async def test_a_claim_is_named_and_leased(store: SessionStore, short_lease: float) -> None:
+    teacher, klass = new_id(), new_id()
+    await store.start(session(teacher, klass))
+    claimed = await store.claim(teacher)
+    assert claimed.claim and not claimed.parked
+    assert await store.take_stale_claims() == []  # leased to its claimer
+    await asyncio.sleep(short_lease + 0.2)
+    stale = await store.take_stale_claims()
+    assert stale == [claimed] and stale[0].claim == claimed.claim
+    assert await store.take_stale_claims() == []  # leased anew to whoever took it
+
+
+async def test_a_released_claim_is_gone(store: SessionStore, short_lease: float) -> None:
+    teacher, klass = new_id(), new_id()
+    await store.start(session(teacher, klass))
+    claimed = await store.claim(teacher)
+    await store.release(claimed)
+    await asyncio.sleep(short_lease + 0.2)
+    assert await store.take_stale_claims() == []
+    await store.release(claimed)  # twice: harmless
+    assert await store.for_teacher(teacher) is None
+
+
+async def test_a_restored_claim_is_gone(store: SessionStore, short_lease: float) -> None:
+    teacher, klass, student = new_id(), new_id(), new_id()
+    await store.start(session(teacher, klass, **{student: "present"}))
+    claimed = await store.claim(teacher)
+    assert await store.restore(claimed) is True
+    await asyncio.sleep(short_lease + 0.2)
+    assert await store.take_stale_claims() == []
+    active = await store.for_teacher(teacher)
+    assert active == session(teacher, klass, **{student: "present"}) and active.claim is None
+
+
+async def test_a_parked_claim_comes_back_parked_when_its_retry_is_due(store: SessionStore, short_lease: float) -> None:
+    teacher, klass, student = new_id(), new_id(), new_id()
+    await store.start(session(teacher, klass, **{student: "absent"}))
+    claimed = await store.claim(teacher)
+    await store.start(session(teacher, klass, T1))  # the teacher moved on: the claim cannot go back
+    assert await store.restore(claimed) is False
+    await store.park(claimed, retry_in=0.2)
+    assert await store.take_stale_claims() == []
+    await asyncio.sleep(0.3)
+    [stale] = await store.take_stale_claims()
+    assert stale == session(teacher, klass, **{student: "absent"}) and stale.parked
+    assert await store.for_teacher(teacher) == session(teacher, klass, T1)  # the newer one is untouched
+
+
+async def test_stale_claims_go_to_one_recoverer(
+    two_stores: tuple[SessionStore, SessionStore], short_lease: float
+) -> None:
+    a, b = two_stores
+    teachers = [new_id() for _ in range(10)]
+    for teacher in teachers:
+        await a.start(session(teacher, new_id()))
+        await a.claim(teacher)
+    await asyncio.sleep(short_lease + 0.2)
+    taken = await asyncio.gather(a.take_stale_claims(), b.take_stale_claims())
+    names = [claimed.claim for batch in taken for claimed in batch]
+    assert len(names) == len(set(names)) == 10
+
+
 # --- concurrency, on both stores (two clients on Redis) ------------------------------------------------
 
 
