@@ -122,15 +122,24 @@ LIVE_UPKEEP_SECONDS = env.float("LIVE_UPKEEP_SECONDS", default=15.0)
 # upkeep's period (± 20 % jitter) this bounds recovery: 30 + 18 s, within the 60 s DESIGN.md promises.
 LIVE_CLAIM_LEASE_SECONDS = env.float("LIVE_CLAIM_LEASE_SECONDS", default=30.0)
 if REDIS_URL:
+    from attendance_site.redis_client import redis_retry
+
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 # redis-py's default 5 s socket timeout equals channels-redis' 5 s blocking receive, so a
                 # quiet minute would end in TimeoutError; the receive always answers within 5 s, so 15 s
-                # only fires on a dead connection. Keepalive finds half-open ones.
+                # only fires on a dead connection. Keepalive finds half-open ones; the retry carries a
+                # command over a restarted Redis or a dropped connection (a URL pool retries nothing).
                 "hosts": [
-                    {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5, "socket_keepalive": True}
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 5,
+                        "socket_keepalive": True,
+                        "retry": redis_retry(),
+                    }
                 ],
                 "capacity": 1000,
                 "expiry": 30,

@@ -49,9 +49,11 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.commands.core import AsyncScript
 
+from attendance_site.redis_client import redis_retry
 from live.store import Session, SessionStore, claim_lease_seconds
 
 MARK_PREFIX = "m:"
+
 MAX_CONNECTIONS = 50  # per event loop, that is per process
 POOL_TIMEOUT_SECONDS = 10
 
@@ -106,9 +108,15 @@ return session
 """
 
 # KEYS: session, class entry, claimed copy, claims index. ARGV as START.
-# Puts a claimed session back unless the teacher has one; the claim goes.
+# Puts a claimed session back unless the teacher has one; the claim goes. Repeated after a lost reply, it
+# answers the same: the claim is gone and the very run is active again.
 RESTORE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  local run = redis.call('HMGET', KEYS[1], 'class_id', 'started_at')
+  if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('ZSCORE', KEYS[4], KEYS[3]) == false
+     and run[1] == ARGV[2] and run[2] == ARGV[3] and string.sub(KEYS[3], -2) ~= ':-' then
+    return 1
+  end
   return 0
 end
 redis.call('DEL', KEYS[3])
@@ -258,6 +266,9 @@ class RedisSessionStore(SessionStore):
                     timeout=POOL_TIMEOUT_SECONDS,
                     decode_responses=True,
                     socket_connect_timeout=5,
+                    socket_timeout=10,
+                    socket_keepalive=True,
+                    retry=redis_retry(),  # every script here is safe to repeat
                 )
                 client = aioredis.Redis.from_pool(pool)
                 connection = _Connection(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -123,3 +124,56 @@ class DaphneServer:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class RedisServer:
+    """A private `redis-server` on a free port, for tests that kill, restart or cut its connections (never
+    the shared server). Nothing is kept on disk: a restart forgets everything, as a crash of a Redis without
+    persistence does."""
+
+    def __init__(self, work_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.work_dir = work_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        import redis
+
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.work_dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with redis.Redis.from_url(self.url, socket_timeout=1) as client:
+                    client.ping()
+                return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=5)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        """SIGKILL, then start again on the same port: every key, group and connection is gone."""
+        self.kill()
+        self.start()
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None

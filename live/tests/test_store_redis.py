@@ -283,6 +283,19 @@ async def test_a_parked_claim_comes_back_parked_when_its_retry_is_due(store: Ses
     assert await store.for_teacher(teacher) == session(teacher, klass, T1)  # the newer one is untouched
 
 
+async def test_a_restore_repeated_after_a_lost_reply_answers_the_same(make_redis_store) -> None:
+    """redis-py repeats a command after a dropped connection: the second run of RESTORE must not turn a
+    success into "refused" (the teacher would be told the marks were parked)."""
+    store = make_redis_store()
+    teacher, klass = new_id(), new_id()
+    await store.start(session(teacher, klass))
+    claimed = await store.claim(teacher)
+    assert await store.restore(claimed) is True
+    assert await store.restore(claimed) is True  # the retry
+    await store.start(session(teacher, klass, T1))
+    assert await store.restore(claimed) is False  # but not once another run is active
+
+
 async def test_stale_claims_go_to_one_recoverer(
     two_stores: tuple[SessionStore, SessionStore], short_lease: float
 ) -> None:
