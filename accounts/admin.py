@@ -4,7 +4,7 @@ from django.contrib import admin
 from accounts.models import User
 
 
-class UserForm(forms.ModelForm):
+class UserForm(forms.ModelForm[User]):
     password = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
@@ -16,7 +16,7 @@ class UserForm(forms.ModelForm):
         fields = ["name", "email", "role", "password", "is_active", "is_staff", "is_superuser"]
 
     def save(self, commit: bool = True) -> User:
-        user = super().save(commit=False)
+        user: User = super().save(commit=False)
         if self.cleaned_data.get("password"):
             user.set_password(self.cleaned_data["password"])
         elif user._state.adding:
@@ -29,7 +29,7 @@ class UserForm(forms.ModelForm):
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(admin.ModelAdmin[User]):
     form = UserForm
     list_display = ["email", "name", "role", "is_staff", "is_active"]
     list_filter = ["role", "is_staff", "is_active"]

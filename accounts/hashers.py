@@ -11,4 +11,4 @@ class ConfigurableBCryptSHA256PasswordHasher(BCryptSHA256PasswordHasher):
 
     @property
     def rounds(self) -> int:  # type: ignore[override]
-        return settings.BCRYPT_ROUNDS
+        return int(settings.BCRYPT_ROUNDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -18,7 +19,7 @@ def is_object_id(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 24 and ObjectId.is_valid(value) and value == value.lower()
 
 
-class ObjectIdField(models.CharField):
+class ObjectIdField(models.CharField[str, str]):
     """An ObjectId kept as its 24-char hex string in Python.
 
     SQL databases store it as CHAR(24); MongoDB stores a native ObjectId. As a primary key it is
@@ -36,7 +37,7 @@ class ObjectIdField(models.CharField):
             kwargs.setdefault("db_column", "_id")
         super().__init__(*args, **kwargs)
 
-    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+    def deconstruct(self) -> tuple[str, str, Sequence[Any], dict[str, Any]]:
         name, path, args, kwargs = super().deconstruct()
         kwargs.pop("max_length", None)
         return name, path, args, kwargs

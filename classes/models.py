@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from accounts.models import User
 from attendance_site.fields import ObjectIdField
 
 
@@ -12,7 +13,7 @@ class Class(models.Model):
     id = ObjectIdField(primary_key=True)
     class_name = models.CharField(max_length=200)
     teacher = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="taught_classes")
-    students = models.ManyToManyField(
+    students: models.ManyToManyField[User, Enrollment] = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Enrollment", related_name="enrolled_classes", blank=True
     )
 

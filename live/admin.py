@@ -4,7 +4,7 @@ from live.models import Attendance, AttendanceSession
 
 
 @admin.register(Attendance)
-class AttendanceAdmin(admin.ModelAdmin):
+class AttendanceAdmin(admin.ModelAdmin[Attendance]):
     list_display = ["started_at", "klass", "student", "status"]
     list_filter = ["status"]
     search_fields = ["klass__class_name", "student__name", "student__email"]
@@ -14,7 +14,7 @@ class AttendanceAdmin(admin.ModelAdmin):
 
 
 @admin.register(AttendanceSession)
-class AttendanceSessionAdmin(admin.ModelAdmin):
+class AttendanceSessionAdmin(admin.ModelAdmin[AttendanceSession]):
     list_display = ["started_at", "klass", "committed"]
     list_filter = ["committed"]
     list_select_related = ["klass"]

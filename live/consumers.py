@@ -237,7 +237,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
 
     async def on_my_attendance(self, sessions: list[Session], payload: MyAttendanceData) -> None:
         status = services.my_live_status(sessions, self.user.id, payload.classId)
-        await self.send_event("MY_ATTENDANCE", MyStatusPayload(status=status))
+        await self.send_event("MY_ATTENDANCE", MyStatusPayload.model_validate({"status": status}))
 
     async def on_done(self, session: Session, payload: NoData) -> None:
         session, summary = await services.finish_session(self.user.id)

@@ -29,7 +29,7 @@ from classes.models import Class, Enrollment
 from live.db import db_call
 from live.models import Attendance, AttendanceSession, Status
 from live.schemas import PersistedStatus
-from live.store import Session, get_session_store
+from live.store import Session, Summary, get_session_store
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def my_persisted_status(class_id: str, student: User) -> PersistedStatus:
         .values_list("status", flat=True)
         .first()
     )
-    return PersistedStatus(classId=klass.id, status=status)
+    return PersistedStatus(classId=klass.id, status=None if status is None else Status(status))
 
 
 # --- WebSocket ---------------------------------------------------------------------------------------
@@ -102,21 +102,22 @@ def my_live_status(sessions: list[Session], student_id: str, class_id: str | Non
     return sessions[0].attendance.get(student_id, messages.NOT_YET_UPDATED)
 
 
-def _transaction() -> AbstractContextManager | None:
+def _transaction() -> AbstractContextManager[Any] | None:
     """A transaction, where the database has them: SQL, and MongoDB as a replica set or sharded cluster.
 
     On MongoDB Django's atomic() is a no-op; the backend's own atomic() runs a real transaction, and the
     backend's `_supports_transactions` flag asks the server whether it can. A standalone MongoDB cannot."""
     if connection.vendor == "mongodb":
-        if not connection.features._supports_transactions:
+        if not getattr(connection.features, "_supports_transactions", False):
             return None
         from django_mongodb_backend import transaction as mongodb_transaction
 
-        return mongodb_transaction.atomic()
+        atomic: AbstractContextManager[Any] = mongodb_transaction.atomic()
+        return atomic
     return transaction.atomic() if connection.features.supports_transactions else None
 
 
-def persist_session(session: Session) -> dict[str, int]:
+def persist_session(session: Session) -> Summary:
     """Mark every unmarked enrolled student absent and write one record per enrolled student, all or
     nothing. Returns the final summary (total = enrolled students).
 
@@ -145,7 +146,7 @@ def persist_session(session: Session) -> dict[str, int]:
     return {"present": present, "absent": len(statuses) - present, "total": len(statuses)}
 
 
-def persisted_summary(class_id: str, started_at: datetime) -> dict[str, int] | None:
+def persisted_summary(class_id: str, started_at: datetime) -> Summary | None:
     """The summary of a committed session, from its records; None if the session is not persisted."""
     if not AttendanceSession.objects.filter(klass_id=class_id, started_at=started_at, committed=True).exists():
         return None
@@ -186,7 +187,7 @@ def _write_session(class_id: str, started_at: datetime, records: list[Attendance
 PARKED_RETRY_SECONDS = 15.0
 
 
-async def finish_session(teacher_id: str) -> tuple[Session, dict[str, int]]:
+async def finish_session(teacher_id: str) -> tuple[Session, Summary]:
     """DONE: claim the session (one caller wins), persist it, or put it back if persisting fails.
 
     Tells the truth: success only once the records are committed; "please try again" only when the session
@@ -200,7 +201,7 @@ async def finish_session(teacher_id: str) -> tuple[Session, dict[str, int]]:
     return session, await asyncio.shield(_persist_claimed(session))
 
 
-async def _persist_claimed(session: Session) -> dict[str, int]:
+async def _persist_claimed(session: Session) -> Summary:
     store = get_session_store()
     try:
         summary = await db_call(persist_session)(session)
@@ -233,6 +234,7 @@ async def _release_quietly(session: Session) -> None:
 
 def is_persisted(session: Session) -> bool:
     started_at = parse_datetime(session.started_at)
+    assert started_at is not None, session.started_at
     return AttendanceSession.objects.filter(klass_id=session.class_id, started_at=started_at, committed=True).exists()
 
 

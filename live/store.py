@@ -14,11 +14,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import cache
+from typing import TypedDict
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from live.models import Status
+
+
+class Summary(TypedDict):
+    """Counts of a session: TODAY_SUMMARY's (total = marks so far) and DONE's (total = enrolled students)."""
+
+    present: int
+    absent: int
+    total: int
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,7 @@ class Session:
         """True when `other` is this very session (not a later one that replaced it)."""
         return other is not None and (other.class_id, other.started_at) == (self.class_id, self.started_at)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> Summary:
         present = sum(1 for status in self.attendance.values() if status == Status.PRESENT)
         absent = sum(1 for status in self.attendance.values() if status == Status.ABSENT)
         return {"present": present, "absent": absent, "total": present + absent}
@@ -125,7 +134,7 @@ class InMemorySessionStore(SessionStore):
     async def mark(self, session: Session, student_id: str, status: str) -> Session | None:
         with self._lock:
             current = self._by_teacher.get(session.teacher_id)
-            if not session.same_run(current):
+            if current is None or not session.same_run(current):
                 return None
             # Sessions are immutable snapshots: readers never see a half-applied update.
             updated = replace(current, attendance={**current.attendance, student_id: status})
@@ -173,4 +182,5 @@ class InMemorySessionStore(SessionStore):
 @cache
 def get_session_store() -> SessionStore:
     """The process-wide store named by settings.SESSION_STORE."""
-    return import_string(settings.SESSION_STORE)()
+    store: SessionStore = import_string(settings.SESSION_STORE)()
+    return store

@@ -308,7 +308,9 @@ class RedisSessionStore(SessionStore):
         )
 
     async def for_teacher(self, teacher_id: str) -> Session | None:
-        return _session(await self._connection().client.hgetall(self.session_key(teacher_id)))
+        # decode_responses=True: the client returns str, though its types say bytes | str.
+        fields: dict[str, str] = await self._connection().client.hgetall(self.session_key(teacher_id))  # type: ignore[assignment]
+        return _session(fields)
 
     async def for_classes(self, class_ids: Iterable[str]) -> list[Session]:
         class_ids = list(class_ids)
@@ -354,7 +356,7 @@ class RedisSessionStore(SessionStore):
             keys=[self.session_key(session.teacher_id), self.class_key(session.class_id), *self._claim_keys(session)],
             args=self._session_args(session),
         )
-        return restored == 1
+        return bool(restored == 1)
 
     async def release(self, session: Session) -> None:
         await self._connection().release(keys=self._claim_keys(session))
