@@ -437,3 +437,34 @@ def test_unexpected_exception_in_protected_route_is_json_500(client, monkeypatch
 
     monkeypatch.setattr("classes.services.class_detail", explode)
     assert_error(client.get("/class/5f0c0ffee0ddba11deadbeef", headers=auth(make_user("teacher"))), 500, INTERNAL_ERROR)
+
+
+# --- what Django answers itself is JSON too (DEBUG off, as in production) --------------------------------
+def test_a_host_that_is_not_allowed_is_a_json_400(client):
+    assert_error(client.get("/auth/me", HTTP_HOST="evil.example"), 400, "Bad request")
+
+
+@pytest.mark.django_db
+def test_a_csrf_failure_is_a_json_403():
+    """The API's own routes need no CSRF token; Django's pages that do (the admin's log-in) answer in JSON."""
+    response = Client(enforce_csrf_checks=True).post("/admin/login/", {"username": "x", "password": "y"})
+    assert_error(response, 403, "Forbidden")
+
+
+def test_django_handlers_answer_json(rf):
+    from attendance_site import api
+
+    for handler, status, message in [
+        (api.bad_request, 400, "Bad request"),
+        (api.forbidden, 403, "Forbidden"),
+        (api.not_found, 404, NOT_FOUND),
+    ]:
+        response = handler(rf.get("/x"), Exception("detail"))
+        assert (response.status_code, orjson.loads(response.content)) == (status, {"success": False, "error": message})
+    response = api.server_error(rf.get("/x"))
+    assert (response.status_code, orjson.loads(response.content)) == (500, {"success": False, "error": INTERNAL_ERROR})
+
+
+@pytest.mark.wire
+def test_a_host_that_is_not_allowed_is_a_json_400_over_the_wire(api):
+    assert_error(api.get("/auth/me", headers={"Host": "evil.example"}), 400, "Bad request")
