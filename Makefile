@@ -15,6 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 # Serve HTTP and WebSocket with Daphne on $$PORT (3000). DEBUG is on unless you set it.
 run: $(STAMP)
 	DEBUG=$${DEBUG-1} $(PY) manage.py migrate --noinput
+	DEBUG=$${DEBUG-1} $(PY) manage.py collectstatic --noinput
 	DEBUG=$${DEBUG-1} $(PY) -m attendance_site.serve
 
 migrate: $(STAMP)

@@ -21,3 +21,15 @@ def _close_socket_db_connections(django_db_setup: None, django_db_blocker: Any) 
 
     with django_db_blocker.unblock():
         asyncio.run(close_db_connections())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_without_collectstatic() -> Iterator[None]:
+    """In-process tests render pages (admin, console) without running collectstatic: name the files
+    without the manifest's hashes. The over-the-wire servers collect and serve the real thing."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    with override_settings(STORAGES={**settings.STORAGES, "staticfiles": plain}):
+        yield

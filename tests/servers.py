@@ -7,11 +7,14 @@ PostgreSQL database beside DATABASE_URL's, or a scratch MongoDB database beside 
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +31,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+_static_root: Path | None = None
+
+
+def collected_static() -> Path:
+    """A scratch STATIC_ROOT filled by `collectstatic` (as `make run` does), once per test process and
+    shared by every server: with DEBUG off the pages name hashed files that only collectstatic makes."""
+    global _static_root
+    if _static_root is None:
+        root = Path(tempfile.mkdtemp(prefix="attendance-static-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=ROOT, check=True, capture_output=True,
+            env={**os.environ, "DEBUG": "0", "SECRET_KEY": "collectstatic", "STATIC_ROOT": str(root)},
+        )
+        _static_root = root
+    return _static_root
 
 
 def _with_db_name(url: str, name: str) -> str:
@@ -74,6 +95,7 @@ class DaphneServer:
             "DEBUG": "0",
             "SECRET_KEY": os.environ.get("SECRET_KEY", "wire-test-secret"),
             "BCRYPT_ROUNDS": os.environ.get("BCRYPT_ROUNDS", "4"),
+            "STATIC_ROOT": str(collected_static()),
             **env,
             "PORT": str(self.port),
         }
