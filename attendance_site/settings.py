@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "channels",
+    "csp",
     "accounts",
     "classes",
     "live",
@@ -63,6 +64,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Sends the policy a view declares (the API docs': apidocs/views.py); no global policy.
+    "csp.middleware.CSPMiddleware",
     "attendance_site.api.JsonErrorMiddleware",
 ]
 
