@@ -20,7 +20,12 @@ def _normalise_email(value: str) -> str:
     return checked.normalized.lower()
 
 
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_normalise_email)]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254),
+    AfterValidator(_normalise_email),
+    Field(json_schema_extra={"format": "email"}),
+]
 # Passwords are taken as typed: no trimming. bcrypt-sha256 has no 72-byte limit; 1024 is a sanity cap.
 Password = Annotated[str, Field(max_length=1024)]
 

@@ -1,3 +1,5 @@
+"""Sign-up, log-in, the signed-in user and the student list."""
+
 from django.http import HttpRequest
 
 from accounts import auth, services
@@ -5,7 +7,7 @@ from accounts.models import User
 from accounts.schemas import LoginBody, Member, PublicUser, SignupBody, Token
 from attendance_site import messages
 from attendance_site.api import endpoint
-from attendance_site.errors import Conflict, Invalid
+from attendance_site.errors import Conflict, Invalid, TooManyRequests
 
 
 @endpoint("POST", body=SignupBody, response=PublicUser, status=201, errors=(Conflict(messages.EMAIL_EXISTS),))
@@ -14,9 +16,17 @@ def signup(request: HttpRequest, body: SignupBody) -> PublicUser:
     return PublicUser.of(services.signup(body))
 
 
-@endpoint("POST", body=LoginBody, response=Token, errors=(Invalid(messages.BAD_CREDENTIALS),))
+@endpoint(
+    "POST",
+    body=LoginBody,
+    response=Token,
+    errors=(Invalid(messages.BAD_CREDENTIALS), TooManyRequests(messages.TOO_MANY_REQUESTS)),
+)
 def login(request: HttpRequest, body: LoginBody) -> Token:
-    """Exchange an email and password for a token."""
+    """Exchange an email and password for a token.
+
+    An unknown email and a wrong password get the same answer. Too many failed logins for one email, or from
+    one client address, are refused for a while (429, with `Retry-After` in seconds)."""
     return Token(token=services.login(body))
 
 

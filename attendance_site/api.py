@@ -11,6 +11,7 @@ unexpected becomes the contract's 500 (`JsonErrorMiddleware`), and the responses
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -153,6 +154,8 @@ class Operation:
     status: int = 200
     media_type: str = "application/json"
     errors: tuple[DomainError, ...] = ()
+    # Path parameter → what it names, for the API documents (a default is derived from the name).
+    params: dict[str, str] = field(default_factory=dict)
     _adapter: TypeAdapter[Any] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
@@ -165,7 +168,18 @@ class Operation:
 
     @property
     def summary(self) -> str:
-        return (self.view.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        """The first paragraph of the view's docstring."""
+        return self._doc_paragraphs[0] if self._doc_paragraphs else ""
+
+    @property
+    def description(self) -> str:
+        """The rest of the view's docstring (the API documents show it below the summary)."""
+        return "\n\n".join(self._doc_paragraphs[1:])
+
+    @property
+    def _doc_paragraphs(self) -> list[str]:
+        doc = inspect.cleandoc(self.view.__doc__ or "")
+        return [" ".join(paragraph.split()) for paragraph in doc.split("\n\n") if paragraph.strip()]
 
     def all_errors(self) -> list[DomainError]:
         """Every error this operation can answer, in check order (the API documents list them)."""
@@ -209,11 +223,13 @@ def endpoint(
     status: int = 200,
     media_type: str = "application/json",
     errors: tuple[DomainError, ...] = (),
+    params: dict[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Operation]:
-    """Declare a view as an operation (see Operation); `errors` are those the view itself raises."""
+    """Declare a view as an operation (see Operation); `errors` are those the view itself raises, `params`
+    optional descriptions of its path parameters."""
 
     def decorator(view: Callable[..., Any]) -> Operation:
-        return Operation(method, view, auth, body, query, response, status, media_type, errors)
+        return Operation(method, view, auth, body, query, response, status, media_type, errors, dict(params or {}))
 
     return decorator
 
@@ -234,8 +250,12 @@ def route(pattern: str, *operations: Operation) -> URLPattern:
     def dispatch(request: HttpRequest, **params: Any) -> HttpResponse:
         operation = by_method.get(request.method or "")
         if operation is None:
-            return fail(405, messages.METHOD_NOT_ALLOWED)
+            response = fail(405, messages.METHOD_NOT_ALLOWED)
+            response["Allow"] = allow  # RFC 9110: a 405 lists the methods the resource supports
+            return response
         return operation(request, **params)
+
+    allow = ", ".join(by_method)
 
     dispatch.operations = by_method  # type: ignore[attr-defined]
     return path(pattern, csrf_exempt(dispatch), name=operations[0].name)

@@ -38,6 +38,15 @@ class RequestBody(BaseModel):
 
 
 class ResponseModel(BaseModel):
-    """Base of every response and server event payload: `_id` and the other spec names on the wire."""
+    """Base of every response and server event payload: `_id` and the other spec names on the wire.
 
-    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True, frozen=True)
+    Its JSON Schema (the API documents') says what is sent: every field, defaults included, and nothing else."""
+
+    model_config = ConfigDict(
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        frozen=True,
+        json_schema_serialization_defaults_required=True,
+        json_schema_extra={"additionalProperties": False},
+    )

@@ -1,3 +1,5 @@
+"""Classes: create one, enrol students, read one with its students."""
+
 from django.http import HttpRequest
 
 from accounts import auth

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from accounts.models import Role, User
 from accounts.tokens import verify_token
 from attendance_site import messages
-from attendance_site.errors import DomainError, Invalid, NotFound
+from attendance_site.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
 from attendance_site.fields import is_object_id
 from attendance_site.schemas import RequestBody, ResponseModel
 from live import services, upkeep
@@ -73,16 +73,26 @@ Handler = Callable[["AttendanceConsumer", Any, Any], Awaitable[None]]
 
 @dataclass(frozen=True)
 class SocketEvent:
-    """One client event: who may send it, how to find the session it acts on, its payload, its handler."""
+    """One client event: who may send it, how to find the session it acts on, its payload, its handler;
+    `errors` are those its handler itself raises (the API documents list them)."""
 
     role: Role
     session: Callable[[AttendanceConsumer], Awaitable[Any]]
     schema: type[RequestBody]
     handler: Handler
     description: str = ""
+    errors: tuple[DomainError, ...] = ()
+
+    def all_errors(self) -> list[DomainError]:
+        """Every ERROR this event can get, in check order: role → session → payload → the handler's."""
+        checks = [Forbidden(ROLE_ONLY[self.role]), NotFound(messages.NO_SESSION), Invalid(messages.INVALID_FORMAT)]
+        return list(dict.fromkeys(checks + list(self.errors)))
 
 
 ROLE_ONLY = {Role.TEACHER: messages.TEACHER_EVENT_ONLY, Role.STUDENT: messages.STUDENT_EVENT_ONLY}
+# ERRORs that are not about one event: at connect (then close 1008), and for any frame.
+CONNECT_ERRORS = (messages.WS_UNAUTHORIZED, messages.TOO_MANY_CONNECTIONS)
+FRAME_ERRORS = (messages.INVALID_FORMAT, messages.UNKNOWN_EVENT, messages.TOO_MANY_MESSAGES, messages.INTERNAL_ERROR)
 
 
 def parse_data(schema: type[RequestBody], data: Any) -> Any:
@@ -310,6 +320,7 @@ EVENTS: dict[str, SocketEvent] = {
         AttendanceMarkedData,
         AttendanceConsumer.on_attendance_marked,
         "Mark an enrolled student in the teacher's active session; broadcast to its participants.",
+        errors=(NotFound(messages.STUDENT_NOT_FOUND),),
     ),
     "TODAY_SUMMARY": SocketEvent(
         Role.TEACHER,
@@ -331,5 +342,6 @@ EVENTS: dict[str, SocketEvent] = {
         NoData,
         AttendanceConsumer.on_done,
         "Mark the unmarked enrolled students absent, persist, end the session, broadcast the final summary.",
+        errors=(Unavailable(messages.PERSIST_FAILED), Unavailable(messages.PERSIST_FAILED_KEPT)),
     ),
 }

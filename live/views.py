@@ -1,3 +1,5 @@
+"""Attendance sessions over HTTP: start one (the live part is the WebSocket), a student's last status."""
+
 from django.http import HttpRequest
 
 from accounts import auth

@@ -325,6 +325,24 @@ def test_route_dispatches_by_method_and_answers_405_before_auth():
         response = getattr(RequestFactory(), method)("/x")
         response = view(response)
         assert (response.status_code, orjson.loads(response.content)["error"]) == (405, METHOD_NOT_ALLOWED)
+        assert response["Allow"] == "GET, POST"  # RFC 9110: what the resource supports
+
+
+def test_operation_summary_and_description_come_from_the_docstring():
+    @endpoint("GET", response=str, params={"class_id": "The class."})
+    def view(request, class_id):
+        """Read a thing
+        in two lines.
+
+        More about it,
+        over two lines.
+
+        And a last paragraph."""
+
+    assert view.summary == "Read a thing in two lines."
+    assert view.description == "More about it, over two lines.\n\nAnd a last paragraph."
+    assert view.params == {"class_id": "The class."}
+    assert (make_operation([]).description, make_operation([]).params) == ("", {})
 
 
 def test_route_refuses_two_operations_for_one_method():
@@ -406,7 +424,9 @@ def test_unknown_route_is_json_404_with_debug_on(client, settings):
     ],
 )
 def test_wrong_method_is_405_without_auth(client, method, path):
-    assert_error(getattr(client, method)(path), 405, METHOD_NOT_ALLOWED)
+    response = getattr(client, method)(path)
+    assert_error(response, 405, METHOD_NOT_ALLOWED)
+    assert response["Allow"] in {"GET", "POST"}
 
 
 @pytest.mark.django_db
