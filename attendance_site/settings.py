@@ -51,6 +51,8 @@ INSTALLED_APPS = [
     "accounts",
     "classes",
     "live",
+    "apidocs",
+    "drf_spectacular_sidecar",  # Swagger UI's dist files, as static files (no DRF needed)
 ]
 
 MIDDLEWARE = [

@@ -8,6 +8,8 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("classes.urls")),
     path("", include("live.urls")),
+    # /openapi.json, /asyncapi.json and /docs: generated from the routes above and the socket's tables.
+    path("", include("apidocs.urls")),
     # Anything else is the contract's JSON 404, whatever DEBUG says.
     re_path(r"^.*$", not_found),
 ]
