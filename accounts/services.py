@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import Role, User
 from accounts.schemas import LoginBody, Member, SignupBody
 from accounts.tokens import issue_token
-from attendance_site import messages
+from attendance_site import limits, messages
 from attendance_site.errors import Conflict, Invalid
 
 # Compared against when the email is unknown, so both failures cost one bcrypt check.
@@ -29,17 +29,23 @@ def signup(body: SignupBody) -> User:
     return user
 
 
-def login(body: LoginBody) -> str:
+def login(body: LoginBody, client_ip: str) -> str:
+    """A token for the email and password, from a client at `client_ip`.
+
+    The failed-login limits (attendance_site.limits) are checked first, before any password is hashed, so a
+    flood of wrong passwords costs no bcrypt work once over them; only a wrong email or password counts.
+    """
     global _DUMMY_HASH
-    user = User.objects.filter(email=body.email, is_active=True).first()
-    if user is None:
-        if _DUMMY_HASH is None:
-            _DUMMY_HASH = make_password("not-a-real-password")
-        check_password(body.password, _DUMMY_HASH)
-        raise Invalid(messages.BAD_CREDENTIALS)
-    if not user.check_password(body.password):
-        raise Invalid(messages.BAD_CREDENTIALS)
-    return issue_token(user.id, user.role)
+    with limits.login_attempt(body.email, client_ip) as attempt:  # TooManyRequests here
+        user = User.objects.filter(email=body.email, is_active=True).first()
+        if user is None:
+            if _DUMMY_HASH is None:
+                _DUMMY_HASH = make_password("not-a-real-password")
+            check_password(body.password, _DUMMY_HASH)
+        if user is None or not user.check_password(body.password):
+            attempt.failed()
+            raise Invalid(messages.BAD_CREDENTIALS)
+        return issue_token(user.id, user.role)
 
 
 def list_students() -> list[Member]:

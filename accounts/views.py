@@ -8,6 +8,7 @@ from accounts.schemas import LoginBody, Member, PublicUser, SignupBody, Token
 from attendance_site import messages
 from attendance_site.api import endpoint
 from attendance_site.errors import Conflict, Invalid, TooManyRequests
+from attendance_site.limits import client_ip
 
 
 @endpoint("POST", body=SignupBody, response=PublicUser, status=201, errors=(Conflict(messages.EMAIL_EXISTS),))
@@ -27,7 +28,7 @@ def login(request: HttpRequest, body: LoginBody) -> Token:
 
     An unknown email and a wrong password get the same answer. Too many failed logins for one email, or from
     one client address, are refused for a while (429, with `Retry-After` in seconds)."""
-    return Token(token=services.login(body))
+    return Token(token=services.login(body, client_ip(request)))
 
 
 @endpoint("GET", auth=auth.any_user, response=PublicUser)

@@ -11,12 +11,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from attendance_site import daphne_ext  # noqa: E402
+from attendance_site import daphne_ext, daphne_limits  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 
 # Daphne loads this module before it starts listening, whichever way it is launched
 # (`make run`, the daphne command, `manage.py runserver`).
 daphne_ext.install()
+daphne_limits.install()
 
 application = ProtocolTypeRouter(
     {

@@ -21,6 +21,8 @@ def daphne_argv(port: int, host: str = "127.0.0.1", proxy_headers: bool = False)
         "-p", str(port),
         "--websocket-max-message-size", limit,
         "--websocket-max-frame-size", limit,
+        # A socket's handshake must complete within the contract's 10 s (Daphne's default: 5).
+        "--websocket_connect_timeout", str(settings.REQUEST_DEADLINE_SECONDS),
         # Behind a reverse proxy: take the client's address from X-Forwarded-For.
         *(["--proxy-headers"] if proxy_headers else []),
         "attendance_site.asgi:application",

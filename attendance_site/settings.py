@@ -177,6 +177,50 @@ AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 WS_MAX_MESSAGE_BYTES = 64 * 1024
 
+
+# --- Limits against abuse (DESIGN.md; attendance_site/limits.py). 0 turns a limit off. -----------
+def _limit(name: str, default: int | float, kind: type = int) -> int | float:
+    value = env.float(name, default=default) if kind is float else env.int(name, default=default)
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be 0 (off) or more, not {value}")
+    return value
+
+
+# Failed logins per (email, client IP) and per client IP, in windows of 15 minutes.
+LOGIN_FAILURES_PER_EMAIL = _limit("LOGIN_FAILURES_PER_EMAIL", 5)
+LOGIN_FAILURES_PER_IP = _limit("LOGIN_FAILURES_PER_IP", 50)
+LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
+# Each socket's token bucket: bursts of WS_RATE_BURST frames, refilled at WS_RATE_PER_SECOND.
+WS_RATE_BURST = _limit("WS_RATE_BURST", 500)
+WS_RATE_PER_SECOND = _limit("WS_RATE_PER_SECOND", 50, float)
+WS_MAX_SOCKETS_PER_USER = _limit("WS_MAX_SOCKETS_PER_USER", 20)
+# A connection must deliver its whole request (a WebSocket's upgrade request included) within this.
+REQUEST_DEADLINE_SECONDS = 10
+# Behind a reverse proxy: the client is the last X-Forwarded-For hop (the one the proxy itself added).
+PROXY_HEADERS = env.bool("PROXY_HEADERS", default=False)
+
+# The failed-login counters live in a cache of their own: per process by default, shared by every
+# worker through Redis when REDIS_URL is set. Large enough not to cull counters during a flood.
+LIMITS_CACHE = "limits"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    LIMITS_CACHE: (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:limits",
+            # A Redis that does not answer must not hang logins (limits.py lets them through, logged).
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "live-attendance-limits",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    ),
+}
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

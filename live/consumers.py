@@ -27,6 +27,7 @@ from accounts.tokens import verify_token
 from attendance_site import messages
 from attendance_site.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
 from attendance_site.fields import is_object_id
+from attendance_site.limits import MessageRate, open_sockets
 from attendance_site.schemas import RequestBody, ResponseModel
 from live import services, upkeep
 from live.db import db_call
@@ -121,6 +122,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         self.early_notices: list[dict[str, Any]] | None = []  # membership notices before the classes were read
         self.expiry: asyncio.TimerHandle | None = None
         self.pending: set[asyncio.Task[None]] = set()  # the expiry's revoke, kept referenced while it runs
+        self.message_rate = MessageRate.from_settings()  # DESIGN.md limits: WS_RATE_BURST, WS_RATE_PER_SECOND
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -151,6 +153,9 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
             participant = await db_call(services.connect_participant)(claims)
         else:
             participant = None
+        if participant is not None and not open_sockets.acquire(participant[0].id, self.member_id):
+            await self.refuse(messages.TOO_MANY_CONNECTIONS)  # WS_MAX_SOCKETS_PER_USER, in this process
+            return
         if participant is not None:
             self.user, self.class_ids = participant
             for class_id in list(self.class_ids):
@@ -160,10 +165,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
             for notice in early or []:
                 await self.on_notice(notice)
         if participant is None or self.closed:
-            self.forget()
-            await self.accept()
-            await self.send_event("ERROR", ErrorPayload(message=messages.WS_UNAUTHORIZED))
-            await self.close(code=CLOSE_POLICY_VIOLATION)
+            await self.refuse(messages.WS_UNAUTHORIZED)
             return
         self.authenticated = True
         await self.accept()
@@ -173,6 +175,13 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         for text in self.held:
             await self.send(text_data=text)
         self.held.clear()
+
+    async def refuse(self, message: str) -> None:
+        """Accept only to say why, then close 1008 (DESIGN.md: the auth ERROR, too many connections)."""
+        self.forget()
+        await self.accept()
+        await self.send_event("ERROR", ErrorPayload(message=message))
+        await self.close(code=CLOSE_POLICY_VIOLATION)
 
     async def join(self, group: str) -> None:
         if self.closed or group in self.hub_groups:
@@ -191,6 +200,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
     def forget(self) -> None:
         """Leave every group, now (synchronous: safe on any exit path)."""
         self.closed = True
+        open_sockets.release(self.member_id)
         if self.expiry is not None:
             self.expiry.cancel()
             self.expiry = None
@@ -205,6 +215,10 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.authenticated:
+            return
+        if not self.message_rate.allow():  # DESIGN.md limits: not processed, the socket stays open
+            if self.message_rate.warn():
+                await self.send_error(messages.TOO_MANY_MESSAGES)
             return
         if text_data is None:
             await self.send_error(messages.INVALID_FORMAT)  # binary frames carry no events

@@ -48,6 +48,7 @@ NOT_FOUND = "Not found"
 METHOD_NOT_ALLOWED = "Method not allowed"
 PAYLOAD_TOO_LARGE = "Payload too large"
 INTERNAL_ERROR = "Internal server error"
+TOO_MANY_REQUESTS = "Too many requests, try again later"
 
 WS_UNAUTHORIZED = "Unauthorized or invalid token"
 INVALID_FORMAT = "Invalid message format"
@@ -57,6 +58,8 @@ STUDENT_ONLY = "Forbidden, student event only"
 NO_SESSION = "No active attendance session"
 NOT_YET_UPDATED = "not yet updated"
 PERSISTED = "Attendance persisted"
+TOO_MANY_MESSAGES = "Too many messages"
+TOO_MANY_CONNECTIONS = "Too many connections"
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_MESSAGE_TOO_BIG = 1009
@@ -399,7 +402,68 @@ async def expect_close(ws: ClientConnection, code: int, timeout: float = 5) -> N
     assert closed.value.rcvd.code == code
 
 
+# --- Limits against abuse -------------------------------------------------------------------------------------------
+def assert_too_many_requests(response: Any) -> int:
+    """A 429 in the envelope with a Retry-After of 1–900 whole seconds (DESIGN.md); returns Retry-After."""
+    assert_error(response, 429, TOO_MANY_REQUESTS)
+    retry_after = response.headers["Retry-After"]
+    assert retry_after.isdigit() and 1 <= int(retry_after) <= 900, retry_after
+    return int(retry_after)
+
+
+@contextlib.contextmanager
+def own_wire_server(tmp_dir: Any, env: dict[str, str] | None = None) -> Iterator[DaphneServer]:
+    """A wire server of its own (a scratch database, `env` over the defaults), for tests that must not share
+    the session's server: e.g. the failed-login limits, which count per client address."""
+    with scratch_database(tmp_dir) as db_env:
+        server = DaphneServer({**db_env, **(env or {})}, log_path=tmp_dir / f"daphne-{secrets.token_hex(3)}.log")
+        server.migrate()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def server_cpu_seconds(server: Any) -> float:
+    """CPU time (user + system) the wire server's process has used so far."""
+    import os
+    from pathlib import Path
+
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+UNLIMITED = {
+    "LOGIN_FAILURES_PER_EMAIL": "0",
+    "LOGIN_FAILURES_PER_IP": "0",
+    "WS_RATE_BURST": "0",
+    "WS_RATE_PER_SECOND": "0",
+    "WS_MAX_SOCKETS_PER_USER": "0",
+}
+
+
 # --- Fixtures ------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def unlimited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
+    """A wire server with every limit set to 0 (off)."""
+    with own_wire_server(tmp_path_factory.mktemp("unlimited"), UNLIMITED) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits_cache(settings: Any) -> None:
+    """Every in-process test starts with no failed login counted: a local-memory limits cache of its own
+    (never the shared Redis, even when REDIS_URL is set)."""
+    settings.CACHES = {
+        **settings.CACHES,
+        settings.LIMITS_CACHE: {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-limits-{secrets.token_hex(4)}",
+        },
+    }
+
+
 @pytest.fixture
 def teacher(db: Any) -> Any:
     return make_user("teacher", name="Tina Teacher")
@@ -473,7 +537,11 @@ async def communicators(fresh_live: None) -> AsyncIterator[Any]:
 
 @pytest.fixture(scope="session")
 def wire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
-    """A real Daphne process serving the whole app, on a scratch database."""
+    """A real Daphne process serving the whole app, on a scratch database.
+
+    It runs with the default limits (DESIGN.md "Limits against abuse") and every test reaches it from
+    127.0.0.1: keep failed logins to a few per test (50 in 15 minutes lock the address out for the rest of
+    the session); tests of the limits use `own_wire_server`."""
     tmp_dir = tmp_path_factory.mktemp("wire")
     with scratch_database(tmp_dir) as db_env:
         server = DaphneServer(db_env, log_path=tmp_dir / "daphne.log")

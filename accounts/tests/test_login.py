@@ -16,6 +16,8 @@ from tests.support import (
     PAYLOAD_TOO_LARGE,
     assert_error,
     assert_ok,
+    assert_too_many_requests,
+    make_user,
     post_json,
     post_raw,
 )
@@ -23,8 +25,10 @@ from tests.support import (
 pytestmark = pytest.mark.django_db
 
 
-def login(client, email, password=PASSWORD):
-    return post_json(client, "/auth/login", {"email": email, "password": password})
+def login(client, email, password=PASSWORD, ip="127.0.0.1"):
+    return client.post(
+        "/auth/login", {"email": email, "password": password}, content_type="application/json", REMOTE_ADDR=ip
+    )
 
 
 @pytest.mark.parametrize("who", ["teacher", "student"])
@@ -117,3 +121,85 @@ def test_login_deeply_nested_json_is_400(client):
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
 def test_login_wrong_method_is_405(client, method):
     assert_error(getattr(client, method)("/auth/login"), 405, METHOD_NOT_ALLOWED)
+
+
+# --- the failed-login limits (DESIGN.md "Limits against abuse"; over the wire: test_wire_limits.py) ----------------
+@pytest.fixture
+def bcrypt_checks(monkeypatch):
+    """How many times a password was checked (a bcrypt computation each)."""
+    from accounts.hashers import ConfigurableBCryptSHA256PasswordHasher
+
+    calls = []
+    verify = ConfigurableBCryptSHA256PasswordHasher.verify
+
+    def counting(self, password, encoded):
+        calls.append(password)
+        return verify(self, password, encoded)
+
+    monkeypatch.setattr(ConfigurableBCryptSHA256PasswordHasher, "verify", counting)
+    return calls
+
+
+def test_the_6th_wrong_password_is_429_before_any_hashing_and_another_email_still_logs_in(
+    client, student, bcrypt_checks
+):
+    for _ in range(5):
+        assert_error(login(client, student.email, "wrong-password"), 400, BAD_CREDENTIALS)
+    assert len(bcrypt_checks) == 5
+    assert_too_many_requests(login(client, student.email, "wrong-password"))
+    assert_too_many_requests(login(client, student.email))  # the right password too: it is not checked
+    assert len(bcrypt_checks) == 5
+    other = make_user("teacher")
+    assert_ok(login(client, other.email))
+    assert_ok(login(client, student.email, ip="198.51.100.1"))  # the same email from another address
+
+
+def test_unknown_emails_count_too_and_email_case_does_not_matter(client):
+    spellings = ["nobody@example.com", "NOBODY@example.com", " Nobody@Example.com ", "nobody@EXAMPLE.com"]
+    for email in [*spellings, "noBody@example.com"]:
+        assert_error(login(client, email), 400, BAD_CREDENTIALS)
+    assert_too_many_requests(login(client, "nobody@example.COM"))
+
+
+def test_the_failures_of_one_address_are_limited_across_emails(client, settings, student):
+    settings.LOGIN_FAILURES_PER_IP = 8
+    for i in range(8):
+        assert_error(login(client, f"nobody{i}@example.com", ip="203.0.113.5"), 400, BAD_CREDENTIALS)
+    assert_too_many_requests(login(client, student.email, ip="203.0.113.5"))
+    assert_ok(login(client, student.email, ip="203.0.113.6"))
+
+
+def test_successes_schema_errors_and_429s_do_not_count(client, settings, student):
+    settings.LOGIN_FAILURES_PER_IP = 7
+    for _ in range(10):
+        assert_ok(login(client, student.email))
+        assert_error(post_json(client, "/auth/login", {"email": student.email, "password": ""}), 400, INVALID_SCHEMA)
+    for _ in range(5):
+        assert_error(login(client, student.email, "wrong-password"), 400, BAD_CREDENTIALS)
+    for _ in range(10):
+        assert_too_many_requests(login(client, student.email, "wrong-password"))
+    # The address has 5 failures, not 15: two more are still answered (the 8th is not).
+    assert_error(login(client, "nobody@example.com"), 400, BAD_CREDENTIALS)
+    assert_error(login(client, "nobody@example.com"), 400, BAD_CREDENTIALS)
+    assert_too_many_requests(login(client, "nobody@example.com"))
+
+
+def test_login_failure_limits_of_zero_are_off(client, settings, student):
+    settings.LOGIN_FAILURES_PER_EMAIL = settings.LOGIN_FAILURES_PER_IP = 0
+    for _ in range(60):
+        assert_error(login(client, student.email, "wrong-password"), 400, BAD_CREDENTIALS)
+    assert_ok(login(client, student.email))
+
+
+def test_a_failing_limits_cache_lets_logins_through(client, settings, student):
+    settings.CACHES = {
+        **settings.CACHES,
+        settings.LIMITS_CACHE: {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.5},
+        },
+    }
+    for _ in range(7):
+        assert_error(login(client, student.email, "wrong-password"), 400, BAD_CREDENTIALS)
+    assert_ok(login(client, student.email))

@@ -16,7 +16,9 @@ SHOW = SETUP + (
     "'ALLOWED_HOSTS': s.ALLOWED_HOSTS, 'JWT_TTL_SECONDS': s.JWT_TTL_SECONDS, 'BCRYPT_ROUNDS': s.BCRYPT_ROUNDS}))"
 )
 # Variables whose values in the test run's environment would change what these tests look at.
-CONTROLLED = ["DEBUG", "SECRET_KEY", "JWT_SECRET", "ALLOWED_HOSTS", "JWT_TTL_SECONDS", "BCRYPT_ROUNDS"]
+CONTROLLED = ["DEBUG", "SECRET_KEY", "JWT_SECRET", "ALLOWED_HOSTS", "JWT_TTL_SECONDS", "BCRYPT_ROUNDS",
+              "LOGIN_FAILURES_PER_EMAIL", "LOGIN_FAILURES_PER_IP", "WS_RATE_BURST", "WS_RATE_PER_SECOND",
+              "WS_MAX_SOCKETS_PER_USER", "PROXY_HEADERS", "REDIS_URL", "REDIS_KEY_PREFIX"]
 
 
 def run_python(code, **env_changes):
@@ -67,3 +69,54 @@ def test_reads_jwt_and_host_settings_from_environment():
     assert values["JWT_SECRET"] == "a-separate-jwt-secret-0123456789abcdef"
     assert values["ALLOWED_HOSTS"] == ["api.example.com", "example.com"]
     assert (values["JWT_TTL_SECONDS"], values["BCRYPT_ROUNDS"]) == (60, 5)
+
+
+LIMITS = SETUP + (
+    "; from django.conf import settings as s; import json; "
+    "print(json.dumps({name: getattr(s, name) for name in ['LOGIN_FAILURES_PER_EMAIL', 'LOGIN_FAILURES_PER_IP', "
+    "'WS_RATE_BURST', 'WS_RATE_PER_SECOND', 'WS_MAX_SOCKETS_PER_USER', 'PROXY_HEADERS']} "
+    "| {'cache': s.CACHES[s.LIMITS_CACHE]}))"
+)
+
+
+def limits(**env_changes):
+    result = run_python(LIMITS, SECRET_KEY="s" * 40, **env_changes)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_limits_defaults_and_a_local_memory_cache_without_redis():
+    values = limits()
+    assert values.pop("cache")["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert values == {
+        "LOGIN_FAILURES_PER_EMAIL": 5,
+        "LOGIN_FAILURES_PER_IP": 50,
+        "WS_RATE_BURST": 500,
+        "WS_RATE_PER_SECOND": 50.0,
+        "WS_MAX_SOCKETS_PER_USER": 20,
+        "PROXY_HEADERS": False,
+    }
+
+
+def test_limits_from_the_environment_and_django_redis_cache_with_a_prefix_of_their_own():
+    values = limits(
+        LOGIN_FAILURES_PER_EMAIL="0", LOGIN_FAILURES_PER_IP="7", WS_RATE_BURST="10", WS_RATE_PER_SECOND="0.5",
+        WS_MAX_SOCKETS_PER_USER="3", PROXY_HEADERS="1", REDIS_URL="redis://127.0.0.1:6379/3", REDIS_KEY_PREFIX="dep-a",
+    )
+    cache = values.pop("cache")
+    assert (cache["BACKEND"], cache["LOCATION"], cache["KEY_PREFIX"]) == (
+        "django.core.cache.backends.redis.RedisCache", "redis://127.0.0.1:6379/3", "dep-a:limits"
+    )
+    assert values == {
+        "LOGIN_FAILURES_PER_EMAIL": 0,
+        "LOGIN_FAILURES_PER_IP": 7,
+        "WS_RATE_BURST": 10,
+        "WS_RATE_PER_SECOND": 0.5,
+        "WS_MAX_SOCKETS_PER_USER": 3,
+        "PROXY_HEADERS": True,
+    }
+
+
+def test_a_negative_limit_is_refused_at_start_up():
+    result = run_python(SETUP, SECRET_KEY="s" * 40, WS_MAX_SOCKETS_PER_USER="-1")
+    assert result.returncode != 0 and "WS_MAX_SOCKETS_PER_USER must be 0 (off) or more" in result.stderr

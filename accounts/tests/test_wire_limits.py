@@ -1,0 +1,204 @@
+"""Over the wire: the failed-login limits (DESIGN.md "Limits against abuse") on real Daphne processes.
+
+They count per client address, and every test reaches the servers from 127.0.0.1, so these tests use
+servers of their own (never the session's shared wire server): one with the default limits, one behind a
+"proxy" (PROXY_HEADERS on, small limits; each test names its own client addresses in X-Forwarded-For), one
+with the limits off, and two workers sharing Redis.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from live.tests.services_available import redis_url, require_redis
+from tests.servers import DaphneServer, scratch_database
+from tests.support import (
+    BAD_CREDENTIALS,
+    INVALID_SCHEMA,
+    PASSWORD,
+    Person,
+    assert_error,
+    assert_ok,
+    assert_too_many_requests,
+    log_since,
+    log_size,
+    own_wire_server,
+    server_cpu_seconds,
+    unique_email,
+)
+
+pytestmark = pytest.mark.wire
+
+REDIS_DB = 12
+
+
+def client_for(server: DaphneServer) -> httpx.Client:
+    return httpx.Client(base_url=server.http_url, timeout=30.0)
+
+
+def login(client: httpx.Client, email: str, password: str = PASSWORD, forwarded_for: str | None = None):
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return client.post("/auth/login", json={"email": email, "password": password}, headers=headers)
+
+
+def random_ip() -> str:
+    return "198.18.{}.{}".format(*secrets.token_bytes(2))  # RFC 2544 benchmarking range
+
+
+@pytest.fixture(scope="module")
+def default_limits(tmp_path_factory) -> Iterator[httpx.Client]:
+    with own_wire_server(tmp_path_factory.mktemp("limits")) as server, client_for(server) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def proxied_server(tmp_path_factory) -> Iterator[DaphneServer]:
+    # bcrypt at its production cost, so that the CPU a refused login does not spend can be seen.
+    env = {"PROXY_HEADERS": "1", "LOGIN_FAILURES_PER_EMAIL": "3", "LOGIN_FAILURES_PER_IP": "6", "BCRYPT_ROUNDS": "12"}
+    with own_wire_server(tmp_path_factory.mktemp("proxied"), env) as server:
+        yield server
+
+
+@pytest.fixture
+def proxied(proxied_server) -> Iterator[httpx.Client]:
+    with client_for(proxied_server) as client:
+        yield client
+
+
+# --- the default limits, the socket's peer as the client ------------------------------------------------------------
+def test_the_6th_wrong_password_for_one_email_is_429_while_another_email_from_the_same_address_logs_in(
+    default_limits,
+):
+    victim, other = Person(default_limits, "student"), Person(default_limits, "teacher")
+    for _ in range(5):
+        assert_error(login(default_limits, victim.email, "wrong-password"), 400, BAD_CREDENTIALS)
+    first = assert_too_many_requests(login(default_limits, victim.email, "wrong-password"))
+    assert_too_many_requests(login(default_limits, victim.email.upper()))  # right password, same email: not checked
+    assert_ok(login(default_limits, other.email))
+    time.sleep(1.1)
+    later = assert_too_many_requests(login(default_limits, victim.email, "wrong-password"))
+    assert later <= first  # counting down to the end of the window
+
+
+def test_successes_and_schema_errors_do_not_count(default_limits):
+    person = Person(default_limits, "student")
+    for _ in range(10):
+        assert_ok(login(default_limits, person.email))
+        response = default_limits.post("/auth/login", json={"email": person.email, "password": ""})
+        assert_error(response, 400, INVALID_SCHEMA)
+    for _ in range(5):
+        assert_error(login(default_limits, person.email, "wrong-password"), 400, BAD_CREDENTIALS)
+    assert_too_many_requests(login(default_limits, person.email, "wrong-password"))
+
+
+def test_x_forwarded_for_is_ignored_without_proxy_headers(default_limits):
+    email = unique_email("nobody")
+    for _ in range(5):
+        assert_error(login(default_limits, email, forwarded_for=random_ip()), 400, BAD_CREDENTIALS)
+    assert_too_many_requests(login(default_limits, email, forwarded_for=random_ip()))
+
+
+# --- behind a proxy: the last X-Forwarded-For hop ---------------------------------------------------------------
+def test_the_failures_of_one_address_are_limited_across_emails(proxied):
+    person = Person(proxied, "student")
+    address = random_ip()
+    for _ in range(6):
+        assert_error(login(proxied, unique_email("guess"), forwarded_for=address), 400, BAD_CREDENTIALS)
+    assert_too_many_requests(login(proxied, person.email, forwarded_for=address))
+    assert_ok(login(proxied, person.email, forwarded_for=random_ip()))
+
+
+def test_the_client_is_the_last_forwarded_hop_which_the_client_cannot_forge(proxied, proxied_server):
+    person = Person(proxied, "teacher")
+    address = random_ip()
+    offset = log_size(proxied_server)
+    for _ in range(6):
+        # A new made-up first hop every time: the proxy's hop (the last) is what counts.
+        assert_error(login(proxied, unique_email("guess"), forwarded_for=f"{random_ip()}, {address}"), 400,
+                     BAD_CREDENTIALS)
+    assert_too_many_requests(login(proxied, person.email, forwarded_for=f"{random_ip()}, {address}"))
+    # Claiming the blocked address as the first hop does not make another client that address.
+    assert_ok(login(proxied, person.email, forwarded_for=f"{address}, {random_ip()}"))
+    # Daphne's access log names the same client (one rule everywhere).
+    logged = log_since(proxied_server, offset)
+    failures = [line for line in logged.splitlines() if '"POST /auth/login" 400' in line]
+    assert len(failures) == 6 and all(line.startswith(f"{address}:0 ") for line in failures), failures
+
+
+def test_refused_logins_do_not_count_and_cost_no_password_check(proxied, proxied_server):
+    address, email = random_ip(), unique_email("victim")
+    before = server_cpu_seconds(proxied_server)
+    for _ in range(3):
+        assert_error(login(proxied, email, forwarded_for=address), 400, BAD_CREDENTIALS)
+    three_checks = server_cpu_seconds(proxied_server) - before
+    before = server_cpu_seconds(proxied_server)
+    for _ in range(20):
+        assert_too_many_requests(login(proxied, email, forwarded_for=address))
+    twenty_refusals = server_cpu_seconds(proxied_server) - before
+    # bcrypt at cost 12 takes a quarter of a second or so; a refusal, a few milliseconds.
+    assert twenty_refusals < three_checks, (twenty_refusals, three_checks)
+    # The address has 3 failures, not 23: three more are answered before the address limit (6).
+    for _ in range(3):
+        assert_error(login(proxied, unique_email("other"), forwarded_for=address), 400, BAD_CREDENTIALS)
+    assert_too_many_requests(login(proxied, unique_email("other"), forwarded_for=address))
+
+
+# --- limits set to 0 -----------------------------------------------------------------------------------------------
+def test_login_limits_of_zero_are_off(unlimited_server):
+    with client_for(unlimited_server) as client:
+        person = Person(client, "student")
+        for _ in range(60):
+            assert_error(login(client, person.email, "wrong-password"), 400, BAD_CREDENTIALS)
+        assert_ok(login(client, person.email))
+
+
+# --- two workers sharing Redis ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory) -> Iterator[tuple[httpx.Client, httpx.Client, redis.Redis, str]]:
+    url = redis_url(REDIS_DB)
+    require_redis(url)
+    prefix = f"test-limits-{secrets.token_hex(4)}"
+    env = {
+        "REDIS_URL": url,
+        "REDIS_KEY_PREFIX": prefix,
+        "REDIS_CHANNEL_PREFIX": f"{prefix}-asgi",
+        "LOGIN_FAILURES_PER_EMAIL": "5",
+        "LOGIN_FAILURES_PER_IP": "8",
+    }
+    tmp_dir = tmp_path_factory.mktemp("two-workers")
+    with scratch_database(tmp_dir) as db_env, redis.Redis.from_url(url, socket_timeout=5) as shared:
+        servers = [DaphneServer({**db_env, **env}, log_path=tmp_dir / f"worker{i}.log") for i in range(2)]
+        servers[0].migrate()
+        try:
+            for server in servers:
+                server.start()
+            with client_for(servers[0]) as a, client_for(servers[1]) as b:
+                yield a, b, shared, prefix
+        finally:
+            for server in servers:
+                server.stop()
+            for key in shared.scan_iter(match=f"{prefix}*", count=1000):  # ours only: never a flush
+                shared.delete(key)
+
+
+def test_two_workers_sharing_redis_count_failures_together(two_workers):
+    a, b, shared, prefix = two_workers
+    person = Person(a, "student")
+    for worker in (a, b, a, b, a):
+        assert_error(login(worker, person.email, "wrong-password"), 400, BAD_CREDENTIALS)
+    assert_too_many_requests(login(b, person.email))
+    assert_too_many_requests(login(a, person.email))
+    # The counters are in Redis, under the deployment's prefix, expiring with their window.
+    keys = list(shared.scan_iter(match=f"{prefix}:limits:*", count=1000))
+    assert keys and all(0 < shared.ttl(key) <= 15 * 60 + 60 for key in keys)
+    # The address limit (8) is shared too: 5 failures so far, three more on either worker, then refused.
+    for worker in (b, a, b):
+        assert_error(login(worker, unique_email("guess"), "wrong-password"), 400, BAD_CREDENTIALS)
+    assert_too_many_requests(login(a, unique_email("guess")))
+    assert_too_many_requests(login(b, unique_email("guess")))

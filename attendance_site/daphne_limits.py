@@ -1,0 +1,112 @@
+"""Two things Daphne needs for the limits against abuse (DESIGN.md), installed when the ASGI app loads.
+
+- **A request deadline.** A connection must deliver its whole request — headers and body, or a
+  WebSocket's upgrade request — within REQUEST_DEADLINE_SECONDS (10 s) of opening, or, on a kept-alive
+  connection, of the next request's first byte; else it is closed. Twisted's own timeout is an idle
+  timeout (60 s, restarted by every byte received), so a client that trickles a request a byte at a time
+  ("slowloris") would hold its connection for ever; Daphne's `--http-timeout` starts only once a request
+  is complete and times the application, not the client. An idle kept-alive connection between requests
+  is left to Twisted's idle timeout. After the upgrade request, a WebSocket's handshake is the server's
+  part: Daphne's `--websocket_connect_timeout` bounds it (attendance_site.serve).
+- **The client's address behind a proxy.** With `--proxy-headers` Daphne takes the *first*
+  X-Forwarded-For hop, which the client writes itself (a new address per request would escape every
+  limit). The contract's rule is the *last* hop: the one our own proxy appended. Both of Daphne's
+  protocols (HTTP and WebSocket) use this rule, so `scope["client"]`, Django's REMOTE_ADDR, the limits
+  (attendance_site.limits.client_ip) and Daphne's access log all name the same address.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daphne import http_protocol, utils, ws_protocol
+from daphne import server as daphne_server
+from django.conf import settings
+from twisted.web import http
+from twisted.web.http_headers import Headers
+
+_daphne_parse_x_forwarded_for = utils.parse_x_forwarded_for
+
+
+class DeadlineHTTPChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 channel with a deadline for receiving each request."""
+
+    _deadline_call: Any = None
+
+    def connectionMade(self) -> None:  # noqa: N802 (Twisted's names)
+        super().connectionMade()
+        self._start_deadline()
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        if self._deadline_call is None and not self._handlingRequest:
+            self._start_deadline()  # the first bytes of the next request on a kept-alive connection
+        super().dataReceived(data)
+
+    def allContentReceived(self) -> None:  # noqa: N802
+        self._cancel_deadline()  # the whole request is in: what follows is the server's time
+        super().allContentReceived()
+
+    def connectionLost(self, reason: Any) -> None:  # noqa: N802
+        self._cancel_deadline()
+        super().connectionLost(reason)
+
+    def _start_deadline(self) -> None:
+        self._deadline_call = self.callLater(settings.REQUEST_DEADLINE_SECONDS, self._deadline_passed)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline_call is not None:
+            if self._deadline_call.active():
+                self._deadline_call.cancel()
+            self._deadline_call = None
+
+    def _deadline_passed(self) -> None:
+        self._deadline_call = None
+        self.timeoutConnection()  # Twisted's: close, and abort if the client does not let go
+
+
+class DeadlineHTTPFactory(http_protocol.HTTPFactory):
+    # Plain HTTP/1.1 channels (Daphne negotiates HTTP/2 only over its own TLS with the http2 extras,
+    # which this project does not use: nginx terminates TLS).
+    protocol = DeadlineHTTPChannel
+
+
+def last_hop(values: list[bytes]) -> str | None:
+    """The last non-empty address in X-Forwarded-For header values (repeated headers in order)."""
+    hops = [hop.strip() for hop in b",".join(values).decode("latin-1").split(",")]
+    hops = [hop for hop in hops if hop]
+    return hops[-1] if hops else None
+
+
+def parse_x_forwarded_for(
+    headers: Any,
+    address_header_name: str | None = "X-Forwarded-For",
+    port_header_name: str | None = "X-Forwarded-Port",
+    proto_header_name: str | None = "X-Forwarded-Proto",
+    original_addr: Any = None,
+    original_scheme: str | None = None,
+) -> tuple[Any, str | None]:
+    """Daphne's parse_x_forwarded_for (same signature, same port and scheme), taking the last hop."""
+    addr, scheme = _daphne_parse_x_forwarded_for(
+        headers, address_header_name, port_header_name, proto_header_name, original_addr, original_scheme
+    )
+    if not address_header_name:
+        return addr, scheme
+    name = address_header_name.lower().encode()
+    if isinstance(headers, Headers):
+        values = headers.getRawHeaders(name) or []
+    else:
+        value = {key.lower(): item for key, item in headers.items()}.get(name)
+        values = [] if value is None else value if isinstance(value, list) else [value]
+    if not values:
+        return addr, scheme
+    hop = last_hop(values)
+    if hop is None:  # an empty header: the peer (the proxy) is all we know
+        return original_addr, scheme
+    return [hop, addr[1] if addr else 0], scheme
+
+
+def install() -> None:
+    """Make Daphne's Server build our HTTP factory, and both protocols read the last hop."""
+    daphne_server.HTTPFactory = DeadlineHTTPFactory
+    http_protocol.parse_x_forwarded_for = parse_x_forwarded_for
+    ws_protocol.parse_x_forwarded_for = parse_x_forwarded_for
