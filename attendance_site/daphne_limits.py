@@ -17,11 +17,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from daphne import http_protocol, utils, ws_protocol
 from daphne import server as daphne_server
 from django.conf import settings
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.http_headers import Headers
 
@@ -46,7 +49,7 @@ class DeadlineHTTPChannel(http.HTTPChannel):
         self._cancel_deadline()  # the whole request is in: what follows is the server's time
         super().allContentReceived()
 
-    def connectionLost(self, reason: Any) -> None:  # noqa: N802
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
         self._cancel_deadline()
         super().connectionLost(reason)
 
@@ -70,7 +73,7 @@ class DeadlineHTTPFactory(http_protocol.HTTPFactory):
     protocol = DeadlineHTTPChannel
 
 
-def last_hop(values: list[bytes]) -> str | None:
+def last_hop(values: Sequence[bytes]) -> str | None:
     """The last non-empty address in X-Forwarded-For header values (repeated headers in order)."""
     hops = [hop.strip() for hop in b",".join(values).decode("latin-1").split(",")]
     hops = [hop for hop in hops if hop]

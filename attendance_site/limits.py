@@ -144,7 +144,7 @@ def _increment(cache: Any, key: str, timeout: int) -> int:
         if cache.add(key, 1, timeout):
             return 1
         try:
-            return cache.incr(key)
+            return int(cache.incr(key))
         except ValueError:  # expired between add and incr: add again
             continue
     raise RuntimeError(f"could not increment {key}")
@@ -226,11 +226,11 @@ class SocketSlots:
 
     def acquire(self, user_id: str, socket_id: str, limit: int | None = None) -> bool:
         """Take a slot for `socket_id`, unless `user_id` already holds `limit` (0: no limit)."""
-        limit = settings.WS_MAX_SOCKETS_PER_USER if limit is None else limit
+        cap: int = settings.WS_MAX_SOCKETS_PER_USER if limit is None else limit
         held = self.by_user.setdefault(user_id, set())
         if socket_id in held:
             return True
-        if limit > 0 and len(held) >= limit:
+        if cap > 0 and len(held) >= cap:
             if not held:
                 del self.by_user[user_id]
             return False

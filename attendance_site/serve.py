@@ -43,8 +43,7 @@ def main() -> None:
     from daphne.cli import CommandLineInterface
 
     host = os.environ.get("HOST", "127.0.0.1")
-    proxy_headers = os.environ.get("PROXY_HEADERS", "").lower() in {"1", "true", "yes", "on"}
-    sys.argv = daphne_argv(settings.PORT, host, proxy_headers)
+    sys.argv = daphne_argv(settings.PORT, host, settings.PROXY_HEADERS)  # one reading of PROXY_HEADERS
     CommandLineInterface.entrypoint()
 
 

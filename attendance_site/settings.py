@@ -179,8 +179,15 @@ WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 
 # --- Limits against abuse (DESIGN.md; attendance_site/limits.py). 0 turns a limit off. -----------
-def _limit(name: str, default: int | float, kind: type = int) -> int | float:
-    value = env.float(name, default=default) if kind is float else env.int(name, default=default)
+def _limit(name: str, default: int) -> int:
+    value: int = env.int(name, default=default)
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be 0 (off) or more, not {value}")
+    return value
+
+
+def _rate(name: str, default: float) -> float:
+    value: float = env.float(name, default=default)
     if value < 0:
         raise ImproperlyConfigured(f"{name} must be 0 (off) or more, not {value}")
     return value
@@ -192,7 +199,7 @@ LOGIN_FAILURES_PER_IP = _limit("LOGIN_FAILURES_PER_IP", 50)
 LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
 # Each socket's token bucket: bursts of WS_RATE_BURST frames, refilled at WS_RATE_PER_SECOND.
 WS_RATE_BURST = _limit("WS_RATE_BURST", 500)
-WS_RATE_PER_SECOND = _limit("WS_RATE_PER_SECOND", 50, float)
+WS_RATE_PER_SECOND = _rate("WS_RATE_PER_SECOND", 50)
 WS_MAX_SOCKETS_PER_USER = _limit("WS_MAX_SOCKETS_PER_USER", 20)
 # A connection must deliver its whole request (a WebSocket's upgrade request included) within this.
 REQUEST_DEADLINE_SECONDS = 10
