@@ -68,10 +68,13 @@ async def timed_login(client: httpx.AsyncClient, email: str) -> float:
     return time.perf_counter() - began
 
 
-async def normal_logins_until(client: httpx.AsyncClient, email: str, stop: asyncio.Event) -> list[float]:
+async def normal_logins_until(client: httpx.AsyncClient, email: str,
+                              stop: asyncio.Event) -> list[tuple[float, float]]:
+    """(when it started, how long it took) of each login, one after another until `stop`."""
     times = []
     while True:
-        times.append(await timed_login(client, email))
+        began = time.perf_counter()
+        times.append((began, await timed_login(client, email)))
         if stop.is_set():
             return times
 
@@ -81,6 +84,7 @@ async def flood(client: httpx.AsyncClient, emails: list[str], requests: int, in_
     semaphore = asyncio.Semaphore(in_flight)
     statuses: Counter[int] = Counter()
     refused: list[float] = []
+    first_refusal = [float("inf")]
 
     async def one(i: int) -> None:
         async with semaphore:
@@ -90,6 +94,7 @@ async def flood(client: httpx.AsyncClient, emails: list[str], requests: int, in_
             statuses[response.status_code] += 1
             if response.status_code == 429:
                 refused.append(time.perf_counter() - began)
+                first_refusal[0] = min(first_refusal[0], began)
 
     began = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(requests)))
@@ -99,6 +104,7 @@ async def flood(client: httpx.AsyncClient, emails: list[str], requests: int, in_
         "flood_429": statuses.pop(429, 0),
         "flood_other": dict(statuses),
         "refusal_p50_ms": round(percentile(refused, 50) * 1000, 1) if refused else None,
+        "first_refusal": first_refusal[0],
     }
 
 
@@ -124,7 +130,11 @@ async def measure(server: DaphneServer, target: str, args: argparse.Namespace) -
         normal_task = asyncio.create_task(normal_logins_until(normal, emails["normal"], stop))
         flooded = await flood(flooder, targets, args.requests, args.in_flight, address)
         stop.set()
-        during = await normal_task
+        timed = await normal_task
+        during = [took for _, took in timed]
+        # Logins that started once the flood was being refused: the limit's steady state.
+        first_refusal = flooded.pop("first_refusal")
+        limited = [took for began, took in timed if began >= first_refusal]
         # What one more answer to the flood costs once it is over the limits (or with them off, a check).
         cpu_before = cpu_seconds(server)
         after = await flood(flooder, targets, args.reference, 1, address)
@@ -137,6 +147,8 @@ async def measure(server: DaphneServer, target: str, args: argparse.Namespace) -
         "during_p95_ms": round(percentile(during, 95) * 1000, 1),
         "p50_ratio": round(percentile(during, 50) / percentile(reference, 50), 1),
         "p95_ratio": round(percentile(during, 95) / percentile(reference, 95), 1),
+        "once_refusing_n": len(limited),
+        "once_refusing_p50_ms": round(percentile(limited, 50) * 1000, 1) if limited else None,
         **flooded,
         "bcrypt_check_cpu_ms": round(cpu_per_check * 1000, 1),
         "next_answer": "429" if after["flood_429"] == args.reference else "400",
@@ -150,12 +162,13 @@ def report(results: dict[str, dict[str, Any]], previous: dict[str, Any] | None) 
         for key, value in values.items():
             before = (previous or {}).get(name, {}).get(key)
             print(f"  {key:22} {value!s:>12}" + (f"   (was {before})" if before is not None else ""))
-    print("\n| run | normal login p50 / p95, no flood | during the flood | ratio p50 / p95 | flood answered "
-          "(400 = a bcrypt check / 429) | CPU per further flood request |")
-    print("|---|---|---|---|---|---|")
+    print("\n| run | normal login p50 / p95, no flood | during the flood | ratio p50 / p95 | p50 once the flood "
+          "is refused | flood answered (400 = a bcrypt check / 429) | CPU per further flood request |")
+    print("|---|---|---|---|---|---|---|")
     for name, v in results.items():
+        once = f"{v['once_refusing_p50_ms']:.0f} ms" if v["once_refusing_p50_ms"] is not None else "–"
         print(f"| {name} | {v['reference_p50_ms']:.0f} / {v['reference_p95_ms']:.0f} ms | {v['during_p50_ms']:.0f} / "
-              f"{v['during_p95_ms']:.0f} ms | {v['p50_ratio']} / {v['p95_ratio']} | {v['flood_400']} / "
+              f"{v['during_p95_ms']:.0f} ms | {v['p50_ratio']} / {v['p95_ratio']} | {once} | {v['flood_400']} / "
               f"{v['flood_429']} in {v['flood_s']:.0f} s | {v['next_answer_cpu_ms']} ms ({v['next_answer']}) |")
 
 
@@ -166,6 +179,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=20)
     parser.add_argument("--reference", type=int, default=20, help="normal logins before the flood")
     parser.add_argument("--rounds", default="12", help="BCRYPT_ROUNDS of the worker")
+    parser.add_argument("--limits", choices=["on", "off", "both"], default="both")
     parser.add_argument("--save", type=Path)
     parser.add_argument("--compare", type=Path)
     args = parser.parse_args()
@@ -174,7 +188,7 @@ def main() -> None:
 
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for limits_on in (True, False):
+        for limits_on in [mode == "on" for mode in (["on", "off"] if args.limits == "both" else [args.limits])]:
             with scratch_database(Path(tmp)) as db_env:
                 env = {**db_env, "BCRYPT_ROUNDS": args.rounds, "PROXY_HEADERS": "1", "LOG_LEVEL": "WARNING",
                        **({} if limits_on else LIMITS_OFF)}
