@@ -35,7 +35,9 @@ if DEBUG and "*" not in ALLOWED_HOSTS:
     ALLOWED_HOSTS.append("*")
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
-CORS_URLS_REGEX = r"^/(auth|class|students|attendance)(/.*)?$"
+CORS_URLS_REGEX = r"^/(auth|class|classes|students|attendance)(/.*)?$"
+# The CSV report's file name, readable by a cross-origin client.
+CORS_EXPOSE_HEADERS = ["Content-Disposition"]
 
 INSTALLED_APPS = [
     "daphne",  # first, so `runserver` serves WebSockets too

@@ -32,3 +32,12 @@ class ClassDetail(ResponseModel):
     className: str
     teacherId: ObjectIdStr
     students: list[Member]
+
+
+class ClassListItem(ResponseModel):
+    """One of the caller's classes (GET /classes)."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    className: str
+    teacherId: ObjectIdStr
+    studentCount: int

@@ -8,7 +8,7 @@ from attendance_site import messages
 from attendance_site.api import endpoint
 from attendance_site.errors import Forbidden, NotFound
 from classes import services
-from classes.schemas import AddStudentBody, ClassDetail, ClassSummary, CreateClassBody
+from classes.schemas import AddStudentBody, ClassDetail, ClassListItem, ClassSummary, CreateClassBody
 
 
 @endpoint("POST", auth=auth.teacher, body=CreateClassBody, response=ClassSummary, status=201)
@@ -43,3 +43,9 @@ def add_student(request: HttpRequest, user: User, class_id: str, body: AddStuden
 def class_detail(request: HttpRequest, user: User, class_id: str) -> ClassDetail:
     """A class with its students, for its teacher or an enrolled student."""
     return services.class_detail(class_id, user)
+
+
+@endpoint("GET", auth=auth.any_user, response=list[ClassListItem])
+def my_classes(request: HttpRequest, user: User) -> list[ClassListItem]:
+    """The caller's classes: a teacher's own (newest first), a student's enrolled (latest enrolment first)."""
+    return services.classes_of(user)

@@ -43,11 +43,15 @@ class AttendanceSession(models.Model):
     database has transactions (SQL, a MongoDB replica set) all of this is one transaction and the flag is
     never seen false; on a standalone MongoDB, which has none, the flip is what makes a whole session
     visible at once, and records of an attempt that failed before it stay invisible until a retry replaces
-    them."""
+    them.
+
+    `ended_at` is when DONE committed the session (null until then). Sessions persisted before the field
+    existed have their start time there (migration 0003): when they ended was not recorded."""
 
     id = ObjectIdField(primary_key=True)
     klass = models.ForeignKey(Class, on_delete=models.CASCADE, related_name="sessions", db_column="classId")
     started_at = models.DateTimeField(db_column="startedAt")
+    ended_at = models.DateTimeField(db_column="endedAt", null=True, blank=True)
     committed = models.BooleanField(default=False)
 
     class Meta:

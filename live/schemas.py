@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from attendance_site import messages
-from attendance_site.schemas import IsoTimestamp, NonEmptyStr, ObjectIdStr, RequestBody, ResponseModel
+from attendance_site.schemas import IsoDateTime, IsoTimestamp, NonEmptyStr, ObjectIdStr, RequestBody, ResponseModel
 from live.models import Status
 
 # Statuses arrive as JSON strings: lax for this field only, so "present" becomes Status.PRESENT.
@@ -30,6 +32,114 @@ class PersistedStatus(ResponseModel):
 
     classId: ObjectIdStr
     status: Status | None
+
+
+class ActiveSession(ResponseModel):
+    """The caller's live session, as the session store holds it (GET /attendance/active)."""
+
+    classId: ObjectIdStr
+    startedAt: IsoTimestamp
+    attendance: dict[ObjectIdStr, Status] = Field(description="studentId → status, for the students marked so far")
+
+
+# --- HTTP: history and reports (persisted sessions only) -------------------------------------------------
+
+
+def _decimal_digits(value: Any) -> Any:
+    """Query values arrive as strings: take plain decimal digits only ("50", not "5e1", "1_0" or " 50")."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,9}", value):
+        raise ValueError("expected a decimal integer")
+    return value
+
+
+_ISO_DATETIME = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?([Zz]|[+-]\d\d:?\d\d)?")
+
+
+def _iso_datetime(value: Any) -> Any:
+    """An ISO 8601 date and time (not a bare date, not a Unix timestamp, which pydantic would also take)."""
+    if isinstance(value, str) and not _ISO_DATETIME.fullmatch(value):
+        raise ValueError("expected an ISO 8601 date and time")
+    return value
+
+
+def _utc_if_naive(moment: datetime) -> datetime:
+    """A moment without an offset is UTC: the API speaks UTC throughout."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+class SessionsQuery(BaseModel):
+    """GET /class/:id/sessions: one page of persisted sessions, newest first.
+
+    Not strict: query values are strings, so "50" is the integer 50."""
+
+    model_config = ConfigDict(extra="ignore")
+    limit: Annotated[int, BeforeValidator(_decimal_digits), Field(ge=1, le=500)] = Field(
+        default=100, description="How many sessions, 1–500"
+    )
+    before: Annotated[datetime, BeforeValidator(_iso_datetime), AfterValidator(_utc_if_naive)] | None = Field(
+        default=None,
+        description="Only sessions started strictly before this moment (ISO 8601; UTC without an offset): "
+        "pass the last startedAt of a page to get the next one",
+        examples=["2025-03-11T10:00:00.000Z"],
+    )
+
+
+class SessionSummary(ResponseModel):
+    """A persisted session and its counts."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    startedAt: IsoDateTime
+    endedAt: IsoDateTime = Field(description="When DONE persisted the session")
+    present: int
+    absent: int
+    total: int = Field(description="present + absent: the students enrolled when the session was persisted")
+
+
+class SessionRecord(ResponseModel):
+    studentId: ObjectIdStr
+    name: str
+    email: str
+    status: Status
+
+
+class SessionDetail(ResponseModel):
+    """A persisted session with its records, by student name."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    classId: ObjectIdStr
+    startedAt: IsoDateTime
+    endedAt: IsoDateTime = Field(description="When DONE persisted the session")
+    present: int
+    absent: int
+    total: int
+    records: list[SessionRecord]
+
+
+class StudentReport(ResponseModel):
+    """One student's attendance over the class's persisted sessions."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    name: str
+    email: str
+    present: int
+    absent: int
+    rate: float | None = Field(description="present / (present + absent), 4 decimal places; null without records")
+
+
+class ClassReport(ResponseModel):
+    """Every enrolled student and every student with a record, by name."""
+
+    classId: ObjectIdStr
+    className: str
+    sessions: int = Field(description="How many sessions of the class are persisted")
+    students: list[StudentReport]
+
+
+class HistoryEntry(ResponseModel):
+    """The caller's status in one persisted session."""
+
+    startedAt: IsoDateTime
+    status: Status
 
 
 # --- WebSocket: client → server -------------------------------------------------------------------------

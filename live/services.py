@@ -16,6 +16,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Count, Exists, OuterRef
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.auth import user_from_claims
@@ -179,8 +180,8 @@ def _write_session(class_id: str, started_at: datetime, records: list[Attendance
             with suppress(DatabaseError):
                 Attendance.objects.filter(pk__in=[record.pk for record in records]).delete()
         raise
-    # The commit point: one single-document write makes the whole session count.
-    AttendanceSession.objects.filter(pk=marker.pk).update(committed=True)
+    # The commit point: one single-document write makes the whole session count, and says when it ended.
+    AttendanceSession.objects.filter(pk=marker.pk).update(committed=True, ended_at=timezone.now())
 
 
 # A parked session (its DONE failed and it could not be put back) is retried this often by recovery.

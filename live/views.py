@@ -1,14 +1,30 @@
-"""Attendance sessions over HTTP: start one (the live part is the WebSocket), a student's last status."""
+"""Attendance over HTTP: start a session (the live part is the WebSocket), a student's last status, and
+the history of persisted sessions: lists, details, reports and their CSV."""
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from accounts import auth
 from accounts.models import User
 from attendance_site import messages
 from attendance_site.api import endpoint
+from attendance_site.downloads import attachment
 from attendance_site.errors import Forbidden, NotFound
-from live import services
-from live.schemas import PersistedStatus, StartAttendanceBody, StartedSession
+from classes import services as classes
+from live import history, services
+from live.schemas import (
+    ActiveSession,
+    ClassReport,
+    HistoryEntry,
+    PersistedStatus,
+    SessionDetail,
+    SessionsQuery,
+    SessionSummary,
+    StartAttendanceBody,
+    StartedSession,
+)
+
+OWNED_CLASS_ERRORS = (NotFound(messages.CLASS_NOT_FOUND), Forbidden(messages.NOT_CLASS_TEACHER))
+ENROLLED_CLASS_ERRORS = (NotFound(messages.CLASS_NOT_FOUND), Forbidden(messages.NOT_ENROLLED))
 
 
 @endpoint(
@@ -16,7 +32,7 @@ from live.schemas import PersistedStatus, StartAttendanceBody, StartedSession
     auth=auth.teacher,
     body=StartAttendanceBody,
     response=StartedSession,
-    errors=(NotFound(messages.CLASS_NOT_FOUND), Forbidden(messages.NOT_CLASS_TEACHER)),
+    errors=OWNED_CLASS_ERRORS,
 )
 def start_attendance(request: HttpRequest, user: User, body: StartAttendanceBody) -> StartedSession:
     """Start the live session of a class the caller teaches, replacing the caller's earlier one (empty marks)."""
@@ -28,8 +44,65 @@ def start_attendance(request: HttpRequest, user: User, body: StartAttendanceBody
     "GET",
     auth=auth.student,
     response=PersistedStatus,
-    errors=(NotFound(messages.CLASS_NOT_FOUND), Forbidden(messages.NOT_ENROLLED)),
+    errors=ENROLLED_CLASS_ERRORS,
 )
 def my_attendance(request: HttpRequest, user: User, class_id: str) -> PersistedStatus:
     """The caller's status in the class's most recent persisted session (null before any)."""
     return services.my_persisted_status(class_id, user)
+
+
+@endpoint("GET", auth=auth.teacher, response=ActiveSession | None)
+def active_attendance(request: HttpRequest, user: User) -> ActiveSession | None:
+    """The caller's live session with its marks so far (to pick it up again after a reload), or null."""
+    return history.live_session(user)
+
+
+# --- history and reports: persisted sessions ------------------------------------------------------------
+
+
+@endpoint("GET", auth=auth.teacher, query=SessionsQuery, response=list[SessionSummary], errors=OWNED_CLASS_ERRORS)
+def class_sessions(request: HttpRequest, user: User, class_id: str, query: SessionsQuery) -> list[SessionSummary]:
+    """The class's persisted sessions with their counts, newest first, a page at a time.
+
+    For the next page pass the last `startedAt` as `before`."""
+    klass = classes.owned_class(class_id, user)
+    return history.sessions_page(klass, query.limit, query.before)
+
+
+@endpoint(
+    "GET",
+    auth=auth.teacher,
+    response=SessionDetail,
+    errors=(*OWNED_CLASS_ERRORS, NotFound(messages.SESSION_NOT_FOUND)),
+)
+def class_session(request: HttpRequest, user: User, class_id: str, session_id: str) -> SessionDetail:
+    """One persisted session of the class with every student's record, by name."""
+    klass = classes.owned_class(class_id, user)
+    return history.session_detail(klass, session_id)
+
+
+@endpoint("GET", auth=auth.teacher, response=ClassReport, errors=OWNED_CLASS_ERRORS)
+def class_report(request: HttpRequest, user: User, class_id: str) -> ClassReport:
+    """Each student's present and absent counts and attendance rate over the class's persisted sessions."""
+    klass = classes.owned_class(class_id, user)
+    return history.class_report(klass)
+
+
+CSV = "text/csv; charset=utf-8"
+
+
+@endpoint("GET", auth=auth.teacher, response=str, media_type=CSV, errors=OWNED_CLASS_ERRORS)
+def class_report_csv(request: HttpRequest, user: User, class_id: str) -> HttpResponse:
+    """The report as a CSV file: one row per student, one column per persisted session (oldest first).
+
+    Errors are the JSON envelope, as on every route."""
+    klass = classes.owned_class(class_id, user)
+    content = history.report_csv(klass).encode("utf-8")
+    return attachment(content, CSV, stem=klass.class_name, suffix="-attendance.csv", fallback="class")
+
+
+@endpoint("GET", auth=auth.student, response=list[HistoryEntry], errors=ENROLLED_CLASS_ERRORS)
+def my_history(request: HttpRequest, user: User, class_id: str) -> list[HistoryEntry]:
+    """The caller's status in each persisted session of the class, newest first."""
+    klass = classes.enrolled_class(class_id, user)
+    return history.my_history(klass, user)

@@ -17,12 +17,13 @@ import json
 import re
 import secrets
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import jwt
@@ -267,8 +268,8 @@ def server_jwt_ttl(server: Any) -> int:
 class Person:
     """A signed-up, logged-in user of a wire server."""
 
-    def __init__(self, client: httpx.Client, role: str, name: str | None = None) -> None:
-        self.email = unique_email(role)
+    def __init__(self, client: httpx.Client, role: str, name: str | None = None, email: str | None = None) -> None:
+        self.email = email or unique_email(role)
         self.password = PASSWORD
         self.name = name or f"{role.title()} {secrets.token_hex(2)}"
         response = client.post(
@@ -443,6 +444,154 @@ UNLIMITED = {
 }
 
 
+# --- One scenario, two ways: in-process (Django's test client) or over the wire (httpx + a real Daphne) ----------
+class Site:
+    """What a scenario needs from the system under test, the same in-process and over the wire.
+
+    People are users (in-process: User rows; wire: signed-up Persons); both have `id`, `name` and `email`.
+    `get` and `request` return the Django test client's or httpx's response: both have `status_code`,
+    `headers`, `json()`, `content` and `text`, so the envelope assertions serve both."""
+
+    mode: str
+
+    def request(self, method: str, path: str, who: Any = None, params: dict[str, str] | None = None) -> Any:
+        raise NotImplementedError
+
+    def get(self, path: str, who: Any = None, **params: str) -> Any:
+        return self.request("GET", path, who, params)
+
+    def person(self, role: str, name: str | None = None, email: str | None = None) -> Any:
+        raise NotImplementedError
+
+    def new_class(self, teacher: Any, students: Iterable[Any] = (), name: str | None = None) -> str:
+        raise NotImplementedError
+
+    def enrol(self, teacher: Any, class_id: str, *students: Any) -> None:
+        raise NotImplementedError
+
+    def live(self, teacher: Any, class_id: str, marks: dict[str, str] | None = None) -> str:
+        """Start the class's session and mark `marks` (studentId → status); its startedAt."""
+        raise NotImplementedError
+
+    def done(self, teacher: Any) -> dict[str, Any]:
+        """DONE: persist the teacher's live session; the summary."""
+        raise NotImplementedError
+
+    def session(self, teacher: Any, class_id: str, marks: dict[str, str] | None = None) -> str:
+        """A whole session, started, marked and persisted; its startedAt."""
+        started_at = self.live(teacher, class_id, marks)
+        self.done(teacher)
+        return started_at
+
+    @staticmethod
+    def headers(who: Any) -> dict[str, str]:
+        """A person's token header (a str is taken as the token itself; None: anonymous)."""
+        if who is None or isinstance(who, str):
+            return auth(who)
+        return who.headers if isinstance(who, Person) else auth(who)
+
+
+class LocalSite(Site):
+    """In-process: the test client and the services themselves (start, mark, persist as DONE does)."""
+
+    mode = "local"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._last_start = ""
+
+    def request(self, method: str, path: str, who: Any = None, params: dict[str, str] | None = None) -> Any:
+        return self.client.generic(method, path + _query(params), headers=self.headers(who))
+
+    def person(self, role: str, name: str | None = None, email: str | None = None) -> Any:
+        return make_user(role, name, email=email)
+
+    def new_class(self, teacher: Any, students: Iterable[Any] = (), name: str | None = None) -> str:
+        return make_class(teacher, students, name=name).id
+
+    def enrol(self, teacher: Any, class_id: str, *students: Any) -> None:
+        from classes.models import Enrollment
+
+        for student in students:
+            Enrollment.objects.get_or_create(klass_id=class_id, student=student)
+
+    def live(self, teacher: Any, class_id: str, marks: dict[str, str] | None = None) -> str:
+        from asgiref.sync import async_to_sync
+
+        from live import services
+
+        while services.iso_now() <= self._last_start:  # startedAt has milliseconds: one session per ms
+            time.sleep(0.001)
+        session = services.start_session(teacher, class_id)
+        self._last_start = session.started_at
+        for student_id, status in (marks or {}).items():
+            session = async_to_sync(services.mark_attendance)(session, student_id, status)
+        return session.started_at
+
+    def done(self, teacher: Any) -> dict[str, Any]:
+        from asgiref.sync import async_to_sync
+
+        from live import services
+        from live.store import get_session_store
+
+        store = get_session_store()
+        # What DONE does, on this thread (the test's transaction): claim, persist, release.
+        claimed = async_to_sync(store.claim)(teacher.id)
+        assert claimed is not None, "no live session"
+        summary = services.persist_session(claimed)
+        async_to_sync(store.release)(claimed)
+        return summary
+
+
+class WireSite(Site):
+    """Over the wire: httpx to a real Daphne, and its WebSocket for marks and DONE."""
+
+    mode = "wire"
+
+    def __init__(self, api: httpx.Client, server: Any) -> None:
+        self.api = api
+        self.server = server
+
+    def request(self, method: str, path: str, who: Any = None, params: dict[str, str] | None = None) -> Any:
+        return self.api.request(method, path + _query(params), headers=self.headers(who))
+
+    def person(self, role: str, name: str | None = None, email: str | None = None) -> Any:
+        return Person(self.api, role, name, email)
+
+    def new_class(self, teacher: Any, students: Iterable[Any] = (), name: str | None = None) -> str:
+        class_id = create_class(self.api, teacher, name)
+        enrol(self.api, teacher, class_id, *students)
+        return class_id
+
+    def enrol(self, teacher: Any, class_id: str, *students: Any) -> None:
+        enrol(self.api, teacher, class_id, *students)
+
+    def _socket(self, teacher: Any) -> Any:
+        from websockets.sync.client import connect as connect_sync
+
+        return connect_sync(f"{self.server.ws_url}?token={teacher.token}", open_timeout=5, close_timeout=2)
+
+    def live(self, teacher: Any, class_id: str, marks: dict[str, str] | None = None) -> str:
+        started_at = start(self.api, teacher, class_id)
+        if marks:
+            with self._socket(teacher) as ws:
+                for student_id, status in marks.items():
+                    ws.send(mark(student_id, status))
+                    assert json.loads(ws.recv(timeout=5)) == marked(student_id, status)
+        return started_at
+
+    def done(self, teacher: Any) -> dict[str, Any]:
+        with self._socket(teacher) as ws:
+            ws.send(frame("DONE"))
+            reply = json.loads(ws.recv(timeout=10))
+        assert reply["event"] == "DONE", reply
+        return reply["data"]
+
+
+def _query(params: dict[str, str] | None) -> str:
+    return "?" + urlencode(params) if params else ""
+
+
 # --- Fixtures ------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def unlimited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
@@ -593,3 +742,15 @@ async def ws_open(wire_server: Any) -> AsyncIterator[Any]:
             return await stack.enter_async_context(connect(url, open_timeout=5, close_timeout=2, max_size=None))
 
         yield open_
+
+
+# The marks reach the tests: pytest-django sets up the test database only for tests marked django_db.
+@pytest.fixture(
+    params=[pytest.param("local", marks=pytest.mark.django_db), pytest.param("wire", marks=pytest.mark.wire)]
+)
+def site(request: pytest.FixtureRequest) -> Site:
+    """The system under test, in-process and then over the wire (a scenario written once, run both ways)."""
+    if request.param == "local":
+        request.getfixturevalue("fresh_live")
+        return LocalSite(request.getfixturevalue("client"))
+    return WireSite(request.getfixturevalue("api"), request.getfixturevalue("wire_server"))

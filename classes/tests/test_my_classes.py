@@ -1,0 +1,73 @@
+"""GET /classes, in-process and over the wire (the `site` fixture)."""
+
+import pytest
+
+from classes.models import Enrollment
+from tests.support import (
+    METHOD_NOT_ALLOWED,
+    UNAUTHORIZED,
+    assert_error,
+    assert_ok,
+    auth,
+    count_queries,
+    make_class,
+    make_user,
+    make_users,
+)
+
+
+def item(class_id, name, teacher, count):
+    return {"_id": class_id, "className": name, "teacherId": teacher.id, "studentCount": count}
+
+
+def test_a_teacher_gets_their_own_classes_newest_first(site):
+    teacher, other_teacher = site.person("teacher"), site.person("teacher")
+    ann, bob = site.person("student"), site.person("student")
+    first = site.new_class(teacher, [ann, bob], name="First")
+    site.new_class(other_teacher, [ann], name="Not mine")
+    second = site.new_class(teacher, name="Second")
+    assert assert_ok(site.get("/classes", teacher)) == [
+        item(second, "Second", teacher, 0),
+        item(first, "First", teacher, 2),
+    ]
+
+
+def test_a_student_gets_their_enrolled_classes_latest_enrolment_first(site):
+    teacher, other_teacher = site.person("teacher"), site.person("teacher")
+    ann, bob = site.person("student"), site.person("student")
+    older = site.new_class(teacher, [bob], name="Older class")
+    newer = site.new_class(other_teacher, [bob], name="Newer class")
+    site.new_class(teacher, [bob], name="Not Ann's")
+    site.enrol(other_teacher, newer, ann)
+    site.enrol(teacher, older, ann)  # enrolled in the older class last
+    assert assert_ok(site.get("/classes", ann)) == [
+        item(older, "Older class", teacher, 2),
+        item(newer, "Newer class", other_teacher, 2),
+    ]
+
+
+def test_nobody_without_classes_gets_an_empty_list(site):
+    assert assert_ok(site.get("/classes", site.person("teacher"))) == []
+    assert assert_ok(site.get("/classes", site.person("student"))) == []
+
+
+def test_classes_needs_a_token(site):
+    assert_error(site.get("/classes"), 401, UNAUTHORIZED)
+    assert_error(site.request("POST", "/classes"), 405, METHOD_NOT_ALLOWED)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["teacher", "student"])
+def test_query_count_does_not_grow_with_classes_or_students(client, role):
+    teacher = make_user("teacher")
+    student = make_user("student")
+    caller = teacher if role == "teacher" else student
+    make_class(teacher, [student])
+    one = count_queries(lambda: client.get("/classes", headers=auth(caller)))
+    students = make_users("student", 29)
+    for _ in range(19):
+        klass = make_class(teacher, [student])
+        Enrollment.objects.bulk_create([Enrollment(klass=klass, student=other) for other in students])
+    data = assert_ok(client.get("/classes", headers=auth(caller)))
+    assert len(data) == 20 and data[0]["studentCount"] == 30
+    assert count_queries(lambda: client.get("/classes", headers=auth(caller))) == one

@@ -1,0 +1,241 @@
+"""History and reports, in-process only: query counts, what counts as persisted, the endedAt migration, and
+the pieces (file names, CSV cells, the sessions query, the name order). The scenarios that also run over
+the wire are in test_history.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from attendance_site.api import validate
+from attendance_site.downloads import ascii_filename, content_disposition, utf8_filename
+from attendance_site.errors import Invalid
+from classes.models import Enrollment
+from live import history, services
+from live.models import Attendance, AttendanceSession
+from live.schemas import SessionsQuery
+from live.store import Session
+from tests.support import (
+    NOT_ENROLLED,
+    SESSION_NOT_FOUND,
+    assert_error,
+    assert_ok,
+    auth,
+    count_queries,
+    make_class,
+    make_user,
+    make_users,
+)
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2025, 3, 10, 8, 0, tzinfo=UTC)
+
+
+def add_sessions(klass, students, count, *, first=0, committed=True):
+    """`count` persisted sessions of the class, a day apart, everyone present on even days, written in bulk."""
+    sessions, records = [], []
+    for day in range(first, first + count):
+        started_at = T0 + timedelta(days=day)
+        ended = started_at + timedelta(minutes=50)
+        sessions.append(AttendanceSession(klass=klass, started_at=started_at, ended_at=ended, committed=committed))
+        status = "present" if day % 2 == 0 else "absent"
+        records += [Attendance(klass=klass, student=s, status=status, started_at=started_at) for s in students]
+    AttendanceSession.objects.bulk_create(sessions)
+    Attendance.objects.bulk_create(records, batch_size=2000)
+    return sessions
+
+
+# --- the number of queries does not grow with students or sessions ---------------------------------------
+
+ROUTES = {
+    "sessions": "/class/{c}/sessions",
+    "session": "/class/{c}/sessions/{s}",
+    "report": "/class/{c}/report",
+    "csv": "/class/{c}/report.csv",
+    "history": "/class/{c}/my-history",
+}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_query_count_does_not_grow_with_students_or_sessions(client, teacher, student, route):
+    klass = make_class(teacher, [student])
+    [session] = add_sessions(klass, [student], 1)
+    path = ROUTES[route].format(c=klass.id, s=session.id)
+    caller = student if route == "history" else teacher
+
+    def queries():
+        return count_queries(lambda: client.get(path, headers=auth(caller)))
+
+    one = queries()
+    others = make_users("student", 29)
+    Enrollment.objects.bulk_create([Enrollment(klass=klass, student=other) for other in others])
+    Attendance.objects.bulk_create(
+        [Attendance(klass=klass, student=o, status="present", started_at=session.started_at) for o in others]
+    )
+    assert queries() == one, "grew with students"
+    add_sessions(klass, [student, *others], 19, first=1)
+    assert queries() == one, "grew with sessions"
+    # ...and the answer did grow.
+    if route == "report":
+        assert assert_ok(client.get(path, headers=auth(teacher)))["sessions"] == 20
+    if route == "csv":
+        assert client.get(path, headers=auth(teacher)).content.count(b"\r\n") == 31
+
+
+# --- what counts: committed sessions only ----------------------------------------------------------------
+
+
+def test_a_session_being_persisted_counts_nowhere(client, teacher, student):
+    klass = make_class(teacher, [student])
+    add_sessions(klass, [student], 1)
+    [pending] = add_sessions(klass, [student], 1, first=1, committed=False)  # records written, not committed
+    sessions = assert_ok(client.get(f"/class/{klass.id}/sessions", headers=auth(teacher)))
+    assert len(sessions) == 1 and sessions[0]["startedAt"] == "2025-03-10T08:00:00.000Z"
+    assert_error(client.get(f"/class/{klass.id}/sessions/{pending.id}", headers=auth(teacher)), 404, SESSION_NOT_FOUND)
+    report = assert_ok(client.get(f"/class/{klass.id}/report", headers=auth(teacher)))
+    assert report["sessions"] == 1 and (report["students"][0]["present"], report["students"][0]["absent"]) == (1, 0)
+    header = client.get(f"/class/{klass.id}/report.csv", headers=auth(teacher)).content.split(b"\r\n")[0]
+    assert header == b"studentId,name,email,2025-03-10T08:00:00.000Z,present,absent,rate"
+    history_ = assert_ok(client.get(f"/class/{klass.id}/my-history", headers=auth(student)))
+    assert history_ == [{"startedAt": "2025-03-10T08:00:00.000Z", "status": "present"}]
+
+
+def test_a_student_who_left_stays_in_the_report_but_loses_their_history(client, teacher, student):
+    stays = make_user("student", name="Stays")
+    klass = make_class(teacher, [student, stays])
+    [session] = add_sessions(klass, [student, stays], 1)
+    Enrollment.objects.filter(klass=klass, student=student).delete()
+    report = assert_ok(client.get(f"/class/{klass.id}/report", headers=auth(teacher)))
+    assert [(s["_id"], s["present"]) for s in report["students"]] == [(student.id, 1), (stays.id, 1)]
+    detail = assert_ok(client.get(f"/class/{klass.id}/sessions/{session.id}", headers=auth(teacher)))
+    assert {r["studentId"] for r in detail["records"]} == {student.id, stays.id}
+    rows = client.get(f"/class/{klass.id}/report.csv", headers=auth(teacher)).content.decode().split("\r\n")
+    assert rows[1].startswith(f"{student.id},Sam Student,")
+    assert_error(client.get(f"/class/{klass.id}/my-history", headers=auth(student)), 403, NOT_ENROLLED)
+
+
+def test_ended_at_of_a_session_committed_without_one_is_its_start(client, teacher, student):
+    """A worker older than endedAt (a rolling upgrade) commits without it: shown as startedAt, never a 500."""
+    klass = make_class(teacher, [student])
+    [session] = add_sessions(klass, [student], 1)
+    AttendanceSession.objects.filter(pk=session.pk).update(ended_at=None)
+    [listed] = assert_ok(client.get(f"/class/{klass.id}/sessions", headers=auth(teacher)))
+    assert listed["endedAt"] == listed["startedAt"]
+    detail = assert_ok(client.get(f"/class/{klass.id}/sessions/{session.id}", headers=auth(teacher)))
+    assert detail["endedAt"] == detail["startedAt"]
+
+
+def test_persist_session_sets_ended_at_when_it_commits(teacher, student):
+    klass = make_class(teacher, [student])
+    before = datetime.now(tz=UTC)
+    services.persist_session(Session(teacher.id, klass.id, "2025-03-11T10:00:00.000Z", {student.id: "present"}))
+    session = AttendanceSession.objects.get(klass=klass)
+    assert session.committed and before <= session.ended_at <= datetime.now(tz=UTC) + timedelta(milliseconds=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_gives_old_sessions_their_start_as_end():
+    executor = MigrationExecutor(connection)
+    executor.migrate([("live", "0002_attendancesession")])
+    old = executor.loader.project_state([("live", "0002_attendancesession")]).apps
+    user = old.get_model("accounts", "User").objects.create(email="t@example.com", name="T", role="teacher")
+    klass = old.get_model("classes", "Class").objects.create(class_name="C", teacher_id=user.pk)
+    OldSession = old.get_model("live", "AttendanceSession")
+    done = OldSession.objects.create(klass_id=klass.pk, started_at=T0, committed=True)
+    pending = OldSession.objects.create(klass_id=klass.pk, started_at=T0 + timedelta(days=1), committed=False)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    assert AttendanceSession.objects.get(pk=done.pk).ended_at == T0
+    assert AttendanceSession.objects.get(pk=pending.pk).ended_at is None
+
+
+# --- the pieces ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("\tx", "'\tx"), ("\rx", "'\rx"), ("a=b", "a=b")],
+)
+def test_csv_cell_escapes_a_leading_formula_character(value, expected):
+    assert history.csv_cell(value) == expected
+
+
+def test_csv_guards_names_the_api_cannot_create(client, teacher):
+    """Leading tab or CR: signup trims them, the admin or a script may not."""
+    tabbed = make_user("student", name="\tTabbed")
+    klass = make_class(teacher, [tabbed])
+    add_sessions(klass, [tabbed], 1)
+    assert b"'\tTabbed" in client.get(f"/class/{klass.id}/report.csv", headers=auth(teacher)).content
+
+
+@pytest.mark.parametrize(
+    ("stem", "plain", "exact"),
+    [
+        ("Ünïcödé", "Unicode", "Ünïcödé"),
+        ("tab\there\nnewline", "tab here newline", "tab here newline"),
+        ("!!!", "download", "download"),
+        ("a/b\\c", "a_b_c", "a_b_c"),
+        ("  spaced   out  ", "spaced out", "spaced out"),
+        ("x" * 300, "x" * 100, "x" * 100),
+        ("zero\u200bwidth\x00", "zerowidth", "zerowidth"),
+        ("\u200b", "download", "download"),
+    ],
+)
+def test_file_names(stem, plain, exact):
+    assert ascii_filename(stem) == plain
+    assert utf8_filename(stem) == exact
+
+
+def test_content_disposition_has_both_names():
+    expected = "attachment; filename=\"Ca va-x.csv\"; filename*=UTF-8''%C3%87a%20va-x.csv"
+    assert content_disposition("Ça va", "-x.csv") == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "limit", "before"),
+    [
+        ({}, 100, None),
+        ({"limit": "1"}, 1, None),
+        ({"limit": "500"}, 500, None),
+        ({"before": "2025-03-11T10:00:00.000Z"}, 100, datetime(2025, 3, 11, 10, tzinfo=UTC)),
+        ({"before": "2025-03-11T12:00:00+02:00"}, 100, datetime(2025, 3, 11, 10, tzinfo=UTC)),
+        ({"before": "2025-03-11T10:00:00"}, 100, datetime(2025, 3, 11, 10, tzinfo=UTC)),
+        ({"before": "2025-03-11 10:00"}, 100, datetime(2025, 3, 11, 10, tzinfo=UTC)),
+    ],
+)
+def test_sessions_query_parses(query, limit, before):
+    parsed = validate(SessionsQuery, query)
+    assert (parsed.limit, parsed.before) == (limit, before)
+
+
+@pytest.mark.parametrize("query", [{"limit": "1_0"}, {"limit": "+5"}, {"limit": "0x10"}, {"before": "2025-03-11T10"}])
+def test_sessions_query_refuses(query):
+    with pytest.raises(Invalid):
+        validate(SessionsQuery, query)
+
+
+def test_before_finer_than_a_millisecond_rounds_up(teacher):
+    klass = make_class(teacher)
+    add_sessions(klass, [], 2)
+    just_after_the_second = T0 + timedelta(days=1, microseconds=1)
+    assert [s.startedAt for s in history.sessions_page(klass, 10, just_after_the_second)] == [
+        T0 + timedelta(days=1),
+        T0,
+    ]
+    assert [s.startedAt for s in history.sessions_page(klass, 10, T0 + timedelta(days=1))] == [T0]
+
+
+def test_attendance_rate():
+    assert [history.attendance_rate(p, a) for p, a in [(0, 0), (1, 0), (0, 3), (2, 1), (1, 2), (1, 7)]] == [
+        None,
+        1.0,
+        0.0,
+        0.6667,
+        0.3333,
+        0.125,
+    ]
