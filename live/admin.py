@@ -1,22 +1,93 @@
-from django.contrib import admin
+"""Persisted attendance in the Django admin: sessions with their counts and records, read-only.
 
+History is written by DONE only: nothing here adds or changes a record. Deleting stays possible, because
+deleting a class or a user in the admin takes their sessions and records with it (Django refuses a
+cascade over a model the admin may not delete)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from live import history
 from live.models import Attendance, AttendanceSession
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Attendance)
-class AttendanceAdmin(admin.ModelAdmin[Attendance]):
+class AttendanceAdmin(ReadOnlyAdmin):
     list_display = ["started_at", "klass", "student", "status"]
     list_filter = ["status"]
     search_fields = ["klass__class_name", "student__name", "student__email"]
     list_select_related = ["klass", "student"]
-    raw_id_fields = ["klass", "student"]
     date_hierarchy = "started_at"
+
+
+class SessionChangeList(ChangeList):
+    """The page's sessions get their counts from one grouped query (see history.session_counts)."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        sessions = list(self.result_list)  # evaluated once: the page renders these very objects
+        counts = history.session_counts((session.klass_id, session.started_at) for session in sessions)
+        for session in sessions:
+            session.counts = counts.get((session.klass_id, session.started_at), (0, 0))
 
 
 @admin.register(AttendanceSession)
-class AttendanceSessionAdmin(admin.ModelAdmin[AttendanceSession]):
-    list_display = ["started_at", "klass", "committed"]
+class AttendanceSessionAdmin(ReadOnlyAdmin):
+    list_display = ["started_at", "ended_at", "klass", "committed", "present", "absent", "total"]
     list_filter = ["committed"]
+    search_fields = ["klass__class_name"]
     list_select_related = ["klass"]
-    raw_id_fields = ["klass"]
     date_hierarchy = "started_at"
+    fields = ["id", "klass", "started_at", "ended_at", "committed", "present", "absent", "total", "records"]
+    readonly_fields = fields
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SessionChangeList
+
+    def _counts(self, session: AttendanceSession) -> tuple[int, int]:
+        if not hasattr(session, "counts"):  # the change page: one session
+            key = (session.klass_id, session.started_at)
+            session.counts = history.session_counts([key]).get(key, (0, 0))
+        return session.counts
+
+    @admin.display(description="present")
+    def present(self, session: AttendanceSession) -> int:
+        return self._counts(session)[0]
+
+    @admin.display(description="absent")
+    def absent(self, session: AttendanceSession) -> int:
+        return self._counts(session)[1]
+
+    @admin.display(description="total")
+    def total(self, session: AttendanceSession) -> int:
+        return sum(self._counts(session))
+
+    @admin.display(description="records")
+    def records(self, session: AttendanceSession) -> str:
+        rows = history.session_records(session.klass_id, session.started_at)
+        if not rows:
+            return "—"
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            ((r.name, r.email, r.status, r.studentId) for r in rows),
+        )
+        return format_html(
+            "<table><thead><tr><th>name</th><th>email</th><th>status</th><th>student id</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            body,
+        )

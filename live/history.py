@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from asgiref.sync import async_to_sync
@@ -93,21 +94,10 @@ def sessions_page(klass: Class, limit: int, before: datetime | None = None) -> l
     if before is not None:
         sessions = sessions.filter(started_at__lt=_up_to_the_millisecond(before))
     page = list(sessions.values_list("id", "started_at", "ended_at")[:limit])
-    if not page:
-        return []
-    counts = {
-        started_at: (present, absent)
-        for started_at, present, absent in Attendance.objects.filter(
-            klass_id=klass.id, started_at__in=[started_at for _, started_at, _ in page]
-        )
-        .order_by()
-        .values("started_at")
-        .annotate(present=PRESENT, absent=ABSENT)
-        .values_list("started_at", "present", "absent")
-    }
+    counts = session_counts((klass.id, started_at) for _, started_at, _ in page)
     summaries = []
     for session_id, started_at, ended_at in page:
-        present, absent = counts.get(started_at, (0, 0))
+        present, absent = counts.get((klass.id, started_at), (0, 0))
         summaries.append(
             SessionSummary(
                 id=session_id,
@@ -119,6 +109,37 @@ def sessions_page(klass: Class, limit: int, before: datetime | None = None) -> l
             )
         )
     return summaries
+
+
+def session_counts(sessions: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datetime], tuple[int, int]]:
+    """(present, absent) of each (classId, startedAt), counted by the database in one grouped query (none
+    for no sessions)."""
+    sessions = list(sessions)
+    if not sessions:
+        return {}
+    counted = (
+        Attendance.objects.filter(
+            klass_id__in={class_id for class_id, _ in sessions},
+            started_at__in={started_at for _, started_at in sessions},
+        )
+        .order_by()
+        .values("klass_id", "started_at")
+        .annotate(present=PRESENT, absent=ABSENT)
+        .values_list("klass_id", "started_at", "present", "absent")
+    )
+    return {(class_id, started_at): (present, absent) for class_id, started_at, present, absent in counted}
+
+
+def session_records(class_id: str, started_at: datetime) -> list[SessionRecord]:
+    """The records of one session with their students' names and emails, by name (one query)."""
+    rows = (
+        Attendance.objects.filter(klass_id=class_id, started_at=started_at)
+        .order_by()
+        .values("student_id", "status", **STUDENT_NAME_EMAIL)
+        .values_list("student_id", "student_name", "student_email", "status")
+    )
+    records = [SessionRecord(studentId=sid, name=name, email=email, status=status) for sid, name, email, status in rows]
+    return sorted(records, key=lambda r: name_order(r.name, r.email, r.studentId))
 
 
 def _up_to_the_millisecond(moment: datetime) -> datetime:
@@ -134,16 +155,7 @@ def session_detail(klass: Class, session_id: str) -> SessionDetail:
     session = committed_sessions(klass.id).filter(pk=session_id).first() if is_object_id(session_id) else None
     if session is None:
         raise NotFound(messages.SESSION_NOT_FOUND)
-    rows = (
-        Attendance.objects.filter(klass_id=klass.id, started_at=session.started_at)
-        .order_by()
-        .values("student_id", "status", **STUDENT_NAME_EMAIL)
-        .values_list("student_id", "student_name", "student_email", "status")
-    )
-    records = sorted(
-        (SessionRecord(studentId=sid, name=name, email=email, status=status) for sid, name, email, status in rows),
-        key=lambda r: name_order(r.name, r.email, r.studentId),
-    )
+    records = session_records(klass.id, session.started_at)
     present = sum(1 for record in records if record.status == Status.PRESENT)
     return SessionDetail(
         id=session.id,
