@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from attendance_site import messages
 from attendance_site.schemas import IsoDateTime, IsoTimestamp, NonEmptyStr, ObjectIdStr, RequestBody, ResponseModel
@@ -45,26 +45,8 @@ class ActiveSession(ResponseModel):
 # --- HTTP: history and reports (persisted sessions only) -------------------------------------------------
 
 
-def _decimal_digits(value: Any) -> Any:
-    """Query values arrive as strings: take plain decimal digits only ("50", not "5e1", "1_0" or " 50")."""
-    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,9}", value):
-        raise ValueError("expected a decimal integer")
-    return value
-
-
+_DECIMAL = re.compile(r"[0-9]{1,9}")
 _ISO_DATETIME = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?([Zz]|[+-]\d\d:?\d\d)?")
-
-
-def _iso_datetime(value: Any) -> Any:
-    """An ISO 8601 date and time (not a bare date, not a Unix timestamp, which pydantic would also take)."""
-    if isinstance(value, str) and not _ISO_DATETIME.fullmatch(value):
-        raise ValueError("expected an ISO 8601 date and time")
-    return value
-
-
-def _utc_if_naive(moment: datetime) -> datetime:
-    """A moment without an offset is UTC: the API speaks UTC throughout."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 class SessionsQuery(BaseModel):
@@ -73,15 +55,35 @@ class SessionsQuery(BaseModel):
     Not strict: query values are strings, so "50" is the integer 50."""
 
     model_config = ConfigDict(extra="ignore")
-    limit: Annotated[int, BeforeValidator(_decimal_digits), Field(ge=1, le=500)] = Field(
-        default=100, description="How many sessions, 1–500"
-    )
-    before: Annotated[datetime, BeforeValidator(_iso_datetime), AfterValidator(_utc_if_naive)] | None = Field(
+    limit: int = Field(default=100, ge=1, le=500, description="How many sessions, 1–500")
+    before: datetime | None = Field(
         default=None,
         description="Only sessions started strictly before this moment (ISO 8601; UTC without an offset): "
         "pass the last startedAt of a page to get the next one",
         examples=["2025-03-11T10:00:00.000Z"],
     )
+
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _decimal_digits(cls, value: Any) -> Any:
+        """Plain decimal digits only: "50", not "5e1", "1_0", "+5" or " 50" (which int() would take)."""
+        if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+            raise ValueError("expected a decimal integer")
+        return value
+
+    @field_validator("before", mode="before")
+    @classmethod
+    def _iso_datetime(cls, value: Any) -> Any:
+        """An ISO 8601 date and time: not a bare date, nor a Unix timestamp (which pydantic would take)."""
+        if isinstance(value, str) and not _ISO_DATETIME.fullmatch(value):
+            raise ValueError("expected an ISO 8601 date and time")
+        return value
+
+    @field_validator("before")
+    @classmethod
+    def _utc_if_naive(cls, value: datetime | None) -> datetime | None:
+        """A moment without an offset is UTC: the API speaks UTC throughout."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class SessionSummary(ResponseModel):
