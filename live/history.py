@@ -178,37 +178,41 @@ def session_detail(klass: Class, session_id: str) -> SessionDetail:
 
 def class_report(klass: Class) -> ClassReport:
     """Every enrolled student and every student with a record (enrolled then, since removed), by name, with
-    their counts over the persisted sessions. Three queries: the session count, the students' counts
-    grouped by student, the enrolled students."""
-    sessions = committed_sessions(klass.id).count()
-    return ClassReport(
-        classId=klass.id,
-        className=klass.class_name,
-        sessions=sessions,
-        students=_student_reports(klass, committed_records(klass.id)),
-    )
+    their counts over the persisted sessions.
 
-
-def _student_reports(klass: Class, records: QuerySet[Attendance]) -> list[StudentReport]:
-    """Per-student counts of `records`, grouped and counted by the database, plus the enrolled students
-    without any; by name. Two queries."""
+    Three queries whatever the size (four if students with records have left the class): the committed
+    sessions' starts; the counts of exactly those sessions' records, grouped by student in the database;
+    the students' names. Counting over the starts read first keeps the counts and `sessions` in step even
+    while another session is being persisted."""
+    starts = list(committed_sessions(klass.id).values_list("started_at", flat=True))
     counted = (
-        records.order_by()
-        .values("student_id", **STUDENT_NAME_EMAIL)
+        Attendance.objects.filter(klass_id=klass.id, started_at__in=starts)
+        .order_by()
+        .values("student_id")
         .annotate(present=PRESENT, absent=ABSENT)
-        .values_list("student_id", "student_name", "student_email", "present", "absent")
+        .values_list("student_id", "present", "absent")
     )
-    students = {sid: (name, email, present, absent) for sid, name, email, present, absent in counted}
-    for sid, name, email in _enrolled(klass):
-        students.setdefault(sid, (name, email, 0, 0))
-    report = [
-        StudentReport(
-            id=sid, name=name, email=email, present=present, absent=absent, rate=attendance_rate(present, absent)
-        )
-        for sid, (name, email, present, absent) in students.items()
+    counts = {sid: (present, absent) for sid, present, absent in counted}
+    students = [
+        StudentReport(id=sid, name=name, email=email, present=p, absent=a, rate=attendance_rate(p, a))
+        for sid, name, email in students_by_name(klass, with_records=counts)
+        for p, a in [counts.get(sid, (0, 0))]
     ]
-    report.sort(key=lambda s: name_order(s.name, s.email, s.id))
-    return report
+    return ClassReport(classId=klass.id, className=klass.class_name, sessions=len(starts), students=students)
+
+
+def students_by_name(klass: Class, with_records: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(id, name, email) of the class's enrolled students and of the students in `with_records`, by name.
+
+    One query for the enrolled, one more only for students with records who have since left the class.
+    (Names are read here rather than joined into the grouped count, which made that count twice as slow.)"""
+    people = {sid: (name, email) for sid, name, email in _enrolled(klass)}
+    left = [sid for sid in with_records if sid not in people]
+    if left:
+        former = User.objects.filter(pk__in=left).values_list("id", "name", "email")
+        people.update((sid, (name, email)) for sid, name, email in former)
+    students = [(sid, name, email) for sid, (name, email) in people.items()]
+    return sorted(students, key=lambda student: name_order(student[1], student[2], student[0]))
 
 
 def _enrolled(klass: Class) -> QuerySet[User]:
@@ -242,17 +246,12 @@ def report_csv(klass: Class) -> str:
         if row is None:
             row = cells[sid] = [""] * len(starts)
         row[column[key]] = status
-    people = {sid: (name, email) for sid, name, email in _enrolled(klass)}
-    left = [sid for sid in cells if sid not in people]
-    if left:
-        former = User.objects.filter(pk__in=left).values_list("id", "name", "email")
-        people.update((sid, (name, email)) for sid, name, email in former)
     out = io.StringIO()
     writer = csv.writer(out)  # RFC 4180: CRLF line ends; fields with commas, quotes or newlines quoted
     session_columns = [iso_z(started_at) for started_at, _ in starts]
     writer.writerow(["studentId", "name", "email", *session_columns, "present", "absent", "rate"])
     empty = [""] * len(starts)
-    for sid, (name, email) in sorted(people.items(), key=lambda item: name_order(*item[1], item[0])):
+    for sid, name, email in students_by_name(klass, with_records=cells):
         row = cells.get(sid, empty)
         present, absent = row.count(Status.PRESENT), row.count(Status.ABSENT)
         rate = attendance_rate(present, absent)
