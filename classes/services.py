@@ -98,11 +98,11 @@ def classes_of(user: User) -> list[ClassListItem]:
         taught = Class.objects.filter(teacher_id=user.id).order_by("-id")
         rows = list(taught.values_list("id", "class_name", "teacher_id"))
     else:
-        # The joined columns under flat names: see live.history.STUDENT_NAME_EMAIL for why.
+        # The joined columns under flat names: see live.history.session_records for why.
         rows = list(
             Enrollment.objects.filter(student_id=user.id)
             .order_by("-id")
-            .values("klass_id", klass_name=F("klass__class_name"), klass_teacher=F("klass__teacher_id"))
+            .annotate(klass_name=F("klass__class_name"), klass_teacher=F("klass__teacher_id"))
             .values_list("klass_id", "klass_name", "klass_teacher")
         )
     sizes = class_sizes([class_id for class_id, _, _ in rows]) if rows else {}

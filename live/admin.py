@@ -6,18 +6,21 @@ cascade over a model the admin may not delete)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
+from django.db.models import Model
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from live import history
 from live.models import Attendance, AttendanceSession
 
+M = TypeVar("M", bound=Model)
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+
+class ReadOnlyAdmin(admin.ModelAdmin[M]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -26,7 +29,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attendance)
-class AttendanceAdmin(ReadOnlyAdmin):
+class AttendanceAdmin(ReadOnlyAdmin[Attendance]):
     list_display = ["started_at", "klass", "student", "status"]
     list_filter = ["status"]
     search_fields = ["klass__class_name", "student__name", "student__email"]
@@ -42,27 +45,34 @@ class SessionChangeList(ChangeList):
         sessions = list(self.result_list)  # evaluated once: the page renders these very objects
         counts = history.session_counts((session.klass_id, session.started_at) for session in sessions)
         for session in sessions:
-            session.counts = counts.get((session.klass_id, session.started_at), (0, 0))
+            setattr(session, COUNTS, counts.get((session.klass_id, session.started_at), (0, 0)))
+
+
+SESSION_FIELDS = ("id", "klass", "started_at", "ended_at", "committed", "present", "absent", "total", "records")
+# Where a listed session keeps the counts its page read (set by SessionChangeList).
+COUNTS = "_attendance_counts"
 
 
 @admin.register(AttendanceSession)
-class AttendanceSessionAdmin(ReadOnlyAdmin):
+class AttendanceSessionAdmin(ReadOnlyAdmin[AttendanceSession]):
     list_display = ["started_at", "ended_at", "klass", "committed", "present", "absent", "total"]
     list_filter = ["committed"]
     search_fields = ["klass__class_name"]
     list_select_related = ["klass"]
     date_hierarchy = "started_at"
-    fields = ["id", "klass", "started_at", "ended_at", "committed", "present", "absent", "total", "records"]
-    readonly_fields = fields
+    fields = SESSION_FIELDS
+    readonly_fields = SESSION_FIELDS
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return SessionChangeList
 
     def _counts(self, session: AttendanceSession) -> tuple[int, int]:
-        if not hasattr(session, "counts"):  # the change page: one session
+        counts: tuple[int, int] | None = getattr(session, COUNTS, None)
+        if counts is None:  # the change page: one session
             key = (session.klass_id, session.started_at)
-            session.counts = history.session_counts([key]).get(key, (0, 0))
-        return session.counts
+            counts = history.session_counts([key]).get(key, (0, 0))
+            setattr(session, COUNTS, counts)
+        return counts
 
     @admin.display(description="present")
     def present(self, session: AttendanceSession) -> int:

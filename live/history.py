@@ -41,10 +41,6 @@ from live.store import get_session_store
 
 PRESENT = Count("id", filter=Q(status=Status.PRESENT))
 ABSENT = Count("id", filter=Q(status=Status.ABSENT))
-# A record's student's name and email, read through the join under flat names. (On MongoDB this projects
-# them as expressions, `{"name": "$accounts_user.name"}`; `values("student__name")` projects the nested
-# inclusion `{"accounts_user": {"name": 1}}`, which SecantusDB 0.7, the CI's emulator, answers with 1s.)
-# The aliases must differ from the columns' own names, or the backend falls back to the nested form.
 # A record's startedAt as text, cast by the database: only used as a key to match records with their
 # session's column (the same column, cast the same way, in the same request). Converting 100,000
 # timestamps to aware datetimes in Python was most of the CSV's time (psycopg's loader under Django's
@@ -53,7 +49,6 @@ RAW_STARTED_AT = Cast("started_at", TextField())
 # A record's studentId as the driver returns it (a str on SQL, an ObjectId on MongoDB): with no column
 # left to convert, Django hands the rows over as they come.
 RAW_STUDENT_ID = ExpressionWrapper(F("student_id"), output_field=TextField())
-STUDENT_NAME_EMAIL = {"student_name": F("student__name"), "student_email": F("student__email")}
 
 
 def committed_sessions(class_id: str) -> QuerySet[AttendanceSession]:
@@ -89,7 +84,8 @@ def live_session(teacher: User) -> ActiveSession | None:
     session = async_to_sync(get_session_store().for_teacher)(teacher.id)
     if session is None:
         return None
-    return ActiveSession(classId=session.class_id, startedAt=session.started_at, attendance=session.attendance)
+    marks = {student_id: Status(status) for student_id, status in session.attendance.items()}
+    return ActiveSession(classId=session.class_id, startedAt=session.started_at, attendance=marks)
 
 
 # --- sessions -------------------------------------------------------------------------------------------
@@ -144,10 +140,16 @@ def session_records(class_id: str, started_at: datetime) -> list[SessionRecord]:
     rows = (
         Attendance.objects.filter(klass_id=class_id, started_at=started_at)
         .order_by()
-        .values("student_id", "status", **STUDENT_NAME_EMAIL)
+        # The joined columns under flat names of their own. (On MongoDB that projects them as expressions,
+        # `{"student_name": "$accounts_user.name"}`; `values_list("student__name")`, or an alias equal to the
+        # column's name, projects the nested inclusion `{"accounts_user": {"name": 1}}`, which SecantusDB
+        # 0.7, the CI's MongoDB emulator, answers with 1s.)
+        .annotate(student_name=F("student__name"), student_email=F("student__email"))
         .values_list("student_id", "student_name", "student_email", "status")
     )
-    records = [SessionRecord(studentId=sid, name=name, email=email, status=status) for sid, name, email, status in rows]
+    records = [
+        SessionRecord(studentId=sid, name=name, email=email, status=Status(status)) for sid, name, email, status in rows
+    ]
     return sorted(records, key=lambda r: name_order(r.name, r.email, r.studentId))
 
 
@@ -155,7 +157,9 @@ def _up_to_the_millisecond(moment: datetime) -> datetime:
     """startedAt values are whole milliseconds, and MongoDB keeps no finer (pymongo truncates): a finer
     `before` is rounded up, so that "strictly before" selects the same sessions on every database."""
     extra = moment.microsecond % 1000
-    return moment + timedelta(microseconds=1000 - extra) if extra else moment
+    if not extra or moment > datetime.max.replace(tzinfo=moment.tzinfo) - timedelta(milliseconds=1):
+        return moment
+    return moment + timedelta(microseconds=1000 - extra)
 
 
 def session_detail(klass: Class, session_id: str) -> SessionDetail:
@@ -220,7 +224,7 @@ def students_by_name(klass: Class, with_records: Iterable[str]) -> list[tuple[st
     return sorted(students, key=lambda student: name_order(student[1], student[2], student[0]))
 
 
-def _enrolled(klass: Class) -> QuerySet[User]:
+def _enrolled(klass: Class) -> QuerySet[User, tuple[str, str, str]]:
     return User.objects.filter(enrollments__klass_id=klass.id).order_by().values_list("id", "name", "email")
 
 
@@ -285,4 +289,4 @@ def my_history(klass: Class, student: User) -> list[HistoryEntry]:
         .order_by("-started_at")
         .values_list("started_at", "status")
     )
-    return [HistoryEntry(startedAt=started_at, status=status) for started_at, status in rows]
+    return [HistoryEntry(startedAt=started_at, status=Status(status)) for started_at, status in rows]

@@ -46,7 +46,8 @@ class ActiveSession(ResponseModel):
 
 
 _DECIMAL = re.compile(r"[0-9]{1,9}")
-_ISO_DATETIME = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?([Zz]|[+-]\d\d:?\d\d)?")
+# A date and a time: what `before` must start with (pydantic parses the rest, offset included).
+_ISO_DATETIME = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d")
 
 
 class SessionsQuery(BaseModel):
@@ -75,15 +76,23 @@ class SessionsQuery(BaseModel):
     @classmethod
     def _iso_datetime(cls, value: Any) -> Any:
         """An ISO 8601 date and time: not a bare date, nor a Unix timestamp (which pydantic would take)."""
-        if isinstance(value, str) and not _ISO_DATETIME.fullmatch(value):
+        if isinstance(value, str) and not _ISO_DATETIME.match(value):
             raise ValueError("expected an ISO 8601 date and time")
         return value
 
     @field_validator("before")
     @classmethod
-    def _utc_if_naive(cls, value: datetime | None) -> datetime | None:
-        """A moment without an offset is UTC: the API speaks UTC throughout."""
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """In UTC (a moment without an offset is UTC: the API speaks UTC throughout). A moment that UTC
+        cannot hold (year 1 east of Greenwich, 9999 west of it) is before, or after, every session."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            return (datetime.min if value.year == datetime.min.year else datetime.max).replace(tzinfo=UTC)
 
 
 class SessionSummary(ResponseModel):

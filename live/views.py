@@ -74,6 +74,10 @@ def class_sessions(request: HttpRequest, user: User, class_id: str, query: Sessi
     auth=auth.teacher,
     response=SessionDetail,
     errors=(*OWNED_CLASS_ERRORS, NotFound(messages.SESSION_NOT_FOUND)),
+    params={
+        "session_id": "The session's `_id`, as GET /class/{class_id}/sessions lists it. A malformed id, an unknown "
+        "one or another class's is answered as not found."
+    },
 )
 def class_session(request: HttpRequest, user: User, class_id: str, session_id: str) -> SessionDetail:
     """One persisted session of the class with every student's record, by name."""

@@ -447,7 +447,9 @@ def path_of(route, class_id, session_id=MISSING_ID):
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_wrong_method_is_405_before_auth(site, route, method):
     path = {"classes": "/classes", "active": "/attendance/active"}.get(route) or path_of(route, MISSING_ID)
-    assert_error(site.request(method, path), 405, METHOD_NOT_ALLOWED)
+    response = site.request(method, path)
+    assert_error(response, 405, METHOD_NOT_ALLOWED)
+    assert response.headers["Allow"] == "GET"
 
 
 @pytest.mark.parametrize("route", [*ROUTES, "classes", "active"])

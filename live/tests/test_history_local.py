@@ -213,10 +213,36 @@ def test_sessions_query_parses(query, limit, before):
     assert (parsed.limit, parsed.before) == (limit, before)
 
 
-@pytest.mark.parametrize("query", [{"limit": "1_0"}, {"limit": "+5"}, {"limit": "0x10"}, {"before": "2025-03-11T10"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "1_0"},
+        {"limit": "+5"},
+        {"limit": "0x10"},
+        {"before": "2025-03-11T10"},
+        {"before": "2025-03-11T10:00:00+25:00"},
+        {"before": "2025-03-11T10:00:61Z"},
+    ],
+)
 def test_sessions_query_refuses(query):
     with pytest.raises(Invalid):
         validate(SessionsQuery, query)
+
+
+@pytest.mark.parametrize(
+    ("before", "expected"),
+    [
+        ("0001-01-01T00:00:00+01:00", datetime.min.replace(tzinfo=UTC)),
+        ("9999-12-31T23:59:59.999999-01:00", datetime.max.replace(tzinfo=UTC)),
+        ("2025-03-11t10:00:00.5-05:30", datetime(2025, 3, 11, 15, 30, 0, 500000, tzinfo=UTC)),
+    ],
+)
+def test_sessions_query_takes_any_moment(client, teacher, before, expected):
+    assert validate(SessionsQuery, {"before": before}).before == expected
+    klass = make_class(teacher)
+    add_sessions(klass, [], 1)
+    sessions = assert_ok(client.get(f"/class/{klass.id}/sessions", {"before": before}, headers=auth(teacher)))
+    assert len(sessions) == (0 if expected.year == 1 else 1)
 
 
 def test_before_finer_than_a_millisecond_rounds_up(teacher):
