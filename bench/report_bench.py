@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,7 @@ def main() -> None:
         os.environ["DEBUG"] = "0"
         os.environ["ALLOWED_HOSTS"] = "localhost,127.0.0.1,testserver"
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "attendance_site.settings")
+        warnings.filterwarnings("ignore", "No directory at")  # WhiteNoise: no collectstatic for a benchmark
         import django
 
         django.setup()
