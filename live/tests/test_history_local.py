@@ -265,3 +265,15 @@ def test_attendance_rate():
         0.3333,
         0.125,
     ]
+
+
+def test_a_cross_origin_client_may_read_the_history_and_the_csv_file_name(client, settings, teacher):
+    settings.CORS_ALLOWED_ORIGINS = ["https://console.example"]
+    klass = make_class(teacher, name="Maths")
+    origin = {"Origin": "https://console.example", **auth(teacher)}
+    for path in ("/classes", f"/class/{klass.id}/report"):
+        assert client.get(path, headers=origin).headers["Access-Control-Allow-Origin"] == "https://console.example"
+    response = client.get(f"/class/{klass.id}/report.csv", headers=origin)
+    assert response.headers["Access-Control-Allow-Origin"] == "https://console.example"
+    assert "content-disposition" in response.headers["Access-Control-Expose-Headers"].lower()
+    assert "Access-Control-Allow-Origin" not in client.get("/classes", headers={**origin, "Origin": "https://evil.example"}).headers
