@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "live",
     "apidocs",
     "drf_spectacular_sidecar",  # Swagger UI's dist files, as static files (no DRF needed)
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -68,7 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Sends the policy a view declares (the API docs': apidocs/views.py); no global policy.
+    # Sends the policy a view declares (the console's: console/views.py; the API docs': apidocs/views.py).
     "csp.middleware.CSPMiddleware",
     "attendance_site.api.JsonErrorMiddleware",
 ]
@@ -235,14 +236,14 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# --- Static files (the admin's and the API docs'), served by the project itself through WhiteNoise ----------
+# --- Static files (the admin's, the API docs' and the console's), served by the project itself (WhiteNoise) --
 STATIC_URL = "static/"
 # Where `collectstatic` gathers them (`make run` runs it); the over-the-wire tests use a scratch directory.
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    # Content-hashed names (cached for good) and gzip copies.
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    # Content-hashed names (cached for good), gzip copies, and ES-module imports rewritten to hashed names.
+    "staticfiles": {"BACKEND": "attendance_site.static_storage.ConsoleStaticStorage"},
 }
 # DEBUG serves straight from the apps' static/ folders, re-read on every change (no collectstatic needed).
 WHITENOISE_USE_FINDERS = DEBUG

@@ -10,6 +10,8 @@ urlpatterns = [
     path("", include("live.urls")),
     # /openapi.json, /asyncapi.json and /docs: generated from the routes above and the socket's tables.
     path("", include("apidocs.urls")),
+    # `/`: the web console (HTML; its files are under /static/, served by WhiteNoise before routing).
+    path("", include("console.urls")),
     # Anything else is the contract's JSON 404, whatever DEBUG says.
     re_path(r"^.*$", not_found),
 ]

@@ -1,0 +1,47 @@
+// Building the page: every piece of text goes in as a text node or an attribute value, never as HTML,
+// so names, class names and server messages can hold any characters (<script> included).
+
+function appendAll(element, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+// h("button", {type: "button", onclick: fn, "aria-pressed": "true"}, "Present")
+export function h(tag, props, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(props ?? {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      element.addEventListener(key.slice(2), value);
+    } else if (key === "class") {
+      element.className = value;
+    } else if (key === "value") {
+      element.value = value;
+    } else {
+      element.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+  appendAll(element, children);
+  return element;
+}
+
+export function replace(element, ...children) {
+  element.replaceChildren();
+  appendAll(element, children);
+  return element;
+}
+
+let uniqueCounter = 0;
+export function uniqueId(prefix) {
+  uniqueCounter += 1;
+  return `${prefix}-${uniqueCounter}`;
+}
+
+// A labelled form field: <label for=id>Label</label><input id=id ...>
+export function field(label, inputProps) {
+  const id = uniqueId("field");
+  const input = h("input", { id, ...inputProps });
+  return { input, element: h("div", { class: "field" }, h("label", { for: id }, label), input) };
+}

@@ -1,0 +1,415 @@
+// Teacher pages (and the classes list both roles share): classes, one class live, one past session.
+
+import { download, get, post } from "./api.js";
+import { field, h, replace } from "./dom.js";
+import {
+  confirmDialog, formatDate, formatRate, loadingText, plural, section, showError, statusLabel,
+} from "./ui.js";
+
+const NOT_CONNECTED = "Not connected to the live server yet: reconnecting, please try again in a moment.";
+const PICKER_LIMIT = 25;
+const SESSIONS_PAGE = 20;
+
+const byName = (a, b) => a.name.localeCompare(b.name) || a.email.localeCompare(b.email);
+
+function errorText(error) {
+  return h("p", { class: "error-text" }, error.message);
+}
+
+// --- #/ : the caller's classes (GET /classes); teachers also create classes here --------------------
+export function classesPage(root, ctx) {
+  const isTeacher = ctx.user.role === "teacher";
+  let alive = true;
+  const listArea = h("div", {}, loadingText());
+  const parts = [h("h1", {}, "Your classes")];
+
+  if (isTeacher) {
+    const className = field("Class name", { type: "text", name: "className", required: true, maxlength: 200 });
+    const create = h("button", { type: "submit", class: "primary" }, "Create class");
+    const form = h("form", { class: "inline-form", "aria-label": "New class" },
+      className.element, create);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      create.disabled = true;
+      try {
+        const klass = await post("/class", { className: className.input.value });
+        ctx.navigate(`#/class/${encodeURIComponent(klass._id)}`);
+      } catch (error) {
+        showError(error.message);
+      } finally {
+        create.disabled = false;
+      }
+    });
+    parts.push(section("New class", form));
+  }
+  parts.push(section(isTeacher ? "Classes you teach" : "Classes you are enrolled in", listArea));
+  replace(root, ...parts);
+
+  Promise.all([get("/classes"), isTeacher ? get("/attendance/active").catch(() => null) : null])
+    .then(([classes, active]) => {
+      if (!alive) return;
+      if (classes.length === 0) {
+        replace(listArea, h("p", { class: "muted" }, isTeacher
+          ? "No classes yet: create one above."
+          : "You are not enrolled in any class yet. Your teacher enrols you."));
+        return;
+      }
+      replace(listArea, h("ul", { class: "class-list", "aria-label": "Classes" }, classes.map((klass) =>
+        h("li", {},
+          h("a", { href: `#/class/${encodeURIComponent(klass._id)}` }, klass.className),
+          h("span", { class: "muted" }, ` · ${plural(klass.studentCount, "student", "students")}`),
+          active && active.classId === klass._id ? h("span", { class: "badge" }, "Live now") : null,
+        ))));
+    })
+    .catch((error) => alive && replace(listArea, errorText(error)));
+
+  return { dispose: () => { alive = false; } };
+}
+
+// --- #/class/<id> for the owning teacher -------------------------------------------------------------
+export function teacherClassPage(root, ctx, classId) {
+  let alive = true;
+  let klass = null; // GET /class/:id
+  let roster = []; // enrolled students, by name
+  let session = null; // this class's live session {classId, startedAt, attendance}
+  let otherLive = null; // the teacher's live session in another class
+  let ended = null; // the last DONE's summary, shown until the next start
+  let allStudents = null; // GET /students, for the picker
+  let rows = new Map(); // studentId → {present, absent} buttons of the live table
+  let sessionsCursor = null; // `before` of the next page of past sessions
+
+  const status = h("p", { role: "status", class: "live-status" });
+  const liveHeading = h("h2", { id: "live-title", tabindex: "-1" }, "Attendance");
+  const liveBody = h("div", {});
+  const liveSection = h("section", { class: "card live", "aria-labelledby": "live-title" }, liveHeading, status, liveBody);
+  const enrolled = h("div", {}, loadingText());
+  const search = field("Search students", { type: "search", name: "q", autocomplete: "off",
+    placeholder: "Name or email" });
+  const matches = h("div", { class: "picker-results" });
+  const sessionsArea = h("div", {}, loadingText());
+  const reportArea = h("div", {}, loadingText());
+  const title = h("h1", {}, "Class");
+
+  replace(root,
+    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "← All classes")),
+    title,
+    liveSection,
+    section("Students", enrolled, h("div", { class: "picker" }, search.element, matches)),
+    section("History", sessionsArea, h("h3", {}, "By student"), reportArea),
+  );
+  search.input.addEventListener("input", renderPicker);
+
+  // --- live session ---
+  function counts() {
+    const marks = Object.values(session?.attendance ?? {});
+    const present = marks.filter((s) => s === "present").length;
+    const absent = marks.filter((s) => s === "absent").length;
+    return { present, absent, unmarked: Math.max(0, roster.length - present - absent) };
+  }
+
+  function renderStatus() {
+    if (session) {
+      const c = counts();
+      status.textContent = `Session live since ${formatDate(session.startedAt)} · Present ${c.present} · `
+        + `Absent ${c.absent} · Not marked ${c.unmarked} of ${roster.length}`;
+    } else if (ended) {
+      status.textContent = `Session ended · Present ${ended.present} · Absent ${ended.absent} · Total ${ended.total}`;
+    } else {
+      status.textContent = "No live session.";
+    }
+  }
+
+  function updateRow(studentId) {
+    const row = rows.get(studentId);
+    if (!row) return;
+    const mark = session?.attendance?.[studentId];
+    row.present.setAttribute("aria-pressed", String(mark === "present"));
+    row.absent.setAttribute("aria-pressed", String(mark === "absent"));
+  }
+
+  function mark(studentId, value) {
+    if (!ctx.send("ATTENDANCE_MARKED", { studentId, status: value })) showError(NOT_CONNECTED);
+  }
+
+  async function endSession() {
+    const confirmed = await confirmDialog({
+      title: "End the session?",
+      text: `Students not marked (${counts().unmarked}) will be marked absent, and the attendance of all `
+        + `${roster.length} students is saved.`,
+      confirmLabel: "End session",
+      danger: true,
+    });
+    if (confirmed && !ctx.send("DONE")) showError(NOT_CONNECTED);
+  }
+
+  async function startSession(button) {
+    if (otherLive) {
+      const confirmed = await confirmDialog({
+        title: "Start a session here?",
+        text: "You have a live session in another class. Starting one here ends it without saving its marks.",
+        confirmLabel: "Start session",
+      });
+      if (!confirmed) return;
+    }
+    button.disabled = true;
+    try {
+      const started = await post("/attendance/start", { classId });
+      session = { classId: started.classId, startedAt: started.startedAt, attendance: {} };
+      otherLive = null;
+      ended = null;
+      renderLive();
+      liveHeading.focus();
+      ctx.send("TODAY_SUMMARY"); // tells the class's students at once that a session is live
+    } catch (error) {
+      showError(error.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function renderLive() {
+    renderStatus();
+    rows = new Map();
+    if (!session) {
+      const start = h("button", { type: "button", class: "primary" }, "Start session");
+      start.addEventListener("click", () => startSession(start));
+      replace(liveBody,
+        otherLive ? h("p", { class: "muted" }, "You have a live session in another class.") : null,
+        roster.length === 0 ? h("p", { class: "muted" }, "Add students below, then start a session.") : null,
+        h("div", { class: "actions" }, start));
+      return;
+    }
+    const body = h("tbody", {});
+    for (const student of roster) {
+      const present = h("button", { type: "button", class: "mark mark-present", "aria-pressed": "false",
+        onclick: () => mark(student._id, "present") }, "Present");
+      const absent = h("button", { type: "button", class: "mark mark-absent", "aria-pressed": "false",
+        onclick: () => mark(student._id, "absent") }, "Absent");
+      body.append(h("tr", { "aria-label": student.name },
+        h("th", { scope: "row" }, h("span", { class: "student-name" }, student.name),
+          h("span", { class: "student-email" }, student.email)),
+        h("td", { class: "mark-buttons" }, present, absent)));
+      rows.set(student._id, { present, absent });
+      updateRow(student._id);
+    }
+    const endButton = h("button", { type: "button", class: "danger", onclick: endSession }, "End session");
+    replace(liveBody,
+      roster.length
+        ? h("table", { class: "marks" },
+          h("caption", { class: "visually-hidden" }, "Mark each student present or absent"),
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "Mark"))),
+          body)
+        : h("p", { class: "muted" }, "No students enrolled yet: add some below."),
+      h("div", { class: "actions" }, endButton));
+  }
+
+  async function loadActive() {
+    const active = await get("/attendance/active");
+    if (!alive) return;
+    const wasLive = session !== null;
+    session = active && active.classId === classId ? active : null;
+    otherLive = active && active.classId !== classId ? active : null;
+    if (session) ended = null;
+    renderLive();
+    if (wasLive && !session) {
+      loadHistory(); // ended while we were away (another tab, or DONE while reconnecting)
+    }
+  }
+
+  // --- students and picker ---
+  function renderEnrolled() {
+    replace(enrolled, roster.length
+      ? h("ul", { class: "people", "aria-label": "Enrolled students" }, roster.map((s) =>
+        h("li", {}, h("span", { class: "student-name" }, s.name), h("span", { class: "student-email" }, s.email))))
+      : h("p", { class: "muted" }, "No students enrolled yet."));
+  }
+
+  function renderPicker() {
+    if (allStudents === null) {
+      replace(matches, loadingText("Loading students…"));
+      return;
+    }
+    const enrolledIds = new Set(roster.map((s) => s._id));
+    const query = search.input.value.trim().toLowerCase();
+    const found = allStudents.filter((s) => !enrolledIds.has(s._id)
+      && (!query || s.name.toLowerCase().includes(query) || s.email.toLowerCase().includes(query)));
+    if (found.length === 0) {
+      replace(matches, h("p", { class: "muted" }, query ? "No student matches." : "Every student is enrolled."));
+      return;
+    }
+    replace(matches,
+      h("ul", { class: "people", "aria-label": "Matching students" }, found.slice(0, PICKER_LIMIT).map((s) => {
+        const add = h("button", { type: "button" }, "Add");
+        add.addEventListener("click", () => addStudent(s, add));
+        return h("li", { "aria-label": s.name },
+          h("span", { class: "student-name" }, s.name), h("span", { class: "student-email" }, s.email), add);
+      })),
+      found.length > PICKER_LIMIT
+        ? h("p", { class: "muted" }, `${found.length - PICKER_LIMIT} more: type to narrow the list.`) : null);
+  }
+
+  async function addStudent(student, button) {
+    button.disabled = true;
+    try {
+      await post(`/class/${encodeURIComponent(classId)}/add-student`, { studentId: student._id });
+      if (!alive) return;
+      if (!roster.some((s) => s._id === student._id)) roster = [...roster, student].sort(byName);
+      renderEnrolled();
+      renderPicker();
+      if (session) renderLive();
+      search.input.focus();
+    } catch (error) {
+      showError(error.message);
+      button.disabled = false;
+    }
+  }
+
+  // --- history and report ---
+  function sessionItem(s) {
+    return h("li", {},
+      h("a", { href: `#/class/${encodeURIComponent(classId)}/sessions/${encodeURIComponent(s._id)}` },
+        formatDate(s.startedAt)),
+      h("span", { class: "muted" }, ` · ${s.present} present, ${s.absent} absent of ${s.total}`));
+  }
+
+  async function loadSessions(more = false) {
+    const query = new URLSearchParams({ limit: String(SESSIONS_PAGE) });
+    if (more && sessionsCursor) query.set("before", sessionsCursor);
+    const page = await get(`/class/${encodeURIComponent(classId)}/sessions?${query}`);
+    if (!alive) return;
+    sessionsCursor = page.length === SESSIONS_PAGE ? page[page.length - 1].startedAt : null;
+    let list = sessionsArea.querySelector("ul.sessions");
+    if (!more || !list) {
+      list = h("ul", { class: "sessions", "aria-label": "Past sessions" });
+      replace(sessionsArea, page.length ? list : h("p", { class: "muted" }, "No session saved yet."));
+    }
+    list.append(...page.map(sessionItem));
+    sessionsArea.querySelector(".more")?.remove();
+    if (sessionsCursor) {
+      const older = h("button", { type: "button", class: "more" }, "Older sessions");
+      older.addEventListener("click", () => loadSessions(true).catch((e) => showError(e.message)));
+      sessionsArea.append(older);
+    }
+  }
+
+  async function loadReport() {
+    const report = await get(`/class/${encodeURIComponent(classId)}/report`);
+    if (!alive) return;
+    const csv = h("button", { type: "button" }, "Download CSV");
+    csv.addEventListener("click", () => {
+      csv.disabled = true;
+      download(`/class/${encodeURIComponent(classId)}/report.csv`, "attendance.csv")
+        .catch((error) => showError(error.message))
+        .finally(() => { csv.disabled = false; });
+    });
+    replace(reportArea,
+      report.students.length
+        ? h("div", { class: "table-scroll" }, h("table", { class: "report" },
+          h("caption", {}, `${plural(report.sessions, "session", "sessions")} saved`),
+          h("thead", {}, h("tr", {}, ["Student", "Present", "Absent", "Rate"].map((c) => h("th", { scope: "col" }, c)))),
+          h("tbody", {}, report.students.map((s) => h("tr", {},
+            h("th", { scope: "row" }, h("span", { class: "student-name" }, s.name),
+              h("span", { class: "student-email" }, s.email)),
+            h("td", {}, String(s.present)), h("td", {}, String(s.absent)), h("td", {}, formatRate(s.rate))))))
+        )
+        : h("p", { class: "muted" }, "No students yet."),
+      h("div", { class: "actions" }, csv));
+  }
+
+  function loadHistory() {
+    loadSessions().catch((error) => alive && replace(sessionsArea, errorText(error)));
+    loadReport().catch((error) => alive && replace(reportArea, errorText(error)));
+  }
+
+  // --- first load ---
+  renderStatus();
+  get(`/class/${encodeURIComponent(classId)}`)
+    .then((data) => {
+      if (!alive) return;
+      klass = data;
+      title.textContent = klass.className;
+      document.title = `${klass.className} · Live Attendance`;
+      roster = [...klass.students].sort(byName);
+      renderEnrolled();
+      renderPicker();
+      renderLive();
+      loadActive().catch((error) => showError(error.message));
+      loadHistory();
+      get("/students").then((students) => {
+        if (!alive) return;
+        allStudents = [...students].sort(byName);
+        renderPicker();
+      }).catch((error) => alive && replace(matches, errorText(error)));
+    })
+    .catch((error) => {
+      if (!alive) return;
+      replace(liveBody, errorText(error));
+      replace(enrolled);
+      replace(sessionsArea);
+      replace(reportArea);
+      status.textContent = "";
+    });
+
+  return {
+    dispose: () => { alive = false; },
+    onSocketOpen() {
+      // Restore after a reconnect: marks may have been made by another tab while we were away.
+      if (klass) loadActive().catch((error) => showError(error.message));
+    },
+    onSocketEvent(event, data) {
+      if (!klass) return false;
+      if (event === "ATTENDANCE_MARKED") {
+        if (session && rows.has(data.studentId)) {
+          session.attendance = { ...session.attendance, [data.studentId]: data.status };
+          updateRow(data.studentId);
+          renderStatus();
+        } else {
+          loadActive().catch((error) => showError(error.message)); // another tab's session
+        }
+        return true;
+      }
+      if (event === "DONE") {
+        if (session) {
+          ended = { present: data.present, absent: data.absent, total: data.total };
+          session = null;
+          renderLive();
+          loadHistory();
+        } else {
+          loadActive().catch((error) => showError(error.message));
+        }
+        return true;
+      }
+      return event === "TODAY_SUMMARY"; // the counts are the marks we hold
+    },
+  };
+}
+
+// --- #/class/<id>/sessions/<sessionId>: one persisted session's records ------------------------------
+export function sessionPage(root, ctx, classId, sessionId) {
+  let alive = true;
+  const title = h("h1", {}, "Session");
+  const body = h("div", {}, loadingText());
+  replace(root,
+    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
+      h("a", { href: "#/" }, "All classes"), " / ",
+      h("a", { href: `#/class/${encodeURIComponent(classId)}`, class: "class-crumb" }, "Class")),
+    title, h("section", { class: "card" }, body));
+  Promise.all([
+    get(`/class/${encodeURIComponent(classId)}`),
+    get(`/class/${encodeURIComponent(classId)}/sessions/${encodeURIComponent(sessionId)}`),
+  ]).then(([klass, s]) => {
+    if (!alive) return;
+    root.querySelector(".class-crumb").textContent = klass.className;
+    title.textContent = `${klass.className}: session of ${formatDate(s.startedAt)}`;
+    document.title = `${title.textContent} · Live Attendance`;
+    replace(body,
+      h("p", {}, `Present ${s.present} · Absent ${s.absent} · Total ${s.total} · ended ${formatDate(s.endedAt)}`),
+      h("div", { class: "table-scroll" }, h("table", { class: "report" },
+        h("thead", {}, h("tr", {}, ["Student", "Status"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, s.records.map((r) => h("tr", { "aria-label": r.name },
+          h("th", { scope: "row" }, h("span", { class: "student-name" }, r.name),
+            h("span", { class: "student-email" }, r.email)),
+          h("td", { class: `status-${r.status}` }, statusLabel(r.status))))))));
+  }).catch((error) => alive && replace(body, errorText(error)));
+  return { dispose: () => { alive = false; } };
+}
