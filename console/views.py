@@ -4,7 +4,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 
-from attendance_site.api import METHOD_NOT_ALLOWED, fail
+from attendance_site import messages
+from attendance_site.api import fail
 from csp.constants import NONE, SELF
 from csp.decorators import csp
 
@@ -27,7 +28,7 @@ CONSOLE_POLICY = {
 @csp(CONSOLE_POLICY)
 def index(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
-        return fail(405, METHOD_NOT_ALLOWED)  # the API's envelope, like every other wrong method
+        return fail(405, messages.METHOD_NOT_ALLOWED)  # the API's envelope, like every other wrong method
     response = render(request, "console/index.html")
     # Revalidate the page on every load so that a deploy's new (hashed) assets are picked up at once.
     patch_cache_control(response, no_cache=True)

@@ -12,6 +12,11 @@ const SESSIONS_PAGE = 20;
 
 const byName = (a, b) => a.name.localeCompare(b.name) || a.email.localeCompare(b.email);
 
+// Shown on the pressed button; hidden from the accessible name, which stays "Present" / "Absent".
+function check() {
+  return h("span", { class: "check", "aria-hidden": "true" }, "✓ ");
+}
+
 function errorText(error) {
   return h("p", { class: "error-text" }, error.message);
 }
@@ -182,9 +187,9 @@ export function teacherClassPage(root, ctx, classId) {
     const body = h("tbody", {});
     for (const student of roster) {
       const present = h("button", { type: "button", class: "mark mark-present", "aria-pressed": "false",
-        onclick: () => mark(student._id, "present") }, "Present");
+        onclick: () => mark(student._id, "present") }, check(), "Present");
       const absent = h("button", { type: "button", class: "mark mark-absent", "aria-pressed": "false",
-        onclick: () => mark(student._id, "absent") }, "Absent");
+        onclick: () => mark(student._id, "absent") }, check(), "Absent");
       body.append(h("tr", { "aria-label": student.name },
         h("th", { scope: "row" }, h("span", { class: "student-name" }, student.name),
           h("span", { class: "student-email" }, student.email)),

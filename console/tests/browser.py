@@ -1,0 +1,156 @@
+"""Playwright helpers for the console's browser tests: Debian's Chromium by path, one browser per module,
+a fresh context per person, every request and socket recorded so that tests can prove the console talks
+to its own server only.
+
+Locators are role-based with the accessible names of DESIGN.md "Web console".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from tests.support import Person
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Chromium flags that work on this machine (no sandbox as root, no network but loopback).
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1000, "height": 760}
+
+
+def chromium_path() -> str | None:
+    found = shutil.which(CHROMIUM) if not os.path.isabs(CHROMIUM) else CHROMIUM
+    return found if found and os.path.exists(found) else None
+
+
+def update_screenshots() -> bool:
+    return os.environ.get("UPDATE_SCREENSHOTS") == "1"
+
+
+@dataclass
+class Traffic:
+    """What one browser context asked for: every request URL, every socket URL, CSP reports, page errors."""
+
+    origin: str
+    requests: list[str] = field(default_factory=list)
+    sockets: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+    def foreign(self) -> list[str]:
+        ws_origin = "ws" + self.origin.removeprefix("http")
+        own = (self.origin + "/", ws_origin + "/", "blob:" + self.origin + "/")
+        return [url for url in self.requests + self.sockets if not url.startswith(own)]
+
+
+class Console:
+    """One person's browser tab on the console."""
+
+    def __init__(self, page: Page, traffic: Traffic) -> None:
+        self.page = page
+        self.traffic = traffic
+
+    # --- reading ---
+    def status(self) -> Locator:
+        return self.page.get_by_role("status")
+
+    def row(self, name: str) -> Locator:
+        return self.page.get_by_role("row", name=name, exact=True)
+
+    def mark_button(self, name: str, mark: str) -> Locator:
+        return self.row(name).get_by_role("button", name=mark, exact=True)
+
+    def alert(self) -> Locator:
+        return self.page.get_by_role("alert")
+
+    def connected(self, timeout: float = 10_000) -> None:
+        expect(self.page.locator(".connection")).to_have_text("Live", timeout=timeout)
+
+    # --- doing ---
+    def open(self, fragment: str = "") -> Console:
+        self.page.goto("/" + fragment)
+        return self
+
+    def log_in(self, person: Person) -> Console:
+        self.open()
+        self.page.get_by_role("textbox", name="Email", exact=True).fill(person.email)
+        self.page.get_by_label("Password", exact=True).fill(person.password)
+        self.page.get_by_role("button", name="Log in", exact=True).click()
+        expect(self.page.get_by_role("heading", name="Your classes", level=1)).to_be_visible()
+        self.connected()
+        return self
+
+    def open_class(self, class_id: str) -> Console:
+        self.page.goto(f"/#/class/{class_id}")
+        expect(self.status()).not_to_have_text(re.compile(r"^(Connecting…)?$"))
+        return self
+
+    def create_class(self, name: str) -> str:
+        self.page.get_by_role("textbox", name="Class name", exact=True).fill(name)
+        self.page.get_by_role("button", name="Create class", exact=True).click()
+        expect(self.page.get_by_role("heading", name=name, level=1)).to_be_visible()
+        match = re.search(r"#/class/([0-9a-f]{24})$", self.page.url)
+        assert match, self.page.url
+        return match.group(1)
+
+    def enrol(self, name: str) -> None:
+        self.page.get_by_role("searchbox", name="Search students", exact=True).fill(name)
+        matches = self.page.get_by_role("list", name="Matching students")
+        matches.get_by_role("listitem", name=name, exact=True).get_by_role("button", name="Add", exact=True).click()
+        enrolled = self.page.get_by_role("list", name="Enrolled students")
+        expect(enrolled.get_by_text(name, exact=True)).to_be_visible()
+
+    def start_session(self) -> None:
+        self.page.get_by_role("button", name="Start session", exact=True).click()
+        expect(self.page.get_by_role("button", name="End session", exact=True)).to_be_visible()
+        expect(self.status()).to_contain_text("Session live")
+
+    def mark(self, name: str, mark: str) -> None:
+        self.mark_button(name, mark).click()
+        expect(self.mark_button(name, mark)).to_have_attribute("aria-pressed", "true")
+
+    def end_session(self) -> None:
+        self.page.get_by_role("button", name="End session", exact=True).click()
+        dialog = self.page.get_by_role("dialog")
+        dialog.get_by_role("button", name="End session", exact=True).click()
+        expect(self.status()).to_contain_text("Session ended")
+
+    def screenshot(self, name: str) -> None:
+        """Refresh docs/screenshots/<name>.png, only with UPDATE_SCREENSHOTS=1 (normal runs leave the tree clean)."""
+        if update_screenshots():
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def new_console(browser: Browser, origin: str, contexts: list[Any], *, viewport: dict[str, int] | None = None) -> Console:
+    traffic = Traffic(origin)
+    context = browser.new_context(base_url=origin, viewport=viewport or DESKTOP, accept_downloads=True)
+    context.set_default_timeout(10_000)
+    contexts.append((context, traffic))
+    context.on("request", lambda request: traffic.requests.append(request.url))
+    page = context.new_page()
+    page.on("websocket", lambda socket: traffic.sockets.append(socket.url))
+    page.on("pageerror", lambda error: traffic.page_errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: traffic.csp_violations.append(message.text)
+        if "Content Security Policy" in message.text
+        else None,
+    )
+    return Console(page, traffic)

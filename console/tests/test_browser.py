@@ -1,0 +1,226 @@
+"""The console in a real browser (Chromium through Playwright) against a real Daphne server.
+
+Teachers and students are separate browser contexts, as two people on two machines would be.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support import create_class, enrol, start
+
+pytestmark = [pytest.mark.wire, pytest.mark.browser]
+
+# DESIGN.md: a student's status follows the teacher's click "within 1 s".
+LIVE_LATENCY_MS = 1000
+
+
+def unique(name: str) -> str:
+    return f"{name} {secrets.token_hex(2)}"
+
+
+def test_sign_up_log_out_and_log_in_again(console, make_person):
+    tab = console().open()
+    page = tab.page
+    page.get_by_role("link", name="Create an account").click()
+    name, email = unique("Tess Teacher"), f"tess-{secrets.token_hex(4)}@example.com"
+    page.get_by_role("textbox", name="Name", exact=True).fill(name)
+    page.get_by_role("textbox", name="Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill("secret123")
+    page.get_by_role("radio", name="Teacher", exact=True).check()
+    page.get_by_role("button", name="Sign up", exact=True).click()
+    expect(page.get_by_role("heading", name="Your classes", level=1)).to_be_visible()
+    expect(page.get_by_role("banner")).to_contain_text(name)
+    tab.connected()
+
+    page.get_by_role("button", name="Log out", exact=True).click()
+    expect(page.get_by_role("button", name="Log in", exact=True)).to_be_visible()
+    assert page.evaluate("Object.keys(sessionStorage).length") == 0
+
+    page.get_by_role("textbox", name="Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill("wrong-password")
+    page.get_by_role("button", name="Log in", exact=True).click()
+    expect(tab.alert()).to_contain_text("Invalid email or password")
+
+    page.get_by_label("Password", exact=True).fill("secret123")
+    page.get_by_role("button", name="Log in", exact=True).click()
+    expect(page.get_by_role("heading", name="Your classes", level=1)).to_be_visible()
+    # The token lives in sessionStorage (per tab), never in localStorage or a cookie.
+    assert page.evaluate("Object.keys(localStorage).length") == 0
+    assert page.evaluate("document.cookie") == ""
+    assert "token" in page.evaluate("JSON.stringify(sessionStorage)")
+
+
+def test_signing_up_with_a_taken_email_says_so(console, make_person):
+    taken = make_person("student")
+    tab = console().open("#/signup")
+    page = tab.page
+    page.get_by_role("textbox", name="Name", exact=True).fill("Someone")
+    page.get_by_role("textbox", name="Email", exact=True).fill(taken.email)
+    page.get_by_label("Password", exact=True).fill("secret123")
+    page.get_by_role("radio", name="Student", exact=True).check()
+    page.get_by_role("button", name="Sign up", exact=True).click()
+    expect(tab.alert()).to_contain_text("Email already exists")
+
+
+def test_teacher_marks_and_the_student_sees_it_live(console, make_person):
+    teacher = make_person("teacher")
+    ana, ben = make_person("student", unique("Ana")), make_person("student", unique("Ben"))
+    tab = console().log_in(teacher)
+    class_id = tab.create_class(unique("Biology"))
+    tab.enrol(ana.name)
+    tab.enrol(ben.name)
+    student = console().log_in(ana).open_class(class_id)
+    expect(student.status()).to_have_text("No live session")
+
+    tab.start_session()
+    expect(tab.status()).to_contain_text("Present 0 · Absent 0 · Not marked 2 of 2")
+    # The teacher's start reaches the student's page by itself (TODAY_SUMMARY, then MY_ATTENDANCE).
+    expect(student.status()).to_have_text("Session in progress · Not marked yet")
+    expect(tab.mark_button(ana.name, "Present")).to_have_attribute("aria-pressed", "false")
+
+    for mark in ("Present", "Absent", "Present"):
+        clicked = time.monotonic()
+        tab.mark_button(ana.name, mark).click()
+        expect(student.status()).to_have_text(f"Session in progress · {mark}", timeout=LIVE_LATENCY_MS)
+        assert time.monotonic() - clicked < LIVE_LATENCY_MS / 1000
+        expect(tab.mark_button(ana.name, mark)).to_have_attribute("aria-pressed", "true")
+        other = "Absent" if mark == "Present" else "Present"
+        expect(tab.mark_button(ana.name, other)).to_have_attribute("aria-pressed", "false")
+    expect(tab.status()).to_contain_text("Present 1 · Absent 0 · Not marked 1 of 2")
+    tab.screenshot("teacher-live")
+    student.screenshot("student-live")
+
+
+def live_classroom(console, make_person, api, n_students: int = 2):
+    """A class with students made over the API; the teacher's tab on its page with a live session."""
+    teacher = make_person("teacher")
+    students = [make_person("student", unique(name)) for name in ("Ana", "Ben", "Cleo")[:n_students]]
+    class_id = create_class(api, teacher, unique("History"))
+    enrol(api, teacher, class_id, *students)
+    tab = console().log_in(teacher).open_class(class_id)
+    tab.start_session()
+    return tab, class_id, students
+
+
+def test_end_session_shows_the_result_to_the_student(console, make_person, api):
+    tab, class_id, (ana, ben) = live_classroom(console, make_person, api)
+    student = console().log_in(ana).open_class(class_id)
+    tab.mark(ana.name, "Present")
+    expect(student.status()).to_have_text("Session in progress · Present")
+
+    # Cancelling the confirmation keeps the session.
+    tab.page.get_by_role("button", name="End session", exact=True).click()
+    tab.page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    expect(tab.status()).to_contain_text("Session live")
+
+    tab.end_session()
+    expect(tab.status()).to_have_text("Session ended · Present 1 · Absent 1 · Total 2")
+    expect(tab.page.get_by_role("button", name="Start session", exact=True)).to_be_visible()
+    expect(student.status()).to_have_text("Session ended · Present")
+    # Ben was never marked: DONE made him absent, and his page (opened afterwards) says so.
+    late = console().log_in(ben).open_class(class_id)
+    expect(late.status()).to_have_text("No live session · Last session: Absent")
+    student.screenshot("student-ended")
+
+
+def test_a_reload_mid_session_restores_the_marks(console, make_person, api):
+    tab, class_id, (ana, ben) = live_classroom(console, make_person, api)
+    student = console().log_in(ben).open_class(class_id)
+    tab.mark(ana.name, "Present")
+    tab.mark(ben.name, "Absent")
+    expect(student.status()).to_have_text("Session in progress · Absent")
+
+    tab.page.reload()
+    expect(tab.mark_button(ana.name, "Present")).to_have_attribute("aria-pressed", "true")
+    expect(tab.mark_button(ben.name, "Absent")).to_have_attribute("aria-pressed", "true")
+    expect(tab.mark_button(ben.name, "Present")).to_have_attribute("aria-pressed", "false")
+    expect(tab.status()).to_contain_text("Present 1 · Absent 1 · Not marked 0 of 2")
+    student.page.reload()
+    expect(student.status()).to_have_text("Session in progress · Absent")
+    # Still logged in after the reload (the token is in sessionStorage), and still live.
+    tab.mark(ben.name, "Present")
+    expect(student.status()).to_have_text("Session in progress · Present", timeout=LIVE_LATENCY_MS)
+
+
+def test_a_name_with_markup_renders_as_text(console, make_person, api):
+    hostile = '<script>window.__pwned = 1</script><img src="/pwned.png" onerror="window.__pwned = 2">'
+    teacher = make_person("teacher")
+    student = make_person("student", hostile)
+    tab = console().log_in(teacher)
+    class_id = tab.create_class("<b>Chemistry</b> & <i>friends</i>")
+    tab.enrol(hostile)
+    tab.start_session()
+    expect(tab.row(hostile)).to_contain_text(hostile)
+    tab.mark(hostile, "Present")
+    assert tab.page.evaluate("window.__pwned") is None
+    assert tab.page.locator("main script, main img, main b, main i").count() == 0
+    assert not any("pwned" in url for url in tab.traffic.requests)
+    expect(tab.page.get_by_role("heading", level=1)).to_have_text("<b>Chemistry</b> & <i>friends</i>")
+    mine = console().log_in(student).open_class(class_id)
+    expect(mine.page.get_by_role("banner")).to_contain_text(hostile)
+    assert mine.page.evaluate("window.__pwned") is None
+
+
+def test_every_socket_error_is_shown_in_words(console, make_person, api):
+    """The teacher starts another class's session elsewhere (replacing this one, as the spec says): a mark
+    in the stale page is refused by the server, and the page shows the ERROR's message."""
+    tab, class_id, (ana, _) = live_classroom(console, make_person, api)
+    teacher_token = tab.page.evaluate("JSON.parse(sessionStorage.getItem('liveAttendance.auth')).token")
+    other_class = api.post("/class", json={"className": "Elsewhere"}, headers={"Authorization": teacher_token})
+    start(api, type("T", (), {"headers": {"Authorization": teacher_token}})(), other_class.json()["data"]["_id"])
+    tab.mark_button(ana.name, "Present").click()
+    expect(tab.alert()).to_contain_text("Student not found")
+
+
+def test_the_page_sends_its_content_security_policy(console):
+    tab = console()
+    response = tab.page.goto("/")
+    policy = response.headers["content-security-policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+    assert directives["default-src"] == "'self'"
+    assert directives["connect-src"] == "'self'"
+    assert directives["script-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    # An inline script is refused by the policy (the console has none; this proves the header is in force).
+    tab.page.evaluate(
+        "() => { const s = document.createElement('script'); s.textContent = 'window.__inline = 1';"
+        " document.head.append(s); }"
+    )
+    assert tab.page.evaluate("window.__inline") is None
+    tab.traffic.csp_violations.clear()  # the refusal above was the point
+
+
+def test_phone_sized_screen_and_keyboard(console, make_person, api):
+    teacher = make_person("teacher")
+    ana = make_person("student", unique("Ana"))
+    class_id = create_class(api, teacher, unique("Art"))
+    enrol(api, teacher, class_id, ana)
+    tab = console(viewport={"width": 390, "height": 844}).log_in(teacher).open_class(class_id)
+    page = tab.page
+    # Keyboard only: reach "Start session" with Tab and press Enter; then mark with Space.
+    start_button = page.get_by_role("button", name="Start session", exact=True)
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if start_button.evaluate("b => b === document.activeElement"):
+            break
+    else:
+        pytest.fail("Start session cannot be reached with Tab")
+    page.keyboard.press("Enter")
+    present = tab.mark_button(ana.name, "Present")
+    expect(present).to_be_visible()
+    present.focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # Tab moved to "Absent"
+    expect(tab.mark_button(ana.name, "Absent")).to_have_attribute("aria-pressed", "true")
+    expect(tab.mark_button(ana.name, "Absent")).to_be_focused()  # focus survives the update
+    # Nothing wider than the screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    student = console(viewport={"width": 390, "height": 844}).log_in(ana).open_class(class_id)
+    expect(student.status()).to_have_text("Session in progress · Absent")
+    assert student.page.evaluate("document.documentElement.scrollWidth") <= 390
+    tab.screenshot("teacher-phone")
