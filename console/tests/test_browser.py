@@ -6,12 +6,16 @@ Teachers and students are separate browser contexts, as two people on two machin
 from __future__ import annotations
 
 import secrets
+import shutil
 import time
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.support import create_class, enrol, start
+from live.tests.services_available import require_service
+from tests.servers import DaphneServer, RedisServer, scratch_database
+from tests.support import Person, create_class, enrol, start
 
 pytestmark = [pytest.mark.wire, pytest.mark.browser]
 
@@ -224,3 +228,106 @@ def test_phone_sized_screen_and_keyboard(console, make_person, api):
     expect(student.status()).to_have_text("Session in progress · Absent")
     assert student.page.evaluate("document.documentElement.scrollWidth") <= 390
     tab.screenshot("teacher-phone")
+
+
+def test_the_console_reconnects_by_itself_after_a_server_restart(console, tmp_path):
+    """Redis keeps the session while the only server process is killed and started again on the same
+    port: both pages reconnect without anyone touching them, keep their marks, and carry on live."""
+    if shutil.which("redis-server") is None:
+        require_service("redis-server", "PATH", FileNotFoundError("apt-get install -y redis-server"))
+    redis_server = RedisServer(tmp_path).start()
+    try:
+        with scratch_database(tmp_path) as db_env:
+            env = {**db_env, "REDIS_URL": redis_server.url}
+            server = DaphneServer(env, log_path=tmp_path / "daphne.log")
+            server.migrate()
+            server.start()
+            try:
+                with httpx.Client(base_url=server.http_url, timeout=10) as client:
+                    teacher = Person(client, "teacher")
+                    ana, ben = Person(client, "student", unique("Ana")), Person(client, "student", unique("Ben"))
+                    class_id = create_class(client, teacher, unique("Physics"))
+                    enrol(client, teacher, class_id, ana, ben)
+                tab = console(server.http_url).log_in(teacher).open_class(class_id)
+                tab.start_session()
+                student = console(server.http_url).log_in(ana).open_class(class_id)
+                tab.mark(ana.name, "Present")
+                expect(student.status()).to_have_text("Session in progress · Present")
+
+                server.kill()
+                expect(tab.page.locator(".connection")).to_have_text("Reconnecting…")
+                expect(student.page.locator(".connection")).to_have_text("Reconnecting…")
+                server = DaphneServer(env, port=server.port, log_path=tmp_path / "daphne.log").start()
+                tab.connected(timeout=20_000)
+                student.connected(timeout=20_000)
+
+                expect(tab.mark_button(ana.name, "Present")).to_have_attribute("aria-pressed", "true")
+                expect(student.status()).to_have_text("Session in progress · Present")
+                tab.mark(ben.name, "Absent")
+                tab.mark_button(ana.name, "Absent").click()
+                expect(student.status()).to_have_text("Session in progress · Absent", timeout=LIVE_LATENCY_MS)
+                expect(tab.status()).to_contain_text("Present 0 · Absent 2")
+                tab.end_session()
+                expect(student.status()).to_have_text("Session ended · Absent")
+            finally:
+                server.stop()
+    finally:
+        redis_server.kill()
+
+
+# --- History and reports: these need DESIGN.md "History and reports (HTTP)" (GET /classes, /attendance/active,
+# the sessions, report and my-history routes), built in parallel (issue 12).
+
+
+def test_class_lists_link_to_each_class(console, make_person, api):
+    teacher, ana = make_person("teacher"), make_person("student", unique("Ana"))
+    older, newer = unique("Algebra"), unique("Botany")
+    older_id = create_class(api, teacher, older)
+    newer_id = create_class(api, teacher, newer)
+    enrol(api, teacher, older_id, ana)
+    start(api, teacher, older_id)
+
+    tab = console().log_in(teacher)
+    classes = tab.page.get_by_role("list", name="Classes")
+    expect(classes.get_by_role("link")).to_have_text([newer, older])  # newest class first
+    expect(classes.get_by_role("listitem").filter(has_text=older)).to_contain_text("1 student")
+    expect(classes.get_by_role("listitem").filter(has_text=older)).to_contain_text("Live now")
+    tab.page.get_by_role("link", name=newer, exact=True).click()
+    expect(tab.page.get_by_role("heading", name=newer, level=1)).to_be_visible()
+    assert tab.page.url.endswith(f"#/class/{newer_id}")
+
+    mine = console().log_in(ana)
+    expect(mine.page.get_by_role("list", name="Classes").get_by_role("link")).to_have_text([older])
+    mine.page.get_by_role("link", name=older, exact=True).click()
+    expect(mine.status()).to_have_text("Session in progress · Not marked yet")
+
+
+def test_history_session_records_and_csv_download(console, make_person, api):
+    tab, class_id, (ana, ben) = live_classroom(console, make_person, api)
+    student = console().log_in(ana).open_class(class_id)
+    expect(student.page.get_by_role("region", name="Your history")).to_contain_text("No saved session yet")
+    tab.mark(ana.name, "Present")
+    tab.end_session()
+
+    page = tab.page
+    sessions = page.get_by_role("list", name="Past sessions")
+    expect(sessions.get_by_role("listitem")).to_have_count(1)
+    expect(sessions).to_contain_text("1 present, 1 absent of 2")
+    report = page.get_by_role("region", name="History").get_by_role("table")
+    expect(report.get_by_role("row").filter(has_text=ana.name)).to_contain_text("100 %")
+    expect(report.get_by_role("row").filter(has_text=ben.name)).to_contain_text("0 %")
+    expect(student.page.get_by_role("list", name="Past sessions")).to_contain_text("Present")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download CSV", exact=True).click()
+    download = download_info.value
+    assert download.suggested_filename.endswith("-attendance.csv"), download.suggested_filename
+    lines = open(download.path(), encoding="utf-8").read().splitlines()
+    assert lines[0].startswith("studentId,name,email,") and lines[0].endswith(",present,absent,rate"), lines[0]
+    assert any(line.startswith(f"{ana.id},") and ",present,1,0," in line for line in lines), lines
+    tab.screenshot("teacher-history")
+
+    sessions.get_by_role("link").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("session of")
+    expect(page.get_by_role("row", name=ana.name, exact=True)).to_contain_text("Present")
+    expect(page.get_by_role("row", name=ben.name, exact=True)).to_contain_text("Absent")

@@ -1,0 +1,51 @@
+"""The console page in-process: what `/` answers, with which headers (the browser tests drive it for real)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import assert_error
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    # In-process there is no collectstatic: name the files without the manifest's hashes.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+def test_the_page_and_its_policy(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    policy = response["Content-Security-Policy"]
+    for directive in ("default-src 'self'", "connect-src 'self'", "script-src 'self'", "style-src 'self'",
+                      "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+        assert directive in policy, policy
+    assert "unsafe" not in policy
+    assert "no-cache" in response["Cache-Control"]
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    html = response.content.decode()
+    assert '<script type="module" src="/static/console/app.js">' in html
+    assert "<script>" not in html and "style=" not in html  # nothing inline for the policy to refuse
+
+
+def test_head_is_answered_and_other_methods_are_the_api_405(client):
+    assert client.head("/").status_code == 200
+    for method in ("post", "put", "patch", "delete"):
+        assert_error(getattr(client, method)("/"), 405, "Method not allowed")
+
+
+def test_only_the_page_carries_the_policy(client):
+    # The JSON API keeps its own headers: the console's policy is the console's.
+    response = client.get("/auth/me")
+    assert response.status_code == 401
+    assert "Content-Security-Policy" not in response
+
+
+def test_other_paths_stay_the_json_404(client):
+    assert_error(client.get("/console"), 404, "Not found")
+    assert_error(client.get("/index.html"), 404, "Not found")
