@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test migrate lint bench superuser clean
+.PHONY: run test migrate collectstatic lint bench superuser clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,14 +12,18 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-# Serve HTTP and WebSocket with Daphne on $$PORT (3000). DEBUG is on unless you set it.
+# Serve HTTP, WebSocket and the console with Daphne on $$PORT (3000). DEBUG is on unless you set it.
+# collectstatic gathers the admin's, the API docs' and the console's files (hashed, compressed) for WhiteNoise.
 run: $(STAMP)
 	DEBUG=$${DEBUG-1} $(PY) manage.py migrate --noinput
-	DEBUG=$${DEBUG-1} $(PY) manage.py collectstatic --noinput
+	DEBUG=$${DEBUG-1} $(PY) manage.py collectstatic --noinput --verbosity 0
 	DEBUG=$${DEBUG-1} $(PY) -m attendance_site.serve
 
 migrate: $(STAMP)
 	DEBUG=$${DEBUG-1} $(PY) manage.py migrate --noinput
+
+collectstatic: $(STAMP)
+	DEBUG=$${DEBUG-1} $(PY) manage.py collectstatic --noinput
 
 superuser: $(STAMP)
 	DEBUG=$${DEBUG-1} $(PY) manage.py createsuperuser
@@ -37,4 +41,4 @@ bench: $(STAMP)
 	$(PY) bench/live_bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles

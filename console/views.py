@@ -1,5 +1,7 @@
 """The web console: one HTML page at `/`; everything else it needs is static files and the public API."""
 
+from csp.constants import NONE, SELF
+from csp.decorators import csp
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
@@ -7,8 +9,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from attendance_site import messages
 from attendance_site.api import fail
-from csp.constants import NONE, SELF
-from csp.decorators import csp
 
 # DESIGN.md "Web console": `default-src 'self'`, sockets to the same host. In CSP Level 3 `'self'` also
 # matches ws:// and wss:// on the page's own host and port, so the console can open only its own /ws.

@@ -138,7 +138,9 @@ class Console:
             self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def new_console(browser: Browser, origin: str, contexts: list[Any], *, viewport: dict[str, int] | None = None) -> Console:
+def new_console(
+    browser: Browser, origin: str, contexts: list[Any], *, viewport: dict[str, int] | None = None
+) -> Console:
     traffic = Traffic(origin)
     context = browser.new_context(base_url=origin, viewport=viewport or DESKTOP, accept_downloads=True)
     context.set_default_timeout(10_000)
