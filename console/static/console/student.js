@@ -56,7 +56,7 @@ export function studentClassPage(root, ctx, classId) {
     loaded = true;
     renderStatus();
     if (history instanceof Error) {
-      replace(historyArea, h("p", { class: "error-text" }, history.message));
+      replace(historyArea, h("p", { class: "error-text" }, `Could not load your history: ${history.message}`));
     } else if (history.length === 0) {
       replace(historyArea, h("p", { class: "muted" }, "No saved session yet."));
     } else {

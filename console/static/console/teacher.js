@@ -17,8 +17,8 @@ function check() {
   return h("span", { class: "check", "aria-hidden": "true" }, "✓ ");
 }
 
-function errorText(error) {
-  return h("p", { class: "error-text" }, error.message);
+function errorText(error, what) {
+  return h("p", { class: "error-text" }, what ? `Could not load ${what}: ${error.message}` : error.message);
 }
 
 // --- #/ : the caller's classes (GET /classes); teachers also create classes here --------------------
@@ -66,7 +66,7 @@ export function classesPage(root, ctx) {
           active && active.classId === klass._id ? h("span", { class: "badge" }, "Live now") : null,
         ))));
     })
-    .catch((error) => alive && replace(listArea, errorText(error)));
+    .catch((error) => alive && replace(listArea, errorText(error, "your classes")));
 
   return { dispose: () => { alive = false; } };
 }
@@ -221,6 +221,10 @@ export function teacherClassPage(root, ctx, classId) {
     }
   }
 
+  function restoreActive() {
+    loadActive().catch((error) => showError(`Could not load the live session: ${error.message}`));
+  }
+
   // --- students and picker ---
   function renderEnrolled() {
     replace(enrolled, roster.length
@@ -322,8 +326,8 @@ export function teacherClassPage(root, ctx, classId) {
   }
 
   function loadHistory() {
-    loadSessions().catch((error) => alive && replace(sessionsArea, errorText(error)));
-    loadReport().catch((error) => alive && replace(reportArea, errorText(error)));
+    loadSessions().catch((error) => alive && replace(sessionsArea, errorText(error, "the past sessions")));
+    loadReport().catch((error) => alive && replace(reportArea, errorText(error, "the report")));
   }
 
   // --- first load ---
@@ -338,13 +342,13 @@ export function teacherClassPage(root, ctx, classId) {
       renderEnrolled();
       renderPicker();
       renderLive();
-      loadActive().catch((error) => showError(error.message));
+      restoreActive();
       loadHistory();
       get("/students").then((students) => {
         if (!alive) return;
         allStudents = [...students].sort(byName);
         renderPicker();
-      }).catch((error) => alive && replace(matches, errorText(error)));
+      }).catch((error) => alive && replace(matches, errorText(error, "the students")));
     })
     .catch((error) => {
       if (!alive) return;
@@ -359,7 +363,7 @@ export function teacherClassPage(root, ctx, classId) {
     dispose: () => { alive = false; },
     onSocketOpen() {
       // Restore after a reconnect: marks may have been made by another tab while we were away.
-      if (klass) loadActive().catch((error) => showError(error.message));
+      if (klass) restoreActive();
     },
     onSocketEvent(event, data) {
       if (!klass) return false;
@@ -369,7 +373,7 @@ export function teacherClassPage(root, ctx, classId) {
           updateRow(data.studentId);
           renderStatus();
         } else {
-          loadActive().catch((error) => showError(error.message)); // another tab's session
+          restoreActive(); // another tab's session
         }
         return true;
       }
@@ -380,7 +384,7 @@ export function teacherClassPage(root, ctx, classId) {
           renderLive();
           loadHistory();
         } else {
-          loadActive().catch((error) => showError(error.message));
+          restoreActive();
         }
         return true;
       }
@@ -415,6 +419,6 @@ export function sessionPage(root, ctx, classId, sessionId) {
           h("th", { scope: "row" }, h("span", { class: "student-name" }, r.name),
             h("span", { class: "student-email" }, r.email)),
           h("td", { class: `status-${r.status}` }, statusLabel(r.status))))))));
-  }).catch((error) => alive && replace(body, errorText(error)));
+  }).catch((error) => alive && replace(body, errorText(error, "this session")));
   return { dispose: () => { alive = false; } };
 }
