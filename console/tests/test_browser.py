@@ -8,11 +8,13 @@ from __future__ import annotations
 import secrets
 import shutil
 import time
+from dataclasses import dataclass
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
+from console.tests.browser import Console
 from live.tests.services_available import require_service
 from tests.servers import DaphneServer, RedisServer, scratch_database
 from tests.support import Person, create_class, enrol, start
@@ -100,19 +102,28 @@ def test_teacher_marks_and_the_student_sees_it_live(console, make_person):
     student.screenshot("student-live")
 
 
-def live_classroom(console, make_person, api, n_students: int = 2):
-    """A class with students made over the API; the teacher's tab on its page with a live session."""
+@dataclass
+class LiveClass:
+    tab: Console  # the teacher's
+    class_id: str
+    teacher: Person
+    students: list[Person]
+
+
+def live_classroom(console, make_person, api) -> LiveClass:
+    """A class with two students made over the API; the teacher's tab on its page, a session started there."""
     teacher = make_person("teacher")
-    students = [make_person("student", unique(name)) for name in ("Ana", "Ben", "Cleo")[:n_students]]
+    students = [make_person("student", unique(name)) for name in ("Ana", "Ben")]
     class_id = create_class(api, teacher, unique("History"))
     enrol(api, teacher, class_id, *students)
     tab = console().log_in(teacher).open_class(class_id)
     tab.start_session()
-    return tab, class_id, students
+    return LiveClass(tab, class_id, teacher, students)
 
 
 def test_end_session_shows_the_result_to_the_student(console, make_person, api):
-    tab, class_id, (ana, ben) = live_classroom(console, make_person, api)
+    live = live_classroom(console, make_person, api)
+    tab, class_id, (ana, ben) = live.tab, live.class_id, live.students
     student = console().log_in(ana).open_class(class_id)
     tab.mark(ana.name, "Present")
     expect(student.status()).to_have_text("Session in progress · Present")
@@ -133,7 +144,8 @@ def test_end_session_shows_the_result_to_the_student(console, make_person, api):
 
 
 def test_a_reload_mid_session_restores_the_marks(console, make_person, api):
-    tab, class_id, (ana, ben) = live_classroom(console, make_person, api)
+    live = live_classroom(console, make_person, api)
+    tab, class_id, (ana, ben) = live.tab, live.class_id, live.students
     student = console().log_in(ben).open_class(class_id)
     tab.mark(ana.name, "Present")
     tab.mark(ben.name, "Absent")
@@ -173,12 +185,10 @@ def test_a_name_with_markup_renders_as_text(console, make_person, api):
 def test_every_socket_error_is_shown_in_words(console, make_person, api):
     """The teacher starts another class's session elsewhere (replacing this one, as the spec says): a mark
     in the stale page is refused by the server, and the page shows the ERROR's message."""
-    tab, class_id, (ana, _) = live_classroom(console, make_person, api)
-    teacher_token = tab.page.evaluate("JSON.parse(sessionStorage.getItem('liveAttendance.auth')).token")
-    other_class = api.post("/class", json={"className": "Elsewhere"}, headers={"Authorization": teacher_token})
-    start(api, type("T", (), {"headers": {"Authorization": teacher_token}})(), other_class.json()["data"]["_id"])
-    tab.mark_button(ana.name, "Present").click()
-    expect(tab.alert()).to_contain_text("Student not found")
+    live = live_classroom(console, make_person, api)
+    start(api, live.teacher, create_class(api, live.teacher, "Elsewhere"))
+    live.tab.mark_button(live.students[0].name, "Present").click()
+    expect(live.tab.alert()).to_contain_text("Student not found")
 
 
 def test_the_page_sends_its_content_security_policy(console):
@@ -303,7 +313,8 @@ def test_class_lists_link_to_each_class(console, make_person, api):
 
 
 def test_history_session_records_and_csv_download(console, make_person, api):
-    tab, class_id, (ana, ben) = live_classroom(console, make_person, api)
+    live = live_classroom(console, make_person, api)
+    tab, class_id, (ana, ben) = live.tab, live.class_id, live.students
     student = console().log_in(ana).open_class(class_id)
     expect(student.page.get_by_role("region", name="Your history")).to_contain_text("No saved session yet")
     tab.mark(ana.name, "Present")
