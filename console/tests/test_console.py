@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support import assert_error
-
-
-@pytest.fixture(autouse=True)
-def _plain_static_storage(settings):
-    # In-process there is no collectstatic: name the files without the manifest's hashes.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
 
 
 def test_the_page_and_its_policy(client):

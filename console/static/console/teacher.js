@@ -7,6 +7,7 @@ import {
 } from "./ui.js";
 
 const NOT_CONNECTED = "Not connected to the live server yet: reconnecting, please try again in a moment.";
+const NO_SESSION = "No active attendance session";
 const PICKER_LIMIT = 25;
 const SESSIONS_PAGE = 20;
 
@@ -387,6 +388,9 @@ export function teacherClassPage(root, ctx, classId) {
           restoreActive();
         }
         return true;
+      }
+      if (event === "ERROR" && data.message === NO_SESSION && session) {
+        restoreActive(); // replaced or expired meanwhile: show what is live now (the message is shown too)
       }
       return event === "TODAY_SUMMARY"; // the counts are the marks we hold
     },
