@@ -392,7 +392,11 @@ def test_middleware_leaves_admin_errors_to_django():
 # --- the whole stack, in-process -------------------------------------------------------------------
 @pytest.mark.parametrize(
     "path",
-    ["/", "/nope", "/auth", "/auth/me/", "/auth/signup/", "/students/", "/class/", "/class/x/", "/CLASS/x", "/admin"],
+    # "/" is the web console (console/tests); "/index.html" is not.
+    [
+        "/index.html", "/nope", "/auth", "/auth/me/", "/auth/signup/", "/students/", "/class/", "/class/x/",
+        "/CLASS/x", "/admin",
+    ],
 )
 @pytest.mark.parametrize("method", ["get", "post", "delete"])
 def test_unknown_route_is_json_404(client, method, path):

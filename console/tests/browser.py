@@ -131,11 +131,21 @@ class Console:
         dialog.get_by_role("button", name="End session", exact=True).click()
         expect(self.status()).to_contain_text("Session ended")
 
-    def screenshot(self, name: str) -> None:
-        """Refresh docs/screenshots/<name>.png, only with UPDATE_SCREENSHOTS=1 (normal runs leave the tree clean)."""
-        if update_screenshots():
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    def screenshot(self, name: str, until: Locator | None = None) -> None:
+        """Refresh docs/screenshots/<name>.png, only with UPDATE_SCREENSHOTS=1 (normal runs leave the tree clean):
+        the whole page, or from the top down to the end of `until`."""
+        if not update_screenshots():
+            return
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = str(SCREENSHOTS / f"{name}.png")
+        if until is None:
+            self.page.screenshot(path=path, full_page=True)
+            return
+        box = until.bounding_box()
+        assert box is not None
+        width = self.page.viewport_size["width"] if self.page.viewport_size else 1000
+        clip = {"x": 0, "y": 0, "width": width, "height": box["y"] + box["height"] + 16}
+        self.page.screenshot(path=path, full_page=True, clip=clip)
 
 
 def new_console(

@@ -74,17 +74,19 @@ def test_signing_up_with_a_taken_email_says_so(console, make_person):
 
 
 def test_teacher_marks_and_the_student_sees_it_live(console, make_person):
-    teacher = make_person("teacher")
-    ana, ben = make_person("student", unique("Ana")), make_person("student", unique("Ben"))
+    teacher = make_person("teacher", "Ms Rivera")
+    ana, ben, chloe, dmitri = (
+        make_person("student", unique(name)) for name in ("Ana Lima", "Ben Okafor", "Chloé Martin", "Dmitri Ivanov")
+    )
     tab = console().log_in(teacher)
-    class_id = tab.create_class(unique("Biology"))
-    tab.enrol(ana.name)
-    tab.enrol(ben.name)
+    class_id = tab.create_class("Biology 101")
+    for person in (ana, ben, chloe, dmitri):
+        tab.enrol(person.name)
     student = console().log_in(ana).open_class(class_id)
     expect(student.status()).to_have_text("No live session")
 
     tab.start_session()
-    expect(tab.status()).to_contain_text("Present 0 · Absent 0 · Not marked 2 of 2")
+    expect(tab.status()).to_contain_text("Present 0 · Absent 0 · Not marked 4 of 4")
     # The teacher's start reaches the student's page by itself (TODAY_SUMMARY, then MY_ATTENDANCE).
     expect(student.status()).to_have_text("Session in progress · Not marked yet")
     expect(tab.mark_button(ana.name, "Present")).to_have_attribute("aria-pressed", "false")
@@ -97,8 +99,11 @@ def test_teacher_marks_and_the_student_sees_it_live(console, make_person):
         expect(tab.mark_button(ana.name, mark)).to_have_attribute("aria-pressed", "true")
         other = "Absent" if mark == "Present" else "Present"
         expect(tab.mark_button(ana.name, other)).to_have_attribute("aria-pressed", "false")
-    expect(tab.status()).to_contain_text("Present 1 · Absent 0 · Not marked 1 of 2")
-    tab.screenshot("teacher-live")
+    tab.mark(ben.name, "Absent")
+    tab.mark(chloe.name, "Present")
+    expect(tab.status()).to_contain_text("Present 2 · Absent 1 · Not marked 1 of 4")
+    expect(student.status()).to_have_text("Session in progress · Present")  # others' marks are not hers
+    tab.screenshot("teacher-live", until=tab.page.get_by_role("region", name="Attendance"))
     student.screenshot("student-live")
 
 
