@@ -73,6 +73,19 @@ def test_signing_up_with_a_taken_email_says_so(console, make_person):
     expect(tab.alert()).to_contain_text("Email already exists")
 
 
+def test_a_token_that_stopped_working_logs_out_with_a_reason(console, make_person):
+    tab = console().log_in(make_person("student"))
+    tab.page.evaluate(
+        "() => { const saved = JSON.parse(sessionStorage.getItem('liveAttendance.auth'));"
+        " saved.token = saved.token.slice(0, -4) + 'AAAA';"
+        " sessionStorage.setItem('liveAttendance.auth', JSON.stringify(saved)); }"
+    )
+    tab.page.reload()
+    expect(tab.page.get_by_role("button", name="Log in", exact=True)).to_be_visible()
+    expect(tab.alert()).to_contain_text("Please log in again")
+    assert tab.page.evaluate("sessionStorage.getItem('liveAttendance.auth')") is None
+
+
 def test_teacher_marks_and_the_student_sees_it_live(console, make_person):
     teacher = make_person("teacher", "Ms Rivera")
     ana, ben, chloe, dmitri = (
