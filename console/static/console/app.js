@@ -67,6 +67,9 @@ function render() {
   }
   const heading = main.querySelector("h1");
   document.title = heading ? `${heading.textContent} · Live Attendance` : "Live Attendance";
+  // A new page: start at its top, and give keyboard and screen-reader users the new content.
+  window.scrollTo(0, 0);
+  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 // --- header ---------------------------------------------------------------------------------------
