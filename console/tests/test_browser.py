@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import time
 from dataclasses import dataclass
 
 import httpx
@@ -104,11 +103,23 @@ def test_teacher_marks_and_the_student_sees_it_live(console, make_person):
     expect(student.status()).to_have_text("Session in progress · Not marked yet")
     expect(tab.mark_button(ana.name, "Present")).to_have_attribute("aria-pressed", "false")
 
+    # Latency as the two people see it: the click event in the teacher's page to the text change in the
+    # student's (both pages read the same machine's clock; Playwright's own overhead is not counted).
+    tab.page.evaluate(
+        "() => document.addEventListener('click', () => { window.__clickedAt = Date.now(); }, true)"
+    )
+    student.page.evaluate(
+        "() => { window.__changes = []; const box = document.querySelector('[role=status]');"
+        " new MutationObserver(() => window.__changes.push([box.textContent, Date.now()]))"
+        ".observe(box, {childList: true, characterData: true, subtree: true}); }"
+    )
     for mark in ("Present", "Absent", "Present"):
-        clicked = time.monotonic()
         tab.mark_button(ana.name, mark).click()
-        expect(student.status()).to_have_text(f"Session in progress · {mark}", timeout=LIVE_LATENCY_MS)
-        assert time.monotonic() - clicked < LIVE_LATENCY_MS / 1000
+        expected = f"Session in progress · {mark}"
+        expect(student.status()).to_have_text(expected)
+        clicked_at = tab.page.evaluate("window.__clickedAt")
+        changed_at = student.page.evaluate(f"window.__changes.filter(([text]) => text === {expected!r}).pop()[1]")
+        assert changed_at - clicked_at < LIVE_LATENCY_MS, f"{mark}: {changed_at - clicked_at} ms"
         expect(tab.mark_button(ana.name, mark)).to_have_attribute("aria-pressed", "true")
         other = "Absent" if mark == "Present" else "Present"
         expect(tab.mark_button(ana.name, other)).to_have_attribute("aria-pressed", "false")
@@ -178,7 +189,7 @@ def test_a_reload_mid_session_restores_the_marks(console, make_person, api):
     expect(student.status()).to_have_text("Session in progress · Absent")
     # Still logged in after the reload (the token is in sessionStorage), and still live.
     tab.mark(ben.name, "Present")
-    expect(student.status()).to_have_text("Session in progress · Present", timeout=LIVE_LATENCY_MS)
+    expect(student.status()).to_have_text("Session in progress · Present")
 
 
 def test_a_name_with_markup_renders_as_text(console, make_person, api):
@@ -293,7 +304,7 @@ def test_the_console_reconnects_by_itself_after_a_server_restart(console, tmp_pa
                 expect(student.status()).to_have_text("Session in progress · Present")
                 tab.mark(ben.name, "Absent")
                 tab.mark_button(ana.name, "Absent").click()
-                expect(student.status()).to_have_text("Session in progress · Absent", timeout=LIVE_LATENCY_MS)
+                expect(student.status()).to_have_text("Session in progress · Absent")
                 expect(tab.status()).to_contain_text("Present 0 · Absent 2")
                 tab.end_session()
                 expect(student.status()).to_have_text("Session ended · Absent")
