@@ -266,7 +266,7 @@ def test_phone_sized_screen_and_keyboard(console, make_person, api):
     student = console(viewport={"width": 390, "height": 844}).log_in(ana).open_class(class_id)
     expect(student.status()).to_have_text("Session in progress · Absent")
     assert student.page.evaluate("document.documentElement.scrollWidth") <= 390
-    tab.screenshot("teacher-phone")
+    tab.screenshot("teacher-phone", until=page.get_by_role("region", name="Attendance"))
 
 
 def test_the_console_reconnects_by_itself_after_a_server_restart(console, tmp_path):
