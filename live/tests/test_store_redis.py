@@ -160,6 +160,23 @@ async def test_mark_records_and_overwrites(store: SessionStore) -> None:
     assert updated.counts() == {"present": 1, "absent": 1, "total": 2}
 
 
+async def test_marks_leave_older_snapshots_alone_and_a_stale_snapshot_of_the_run_still_marks(
+    store: SessionStore,
+) -> None:
+    teacher, klass = new_id(), new_id()
+    started = session(teacher, klass)
+    await store.start(started)
+    one = await store.mark(started, "s1", "present")
+    two = await store.mark(one, "s1", "absent")
+    three = await store.mark(started, "s2", "present")  # an older snapshot of the same run
+    assert (one.attendance, two.attendance) == ({"s1": "present"}, {"s1": "absent"})
+    assert three.attendance == {"s1": "absent", "s2": "present"}
+    assert started.attendance == {}
+    assert await store.for_teacher(teacher) == three
+    [live] = await store.for_classes([klass])
+    assert live == three and live.counts() == {"present": 1, "absent": 1, "total": 2}
+
+
 async def test_mark_refused_for_a_replaced_run(store: SessionStore) -> None:
     teacher, klass, other_class, student = new_id(), new_id(), new_id(), new_id()
     await store.start(session(teacher, klass, T0))
