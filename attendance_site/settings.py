@@ -122,6 +122,9 @@ else:
         # (CONN_MAX_AGE) would pile up until the server refuses clients; Django's documented answer
         # is psycopg's connection pool, which makes the per-request "connect" a cheap checkout.
         DATABASES["default"]["CONN_MAX_AGE"] = 0
+        # With a pool, this makes psycopg check each connection before handing it out, so a connection
+        # broken since its last use (a restarted or failed-over server) is replaced instead of failing a request.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
             "max_size": env.int("DB_POOL_MAX_SIZE", default=10),

@@ -59,6 +59,7 @@ STUDENT_ONLY = "Forbidden, student event only"
 NO_SESSION = "No active attendance session"
 NOT_YET_UPDATED = "not yet updated"
 PERSISTED = "Attendance persisted"
+PERSIST_FAILED = "Could not persist attendance, please try again"
 TOO_MANY_MESSAGES = "Too many messages"
 TOO_MANY_CONNECTIONS = "Too many connections"
 
