@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test migrate collectstatic lint bench superuser clean
+.PHONY: run test test-mongodb migrate collectstatic lint bench superuser clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ superuser: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The whole suite against a throw-away MongoDB server (SecantusDB, installed outside .venv; docs/mongodb.md),
+# stopped afterwards even when tests fail. MONGODB_TOPOLOGY=replicaset (default; transactions) or standalone.
+MONGODB_TOPOLOGY ?= replicaset
+test-mongodb: $(STAMP)
+	$(if $(filter-out replicaset standalone,$(MONGODB_TOPOLOGY)),$(error MONGODB_TOPOLOGY must be replicaset or standalone))
+	scripts/mongo-test-server run $(if $(filter standalone,$(MONGODB_TOPOLOGY)),--standalone) -- \
+		$(PY) -m pytest $(PYTEST_ARGS)
 
 # ruff, then mypy (strict, with django-stubs and pydantic's plugin) on all non-test code. The plugin loads the
 # settings, so it runs with DEBUG on (no secret needed).
