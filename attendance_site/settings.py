@@ -131,6 +131,10 @@ else:
             "timeout": 10,
         }
 
+# The WebSocket's database thread keeps its connection between events (live/db.py); one unused for longer
+# than this is checked (one round trip: is_usable() on SQL, a ping on MongoDB) before it is used again.
+DB_IDLE_CHECK_SECONDS = env.float("DB_IDLE_CHECK_SECONDS", default=30.0)
+
 # --- Channels ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 SESSION_TTL_SECONDS = env.int("SESSION_TTL_SECONDS", default=12 * 3600)

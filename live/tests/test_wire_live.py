@@ -9,8 +9,11 @@ a later message to someone else has arrived.
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 
+import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.support import (
     CLOSE_MESSAGE_TOO_BIG,
@@ -27,6 +30,7 @@ from tests.support import (
     UNKNOWN_EVENT,
     WS_LIMIT,
     WS_UNAUTHORIZED,
+    Person,
     ask,
     create_class,
     done,
@@ -41,6 +45,7 @@ from tests.support import (
     mark,
     marked,
     my_status,
+    own_wire_server,
     persisted_status,
     recv,
     server_jwt_secret,
@@ -127,6 +132,57 @@ async def test_server_logs_no_error_for_a_whole_session(api, classroom, ws_open,
     await asyncio.sleep(2.5)
     log = log_since(wire_server, offset)
     assert "Traceback" not in log and "Exception" not in log, log
+
+
+# --- the database connection between events ----------------------------------------------------------
+
+IDLE_CHECK_SECONDS = 1.0
+
+
+@pytest.fixture(scope="module")
+def idle_check_server(tmp_path_factory):
+    """A server of its own, checking its socket thread's connection after 1 s of idle (DB_IDLE_CHECK_SECONDS,
+    30 s by default) and with the account upkeep (a periodic database call) out of the way, so that nothing
+    but the test uses the database between its events."""
+    env = {"DB_IDLE_CHECK_SECONDS": str(IDLE_CHECK_SECONDS), "LIVE_UPKEEP_SECONDS": "3600"}
+    with own_wire_server(tmp_path_factory.mktemp("idle-check"), env) as server:
+        yield server
+
+
+async def test_socket_events_after_an_idle_gap_longer_than_the_connection_check(idle_check_server):
+    """Every socket event that uses the database (handshake, ATTENDANCE_MARKED, DONE), each after a gap longer
+    than the check interval, on the run's backend. On MongoDB the check used to raise NotImplementedError
+    (is_usable()) before the idle timer was reset: every later handshake got HTTP 500 and every event
+    "Internal server error", for good."""
+    server = idle_check_server
+    offset = log_size(server)
+    with httpx.Client(base_url=server.http_url, timeout=10.0) as client:
+        teacher = Person(client, "teacher")
+        students = [Person(client, "student") for _ in range(2)]
+        class_id = create_class(client, teacher)
+        enrol(client, teacher, class_id, *students)
+        start(client, teacher, class_id)
+    gap = IDLE_CHECK_SECONDS * 1.5
+    async with AsyncExitStack() as sockets:
+        async def open_(person):
+            url = f"{server.ws_url}?token={person.token}"
+            return await sockets.enter_async_context(connect(url, open_timeout=5, close_timeout=2))
+
+        teacher_ws = await open_(teacher)
+        await asyncio.sleep(gap)
+        student_ws = await open_(students[0])  # the handshake reads the user and their classes
+        await asyncio.sleep(gap)
+        assert await ask(teacher_ws, mark(students[0].id)) == marked(students[0].id, "present")  # reads enrolment
+        assert await recv(student_ws) == marked(students[0].id, "present")
+        await asyncio.sleep(gap)
+        assert await ask(teacher_ws, frame("DONE")) == done(1, 1, 2)  # writes the records
+        assert await recv(student_ws) == done(1, 1, 2)
+        await asyncio.sleep(gap)
+        late_ws = await open_(students[1])
+        assert await ask(late_ws, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+    assert sorted(status for _, status, _ in wire_attendance_rows(server, class_id)) == ["absent", "present"]
+    log = log_since(server, offset)
+    assert "Traceback" not in log and "failed its check" not in log, log
 
 
 # --- frames ----------------------------------------------------------------------------------------

@@ -1,0 +1,112 @@
+"""live.db: the socket thread keeps its database connection between events and checks it after an idle gap
+(DESIGN.md "Faults": a connection that broke between events is replaced on next use, on every backend).
+
+These run on whichever backend the run selects: the check is SQL's `is_usable()` or MongoDB's `ping`.
+test_wire_live.py holds the same promise over the wire, with a real Daphne left idle past the interval."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from pymongo.errors import AutoReconnect
+
+from accounts.models import User
+from live import db
+from live.db import db_call
+from tests.support import make_user
+
+IDLE_CHECK = 0.05  # seconds; the tests go idle for longer than this
+IDLE = IDLE_CHECK * 3
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def short_idle_check(settings):
+    settings.DB_IDLE_CHECK_SECONDS = IDLE_CHECK
+
+
+@pytest.fixture
+def checks(monkeypatch) -> list[tuple[str, bool]]:
+    """Every connection check the socket thread makes, as (alias, usable)."""
+    made: list[tuple[str, bool]] = []
+    real = db.connection_usable
+
+    def spy(conn):
+        usable = real(conn)
+        made.append((conn.alias, usable))
+        return usable
+
+    monkeypatch.setattr(db, "connection_usable", spy)
+    return made
+
+
+def count_users() -> int:
+    return User.objects.count()
+
+
+async def test_a_connection_idle_past_the_interval_is_checked_once_then_serves(checks):
+    await db_call(make_user)("teacher")
+    assert await db_call(count_users)() == 1  # opens the thread's connection
+    checks.clear()
+    assert await db_call(count_users)() == 1
+    assert checks == []  # in use: no round trip for a check
+
+    await asyncio.sleep(IDLE)
+    assert await db_call(count_users)() == 1
+    # One check, and it found the connection usable (on MongoDB it raised NotImplementedError before, and
+    # every later event failed with it).
+    assert checks == [("default", True)]
+    assert await db_call(count_users)() == 1
+    assert checks == [("default", True)]
+
+
+async def test_a_check_that_raises_is_not_repeated_before_every_event(monkeypatch):
+    await db_call(count_users)()
+    await asyncio.sleep(IDLE)
+    calls = []
+
+    def broken_check() -> None:
+        calls.append(1)
+        raise RuntimeError("the check itself failed")
+
+    monkeypatch.setattr(db, "_drop_unusable_connections", broken_check)
+    with pytest.raises(RuntimeError):
+        await db_call(count_users)()
+    # The idle timer was reset all the same: the next event runs its query instead of failing in the check.
+    assert await db_call(count_users)() == 0
+    assert calls == [1]
+
+
+def test_a_backend_without_a_check_of_its_own_counts_as_unusable_not_as_an_error():
+    def not_implemented():
+        raise NotImplementedError("subclasses of BaseDatabaseWrapper may require an is_usable() method")
+
+    backend = SimpleNamespace(vendor="other", alias="other", is_usable=not_implemented)
+    assert db.connection_usable(backend) is False
+
+
+def test_a_mongodb_client_that_does_not_answer_a_ping_counts_as_unusable():
+    def ping(command):
+        assert command == "ping"
+        raise AutoReconnect("connection closed")
+
+    mongodb = SimpleNamespace(
+        vendor="mongodb", alias="mongo", connection=SimpleNamespace(admin=SimpleNamespace(command=ping))
+    )
+    assert db.connection_usable(mongodb) is False
+
+
+def test_an_unusable_connection_is_closed_and_a_failing_close_is_not_an_error(monkeypatch):
+    closed = []
+
+    def close():
+        closed.append(1)
+        raise OSError("already gone")
+
+    broken = SimpleNamespace(vendor="other", alias="other", connection=object(), is_usable=lambda: False, close=close)
+    monkeypatch.setattr(db.connections, "all", lambda initialized_only: [broken])
+    db._drop_unusable_connections()
+    assert closed == [1]
