@@ -103,7 +103,7 @@ def my_live_status(sessions: list[Session], student_id: str, class_id: str | Non
     return sessions[0].attendance.get(student_id, messages.NOT_YET_UPDATED)
 
 
-def _transaction() -> AbstractContextManager[Any] | None:
+def transaction_if_supported() -> AbstractContextManager[Any] | None:
     """A transaction, where the database has them: SQL, and MongoDB as a replica set or sharded cluster.
 
     On MongoDB Django's atomic() is a no-op; the backend's own atomic() runs a real transaction, and the
@@ -140,7 +140,7 @@ def persist_session(session: Session) -> Summary:
         Attendance(klass_id=session.class_id, student_id=sid, status=status, started_at=started_at)
         for sid, status in statuses.items()
     ]
-    atomic = _transaction()
+    atomic = transaction_if_supported()
     with atomic if atomic is not None else nullcontext():
         _write_session(session.class_id, started_at, records, undo_on_failure=atomic is None)
     present = sum(1 for status in statuses.values() if status == Status.PRESENT)

@@ -313,6 +313,29 @@ def persisted_status(api: httpx.Client, student: Any, class_id: str) -> str | No
     return data["status"]
 
 
+async def big_class(server: Any, teacher: Any, n_students: int, concurrency: int = 16) -> tuple[str, list[str]]:
+    """Sign up `n_students` students on the wire server and enrol them in a new class of `teacher`, `concurrency`
+    requests at a time (thousands of one-by-one requests would dominate a test). Returns the class id and the
+    students' ids (their enrolment order is not defined)."""
+    semaphore = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=60) as client:
+        created = await client.post("/class", json={"className": "Big class"}, headers=teacher.headers)
+        class_id = assert_ok(created, 201)["_id"]
+
+        async def student() -> str:
+            async with semaphore:
+                body = {"name": f"Student {secrets.token_hex(3)}", "email": unique_email("big"),
+                        "password": PASSWORD, "role": "student"}
+                student_id = assert_ok(await client.post("/auth/signup", json=body), 201)["_id"]
+                enrolled = await client.post(
+                    f"/class/{class_id}/add-student", json={"studentId": student_id}, headers=teacher.headers
+                )
+                assert_ok(enrolled)
+                return student_id
+
+        return class_id, list(await asyncio.gather(*(student() for _ in range(n_students))))
+
+
 @dataclass
 class Classroom:
     """A teacher, one class of theirs and its enrolled students, signed up on the wire server."""
@@ -322,10 +345,19 @@ class Classroom:
     students: list[Any] = field(default_factory=list)
 
 
+def wire_backend(server: Any) -> str:
+    """The wire server's database, as Django's `connection.vendor` names it: MONGODB_URI wins, as in settings."""
+    if server.env.get("MONGODB_URI"):
+        return "mongodb"
+    if server.env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        return "postgresql"
+    return "sqlite"
+
+
 def wire_attendance_rows(server: Any, class_id: str) -> list[tuple[str, str, str]]:
     """(studentId, status, startedAt) records the wire server persisted for a class, read from its database."""
-    mongodb_uri = server.env.get("MONGODB_URI")
-    if mongodb_uri:
+    if wire_backend(server) == "mongodb":
+        mongodb_uri = server.env["MONGODB_URI"]
         import pymongo
         from bson import ObjectId
 

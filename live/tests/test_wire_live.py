@@ -32,6 +32,7 @@ from tests.support import (
     WS_UNAUTHORIZED,
     Person,
     ask,
+    big_class,
     create_class,
     done,
     drain,
@@ -682,6 +683,34 @@ async def test_done_persists_every_enrolled_student_and_ends_the_session(
     assert await ask(teacher, mark(present.id)) == error(NO_SESSION)
     assert await ask(sockets[0], frame("MY_ATTENDANCE")) == error(NO_SESSION)
     assert await ask(sockets[0], frame("MY_ATTENDANCE", {"classId": room.class_id})) == error(NO_SESSION)
+
+
+BIG_CLASS = 1000
+
+
+async def test_done_for_a_class_of_1000_students(api, make_person, ws_open, wire_server):
+    """DONE persists one record per enrolled student in one bulk write (a transaction, or on a standalone MongoDB
+    the commit marker), for a class of the size the benchmark measures."""
+    teacher = make_person("teacher")
+    class_id, student_ids = await big_class(wire_server, teacher, BIG_CLASS - 1)
+    watcher = make_person("student")  # one student with a socket, unmarked: absent
+    enrol(api, teacher, class_id, watcher)
+    start(api, teacher, class_id)
+    teacher_ws = await ws_open(teacher.token)
+    watcher_ws = await ws_open(watcher.token)
+    present = student_ids[:10]
+    for student_id in present:
+        assert await ask(teacher_ws, mark(student_id)) == marked(student_id, "present")
+        assert await recv(watcher_ws) == marked(student_id, "present")
+
+    assert await ask(teacher_ws, frame("DONE"), timeout=60) == done(10, BIG_CLASS - 10, BIG_CLASS)
+    assert await recv(watcher_ws) == done(10, BIG_CLASS - 10, BIG_CLASS)
+    rows = wire_attendance_rows(wire_server, class_id)
+    assert len(rows) == BIG_CLASS and len({started_at for _, _, started_at in rows}) == 1
+    statuses = {student_id: status for student_id, status, _ in rows}
+    assert statuses == {**dict.fromkeys([*student_ids, watcher.id], "absent"), **dict.fromkeys(present, "present")}
+    assert persisted_status(api, watcher, class_id) == "absent"
+    assert await ask(teacher_ws, frame("DONE")) == error(NO_SESSION)
 
 
 async def test_two_sessions_in_a_row_my_attendance_is_the_latest(api, live_room):
