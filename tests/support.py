@@ -313,27 +313,35 @@ def persisted_status(api: httpx.Client, student: Any, class_id: str) -> str | No
     return data["status"]
 
 
-async def big_class(server: Any, teacher: Any, n_students: int, concurrency: int = 16) -> tuple[str, list[str]]:
-    """Sign up `n_students` students on the wire server and enrol them in a new class of `teacher`, `concurrency`
-    requests at a time (thousands of one-by-one requests would dominate a test). Returns the class id and the
-    students' ids (their enrolment order is not defined)."""
-    semaphore = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=60) as client:
-        created = await client.post("/class", json={"className": "Big class"}, headers=teacher.headers)
-        class_id = assert_ok(created, 201)["_id"]
+def big_class(server: Any, teacher: Any, n_students: int) -> tuple[str, list[str]]:
+    """A new class of `teacher` on the wire server with `n_students` new students enrolled; the class id and the
+    students' ids. The class is made through the API; the students are written in bulk by `manage.py shell`
+    with the server's settings (any backend), because a thousand sign-ups and enrolments over HTTP would be
+    most of a test's time (minutes on the MongoDB emulator) and are tested elsewhere one by one."""
+    import subprocess
+    import sys
 
-        async def student() -> str:
-            async with semaphore:
-                body = {"name": f"Student {secrets.token_hex(3)}", "email": unique_email("big"),
-                        "password": PASSWORD, "role": "student"}
-                student_id = assert_ok(await client.post("/auth/signup", json=body), 201)["_id"]
-                enrolled = await client.post(
-                    f"/class/{class_id}/add-student", json={"studentId": student_id}, headers=teacher.headers
-                )
-                assert_ok(enrolled)
-                return student_id
+    from tests.servers import ROOT
 
-        return class_id, list(await asyncio.gather(*(student() for _ in range(n_students))))
+    created = httpx.post(server.http_url + "/class", json={"className": "Big class"}, headers=teacher.headers)
+    class_id = assert_ok(created, 201)["_id"]
+    code = f"""
+from accounts.models import User
+from classes.models import Enrollment
+users = [User(email=f"big-{{i}}-{secrets.token_hex(4)}@example.com", name=f"Student {{i:04d}}", role="student",
+              password="!") for i in range({n_students})]
+User.objects.bulk_create(users)
+Enrollment.objects.bulk_create([Enrollment(klass_id={class_id!r}, student=user) for user in users])
+print("ids:", *(user.id for user in users))
+"""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", code], cwd=ROOT, env=server.env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    student_ids = next(line for line in result.stdout.splitlines() if line.startswith("ids:")).split()[1:]
+    assert len(student_ids) == n_students, result.stdout
+    return class_id, student_ids
 
 
 @dataclass

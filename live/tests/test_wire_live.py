@@ -692,7 +692,7 @@ async def test_done_for_a_class_of_1000_students(api, make_person, ws_open, wire
     """DONE persists one record per enrolled student in one bulk write (a transaction, or on a standalone MongoDB
     the commit marker), for a class of the size the benchmark measures."""
     teacher = make_person("teacher")
-    class_id, student_ids = await big_class(wire_server, teacher, BIG_CLASS - 1)
+    class_id, student_ids = big_class(wire_server, teacher, BIG_CLASS - 1)
     watcher = make_person("student")  # one student with a socket, unmarked: absent
     enrol(api, teacher, class_id, watcher)
     start(api, teacher, class_id)
