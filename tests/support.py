@@ -150,10 +150,11 @@ def make_class(teacher: Any, students: Iterable[Any] = (), *, name: str | None =
     return klass
 
 
-def enrolled_ids(klass: Any) -> list[str]:
+def enrolled_ids(klass_or_id: Any) -> list[str]:
     from classes.models import Enrollment
 
-    return list(Enrollment.objects.filter(klass=klass).order_by("id").values_list("student_id", flat=True))
+    class_id = getattr(klass_or_id, "id", klass_or_id)
+    return list(Enrollment.objects.filter(klass_id=class_id).order_by("id").values_list("student_id", flat=True))
 
 
 def token_for(user: Any) -> str:
@@ -489,19 +490,65 @@ UNLIMITED = {
 class Site:
     """What a scenario needs from the system under test, the same in-process and over the wire.
 
-    People are users (in-process: User rows; wire: signed-up Persons); both have `id`, `name` and `email`.
-    `get` and `request` return the Django test client's or httpx's response: both have `status_code`,
-    `headers`, `json()`, `content` and `text`, so the envelope assertions serve both."""
+    People are users (in-process: User rows; wire: signed-up Persons); both have `id`, `name`, `email` and
+    `role`. `request` returns the Django test client's or httpx's response: both have `status_code`,
+    `headers`, `json()`, `content` and `text`, so the envelope assertions serve both. A body is JSON
+    (`body`) or bytes as sent (`raw`, with `content_type`; None sends no Content-Type)."""
 
     mode: str
 
-    def request(self, method: str, path: str, who: Any = None, params: dict[str, str] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        who: Any = None,
+        params: dict[str, str] | None = None,
+        *,
+        body: Any = ...,
+        raw: bytes | str | None = None,
+        content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        if raw is None and body is not ...:
+            raw = json.dumps(body)
+        content = raw.encode() if isinstance(raw, str) else raw
+        sent = {**self.headers(who), **(headers or {})}
+        if content is not None and content_type is not None:
+            sent["Content-Type"] = content_type
+        return self._send(method, path + _query(params), content, sent)
+
+    def _send(self, method: str, url: str, content: bytes | None, headers: dict[str, str]) -> Any:
         raise NotImplementedError
 
     def get(self, path: str, who: Any = None, **params: str) -> Any:
         return self.request("GET", path, who, params)
 
+    def post(self, path: str, body: Any = ..., who: Any = None, **options: Any) -> Any:
+        """POST `body` as JSON (or `raw=` bytes with `content_type=`, `headers=` beside the token's)."""
+        return self.request("POST", path, who, body=body, **options)
+
     def person(self, role: str, name: str | None = None, email: str | None = None) -> Any:
+        raise NotImplementedError
+
+    def token(self, who: Any) -> str:
+        """A person's token, as login issued it."""
+        raise NotImplementedError
+
+    @property
+    def jwt_secret(self) -> str:
+        """The key the system signs its tokens with (to forge tokens it must accept or refuse)."""
+        raise NotImplementedError
+
+    @property
+    def jwt_ttl(self) -> int:
+        raise NotImplementedError
+
+    def delete_user(self, who: Any) -> None:
+        """Delete a person's account behind the API's back (there is no delete route)."""
+        raise NotImplementedError
+
+    def enrolled(self, teacher: Any, class_id: str) -> list[str]:
+        """The class's enrolled student ids, in enrolment order (in-process: read from the database itself)."""
         raise NotImplementedError
 
     def new_class(self, teacher: Any, students: Iterable[Any] = (), name: str | None = None) -> str:
@@ -526,7 +573,7 @@ class Site:
 
     @staticmethod
     def headers(who: Any) -> dict[str, str]:
-        """A person's token header (a str is taken as the token itself; None: anonymous)."""
+        """A person's token header (a str is taken as the header's value itself; None: anonymous)."""
         if who is None or isinstance(who, str):
             return auth(who)
         return who.headers if isinstance(who, Person) else auth(who)
@@ -541,11 +588,37 @@ class LocalSite(Site):
         self.client = client
         self._last_start = ""
 
-    def request(self, method: str, path: str, who: Any = None, params: dict[str, str] | None = None) -> Any:
-        return self.client.generic(method, path + _query(params), headers=self.headers(who))
+    def _send(self, method: str, url: str, content: bytes | None, headers: dict[str, str]) -> Any:
+        # The test client takes the content type apart from the headers; "" stands for no Content-Type.
+        headers = dict(headers)
+        content_type = headers.pop("Content-Type", "")
+        return self.client.generic(method, url, data=content or b"", content_type=content_type, headers=headers)
 
     def person(self, role: str, name: str | None = None, email: str | None = None) -> Any:
         return make_user(role, name, email=email)
+
+    def token(self, who: Any) -> str:
+        return token_for(who)
+
+    @property
+    def jwt_secret(self) -> str:
+        from django.conf import settings
+
+        return settings.JWT_SECRET
+
+    @property
+    def jwt_ttl(self) -> int:
+        from django.conf import settings
+
+        return settings.JWT_TTL_SECONDS
+
+    def delete_user(self, who: Any) -> None:
+        from accounts.models import User
+
+        User.objects.filter(pk=who.id).delete()
+
+    def enrolled(self, teacher: Any, class_id: str) -> list[str]:
+        return enrolled_ids(class_id)
 
     def new_class(self, teacher: Any, students: Iterable[Any] = (), name: str | None = None) -> str:
         return make_class(teacher, students, name=name).id
@@ -593,11 +666,37 @@ class WireSite(Site):
         self.api = api
         self.server = server
 
-    def request(self, method: str, path: str, who: Any = None, params: dict[str, str] | None = None) -> Any:
-        return self.api.request(method, path + _query(params), headers=self.headers(who))
+    def _send(self, method: str, url: str, content: bytes | None, headers: dict[str, str]) -> Any:
+        return self.api.request(method, url, content=content, headers=headers)
 
     def person(self, role: str, name: str | None = None, email: str | None = None) -> Any:
         return Person(self.api, role, name, email)
+
+    def token(self, who: Any) -> str:
+        return who.token
+
+    @property
+    def jwt_secret(self) -> str:
+        return server_jwt_secret(self.server)
+
+    @property
+    def jwt_ttl(self) -> int:
+        return server_jwt_ttl(self.server)
+
+    def delete_user(self, who: Any) -> None:
+        import subprocess
+        import sys
+
+        from tests.servers import ROOT
+
+        code = f"from accounts.models import User; User.objects.filter(pk={who.id!r}).delete()"
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=self.server.env, check=True,
+            capture_output=True, timeout=60,
+        )
+
+    def enrolled(self, teacher: Any, class_id: str) -> list[str]:
+        return [student["_id"] for student in assert_ok(self.get(f"/class/{class_id}", teacher))["students"]]
 
     def new_class(self, teacher: Any, students: Iterable[Any] = (), name: str | None = None) -> str:
         class_id = create_class(self.api, teacher, name)

@@ -1,4 +1,4 @@
-"""GET /class/:id, in-process."""
+"""GET /class/:id, in-process and over the wire (the `site` fixture); query counts in-process."""
 
 import pytest
 
@@ -16,87 +16,90 @@ from tests.support import (
     auth,
     count_queries,
     make_class,
-    make_user,
     make_users,
 )
 
-pytestmark = pytest.mark.django_db
+
+def detail(site, class_id, who=None):
+    return site.get(f"/class/{class_id}", who)
 
 
-def detail(client, class_id, user=None):
-    return client.get(f"/class/{class_id}", headers=auth(user))
+def member(person):
+    return {"_id": person.id, "name": person.name, "email": person.email}
 
 
-def member(user):
-    return {"_id": user.id, "name": user.name, "email": user.email}
+def test_owning_teacher_and_enrolled_students_get_class_with_students_populated(site):
+    teacher, student, second = site.person("teacher"), site.person("student"), site.person("student", "Second")
+    class_id = site.new_class(teacher, [student, second], name="Maths 101")
 
-
-def test_owning_teacher_gets_class_with_students_populated(client, teacher, student):
-    second = make_user("student", name="Second")
-    klass = make_class(teacher, [student, second], name="Maths 101")
-
-    data = assert_ok(detail(client, klass.id, teacher))
-
-    assert data == {
-        "_id": klass.id,
+    expected = {
+        "_id": class_id,
         "className": "Maths 101",
         "teacherId": teacher.id,
         "students": [member(student), member(second)],
     }
+    assert assert_ok(detail(site, class_id, teacher)) == expected
+    assert assert_ok(detail(site, class_id, student)) == expected
+    assert assert_ok(detail(site, class_id, second)) == expected
 
 
-def test_class_without_students(client, teacher):
-    klass = make_class(teacher)
-    assert assert_ok(detail(client, klass.id, teacher))["students"] == []
+def test_class_without_students(site):
+    teacher = site.person("teacher")
+    assert assert_ok(detail(site, site.new_class(teacher), teacher))["students"] == []
 
 
-def test_enrolled_student_gets_class(client, teacher, student):
-    klass = make_class(teacher, [student], name="Maths 101")
-    assert assert_ok(detail(client, klass.id, student))["students"] == [member(student)]
+def test_enrolled_student_gets_class(site):
+    teacher, student = site.person("teacher"), site.person("student")
+    class_id = site.new_class(teacher, [student], name="Maths 101")
+    assert assert_ok(detail(site, class_id, student))["students"] == [member(student)]
 
 
-def test_other_teacher_is_403(client, teacher, other_teacher, student):
-    klass = make_class(teacher, [student])
-    assert_error(detail(client, klass.id, other_teacher), 403, NOT_CLASS_TEACHER)
+def test_other_teacher_is_403(site):
+    teacher, student = site.person("teacher"), site.person("student")
+    class_id = site.new_class(teacher, [student])
+    assert_error(detail(site, class_id, site.person("teacher")), 403, NOT_CLASS_TEACHER)
 
 
-def test_student_not_enrolled_is_403(client, teacher, student):
-    klass = make_class(teacher, [make_user("student")])
-    assert_error(detail(client, klass.id, student), 403, NOT_CLASS_TEACHER)
+def test_student_not_enrolled_is_403(site):
+    teacher = site.person("teacher")
+    class_id = site.new_class(teacher, [site.person("student")])
+    assert_error(detail(site, class_id, site.person("student")), 403, NOT_CLASS_TEACHER)
 
 
+@pytest.mark.django_db
 def test_student_removed_from_class_is_403(client, teacher, student):
+    """No route removes a student: in-process only."""
     klass = make_class(teacher, [student])
-    assert_ok(detail(client, klass.id, student))
+    assert_ok(client.get(f"/class/{klass.id}", headers=auth(student)))
     Enrollment.objects.filter(klass=klass, student=student).delete()
-    assert_error(detail(client, klass.id, student), 403, NOT_CLASS_TEACHER)
+    assert_error(client.get(f"/class/{klass.id}", headers=auth(student)), 403, NOT_CLASS_TEACHER)
 
 
-def test_without_token_is_401(client, teacher):
-    assert_error(detail(client, make_class(teacher).id), 401, UNAUTHORIZED)
-    assert_error(detail(client, MISSING_ID), 401, UNAUTHORIZED)
+def test_without_token_is_401(site):
+    class_id = site.new_class(site.person("teacher"))
+    assert_error(detail(site, class_id), 401, UNAUTHORIZED)
+    assert_error(detail(site, class_id, "garbage"), 401, UNAUTHORIZED)
+    assert_error(detail(site, MISSING_ID), 401, UNAUTHORIZED)
 
 
 @pytest.mark.parametrize("who", ["teacher", "student"])
-def test_unknown_class_is_404(client, request, who):
-    assert_error(detail(client, MISSING_ID, request.getfixturevalue(who)), 404, CLASS_NOT_FOUND)
+@pytest.mark.parametrize("class_id", [MISSING_ID, *MALFORMED_IDS])
+def test_unknown_or_malformed_class_is_404(site, who, class_id):
+    assert_error(detail(site, class_id, site.person(who)), 404, CLASS_NOT_FOUND)
 
 
-@pytest.mark.parametrize("class_id", MALFORMED_IDS)
-def test_malformed_class_id_is_404(client, teacher, class_id):
-    assert_error(detail(client, class_id, teacher), 404, CLASS_NOT_FOUND)
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("class_id", ["x", MISSING_ID])
+def test_wrong_method_is_405_before_auth(site, method, class_id):
+    assert_error(site.request(method, f"/class/{class_id}"), 405, METHOD_NOT_ALLOWED)
 
 
-@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
-def test_wrong_method_is_405_before_auth(client, method):
-    assert_error(getattr(client, method)("/class/x"), 405, METHOD_NOT_ALLOWED)
+def test_trailing_slash_is_404(site):
+    teacher = site.person("teacher")
+    assert_error(site.get(f"/class/{site.new_class(teacher)}/", teacher), 404, NOT_FOUND)
 
 
-def test_trailing_slash_is_404(client, teacher):
-    klass = make_class(teacher)
-    assert_error(client.get(f"/class/{klass.id}/", headers=auth(teacher)), 404, NOT_FOUND)
-
-
+@pytest.mark.django_db
 @pytest.mark.parametrize("viewer", ["teacher", "student"])
 def test_query_count_does_not_grow_with_students(client, teacher, student, viewer):
     klass = make_class(teacher, [student])
