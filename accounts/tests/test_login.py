@@ -1,4 +1,5 @@
-"""POST /auth/login, in-process, and the token it issues."""
+"""POST /auth/login and the token it issues, in-process and over the wire (the `site` fixture); the failed-login
+limits in-process (over the wire: test_wire_limits.py)."""
 
 import time
 
@@ -20,9 +21,12 @@ from tests.support import (
     make_user,
     post_json,
     post_raw,
+    unique_email,
 )
 
+# The in-process tests need the database; the `site` scenarios run both ways.
 pytestmark = pytest.mark.django_db
+
 
 
 def login(client, email, password=PASSWORD, ip="127.0.0.1"):
@@ -31,20 +35,24 @@ def login(client, email, password=PASSWORD, ip="127.0.0.1"):
     )
 
 
+def site_login(site, email, password=PASSWORD):
+    return site.post("/auth/login", {"email": email, "password": password})
+
+
 @pytest.mark.parametrize("who", ["teacher", "student"])
-def test_login_returns_token_with_contract_claims(client, request, who):
-    user = request.getfixturevalue(who)
+def test_login_returns_token_with_contract_claims(site, who):
+    user = site.person(who)
     before = int(time.time())
-    data = assert_ok(login(client, user.email))
+    data = assert_ok(site_login(site, user.email))
 
     assert set(data) == {"token"}
     token = data["token"]
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
-    claims = jwt.decode(token, settings.JWT_SECRET, algorithms=["HS256"])
+    claims = jwt.decode(token, site.jwt_secret, algorithms=["HS256"])
     assert set(claims) == {"userId", "role", "iat", "exp"}
     assert (claims["userId"], claims["role"]) == (user.id, who)
     assert before - 1 <= claims["iat"] <= int(time.time()) + 1
-    assert claims["exp"] - claims["iat"] == settings.JWT_TTL_SECONDS
+    assert claims["exp"] - claims["iat"] == site.jwt_ttl
 
 
 def test_login_token_is_signed_with_jwt_secret(client, student, settings):
@@ -64,12 +72,12 @@ def test_login_token_works_on_me(client, student):
     assert assert_ok(client.get("/auth/me", headers={"Authorization": token}))["_id"] == student.id
 
 
-def test_login_wrong_password_is_400(client, student):
-    assert_error(login(client, student.email, "wrong-password"), 400, BAD_CREDENTIALS)
+def test_login_wrong_password_is_400(site):
+    assert_error(site_login(site, site.person("student").email, "wrong-password"), 400, BAD_CREDENTIALS)
 
 
-def test_login_unknown_email_is_400_with_same_message(client, student):
-    assert_error(login(client, "nobody@example.com"), 400, BAD_CREDENTIALS)
+def test_login_unknown_email_is_400_with_same_message(site):
+    assert_error(site_login(site, unique_email("nobody")), 400, BAD_CREDENTIALS)
 
 
 def test_login_inactive_user_is_400(client, student):
@@ -96,8 +104,8 @@ def test_login_ignores_unknown_fields(client, student):
         pytest.param({}, id="empty-object"),
     ],
 )
-def test_login_invalid_body_is_400(client, body):
-    assert_error(post_json(client, "/auth/login", body), 400, INVALID_SCHEMA)
+def test_login_invalid_body_is_400(site, body):
+    assert_error(site.post("/auth/login", body), 400, INVALID_SCHEMA)
 
 
 @pytest.mark.parametrize("raw", [b"", b"nope", b"[]", b'"x"'], ids=["empty", "garbage", "array", "string"])
@@ -118,9 +126,9 @@ def test_login_deeply_nested_json_is_400(client):
     assert_error(post_raw(client, "/auth/login", DEEP_BODY), 400, INVALID_SCHEMA)
 
 
-@pytest.mark.parametrize("method", ["get", "put", "delete"])
-def test_login_wrong_method_is_405(client, method):
-    assert_error(getattr(client, method)("/auth/login"), 405, METHOD_NOT_ALLOWED)
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_login_wrong_method_is_405(site, method):
+    assert_error(site.request(method, "/auth/login"), 405, METHOD_NOT_ALLOWED)
 
 
 # --- the failed-login limits (DESIGN.md "Limits against abuse"; over the wire: test_wire_limits.py) ----------------

@@ -389,7 +389,7 @@ def test_middleware_leaves_admin_errors_to_django():
     assert middleware.process_exception(RequestFactory().get("/admin/x"), RuntimeError("x")) is None
 
 
-# --- the whole stack, in-process -------------------------------------------------------------------
+# --- the whole stack, in-process (unknown routes over the wire too) -------------------------------------
 @pytest.mark.parametrize(
     "path",
     # "/" is the web console (console/tests); "/index.html" is not.
@@ -398,9 +398,11 @@ def test_middleware_leaves_admin_errors_to_django():
         "/CLASS/x", "/admin",
     ],
 )
-@pytest.mark.parametrize("method", ["get", "post", "delete"])
-def test_unknown_route_is_json_404(client, method, path):
-    assert_error(getattr(client, method)(path), 404, NOT_FOUND)
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_unknown_route_is_json_404(site, method, path):
+    """In-process and over the wire (the `site` fixture); an unsafe method with a JSON body, as a client sends it."""
+    body = ... if method == "GET" else {}
+    assert_error(site.request(method, path, body=body), 404, NOT_FOUND)
 
 
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
