@@ -8,12 +8,22 @@ and measures:
 - ATTENDANCE_MARKED from send to the last delivery, for a class of 100 and a class of N (p50/p95);
 - MY_ATTENDANCE round trip with every socket open (p50/p95);
 - DONE for the class of N: send → the teacher's DONE, and send → the last participant's DONE;
-- server memory per open socket (RSS growth while connecting / N).
+- server memory per open socket (RSS growth while connecting / N);
+- server CPU per delivered ATTENDANCE_MARKED (utime + stime from /proc/<pid>/stat of every server
+  process, before and after the rounds, over the number of deliveries).
 
-With --processes 2 it starts two servers sharing Redis (REDIS_URL) and a PostgreSQL database and
-spreads the sockets across them (the teacher on the first).
+In the same run it starts the reference server (`bench/reference_server.py`, a minimal `websockets`
+broadcast server), connects as many sockets to it with the same client and measures the same broadcast,
+alternating batches of rounds between the two (`--repeat`, default 3; the medians are reported), so that
+every figure comes with its ratio to the reference — numbers from one run on a shared machine compare
+only within that run.
+
+With --processes 2 it starts two servers sharing a private Redis (a `redis-server` of its own on a free
+port, never the shared one) and a scratch PostgreSQL database, and spreads the sockets across them (the
+teacher on the first).
 
     .venv/bin/python bench/live_bench.py                       # N=1000, one process, SQLite
+    .venv/bin/python bench/live_bench.py --students 5000       # N=5000
     .venv/bin/python bench/live_bench.py --processes 2         # two processes, Redis + PostgreSQL
     .venv/bin/python bench/live_bench.py --save run.json --compare old.json
 """
@@ -27,6 +37,7 @@ import os
 import platform
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +50,9 @@ import httpx
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.servers import DaphneServer, scratch_database  # noqa: E402
+from tests.servers import DaphneServer, RedisServer, free_port, scratch_database  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -53,6 +66,39 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of the processes (every thread), from /proc/<pid>/stat."""
+    total = 0
+    for pid in pids:
+        # The command name (field 2) may hold spaces: split after its closing parenthesis.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return total / CLOCK_TICKS
+
+
+class ReferenceServer:
+    """bench/reference_server.py in a process of its own."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen([sys.executable, str(BENCH_DIR / "reference_server.py"), str(self.port)],
+                                        stdout=subprocess.PIPE)
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the reference server did not start")
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
 
 
 class Collector:
@@ -151,7 +197,7 @@ async def connect_all(urls: list[str], users: list[dict], collector: Collector,
 
     async def one(i: int, user: dict) -> Participant:
         async with semaphore:
-            url = f"{urls[i % len(urls)]}?token={user['token']}"
+            url = f"{urls[i % len(urls)]}?token={user.get('token', '')}"
             _, participant = await ws_connect(lambda: Participant(user["id"], collector), url)
             return participant
 
@@ -198,10 +244,38 @@ def stop_profiler(profiler: subprocess.Popen | None) -> None:
         profiler.wait(30)
 
 
-async def run(args: argparse.Namespace, servers: list[DaphneServer]) -> dict[str, Any]:
+async def connect_phase(urls: list[str], users: list[dict], pids: list[int], collector: Collector,
+                        sockets: int) -> tuple[list[Participant], dict[str, float]]:
+    """Connect `users`; the wall time and the servers' RSS growth per socket."""
+    rss_before = sum(rss_kib(pid) for pid in pids)
+    t0 = time.perf_counter()
+    participants = await connect_all(urls, users, collector)
+    connect_s = time.perf_counter() - t0
+    await asyncio.sleep(1.0)
+    rss_after = sum(rss_kib(pid) for pid in pids)
+    return participants, {"connect_s": round(connect_s, 3),
+                          "memory_per_socket_kib": round((rss_after - rss_before) / sockets, 1)}
+
+
+async def broadcast_batch(collector: Collector, teacher: Participant, audience: int, student_ids: list[str],
+                          rounds: int, pids: list[int]) -> dict[str, float]:
+    """`rounds` broadcasts to `audience` sockets: latency percentiles and server CPU per delivery."""
+    cpu_before = cpu_seconds(pids)
+    latencies = await broadcast_latency(collector, teacher, audience, student_ids, rounds)
+    cpu = cpu_seconds(pids) - cpu_before
+    return {"p50_ms": percentile(latencies, 50) * 1000, "p95_ms": percentile(latencies, 95) * 1000,
+            "max_ms": max(latencies) * 1000, "cpu_us_per_delivery": cpu / (rounds * audience) * 1e6}
+
+
+def medians(batches: list[dict[str, float]]) -> dict[str, float]:
+    return {key: round(statistics.median(b[key] for b in batches), 2) for key in batches[0]}
+
+
+async def run(args: argparse.Namespace, servers: list[DaphneServer], reference: ReferenceServer) -> dict[str, Any]:
     n = args.students
     ws_urls = [s.ws_url for s in servers]
-    results: dict[str, Any] = {"students": n, "processes": len(servers)}
+    results: dict[str, Any] = {"students": n, "processes": len(servers), "rounds": args.rounds,
+                               "repeat": args.repeat}
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(base_url=servers[0].http_url, timeout=60, limits=limits) as client:
         t0 = time.perf_counter()
@@ -217,30 +291,47 @@ async def run(args: argparse.Namespace, servers: list[DaphneServer]) -> dict[str
             started.raise_for_status()
 
     pids = [s.process.pid for s in servers]
-    profiler = start_profiler(args, pids[0], "connect")
-    rss_before = sum(rss_kib(pid) for pid in pids)
-    t0 = time.perf_counter()
+    reference_pids = [reference.process.pid]
     collector = Collector()
-    teacher_small, teacher_large = await connect_all(ws_urls[:1], teachers, collector)
-    student_sockets = await connect_all(ws_urls, students, collector)
-    results["connect_s"] = round(time.perf_counter() - t0, 3)
+
+    profiler = start_profiler(args, pids[0], "connect")
+    project_sockets, connected = await connect_phase(ws_urls[:1], teachers, pids, collector, 2)
+    student_sockets, connected = await connect_phase(ws_urls, students, pids, collector, n)
     stop_profiler(profiler)
-    await asyncio.sleep(1.0)
-    rss_after = sum(rss_kib(pid) for pid in pids)
-    results["memory_per_socket_kib"] = round((rss_after - rss_before) / (n + 2), 1)
+    teacher_small, teacher_large = project_sockets
+    # The reference's sockets: no token, no database; the first one plays the teacher.
+    reference_sockets, reference_connected = await connect_phase(
+        [reference.ws_url], [{"id": f"ref{i}"} for i in range(n + 1)], reference_pids, collector, n + 1)
 
     profiler = start_profiler(args, pids[0], "mark")
     if profiler:
         await asyncio.sleep(1.0)
-    for label, teacher, members in (("small", teacher_small, small), ("large", teacher_large, large)):
-        ids = [m["id"] for m in members]
-        await broadcast_latency(collector, teacher, len(members) + 1, ids, 3)  # warm-up
-        latencies = await broadcast_latency(collector, teacher, len(members) + 1, ids, args.rounds)
-        results[f"mark_{label}_n"] = len(members)
-        results[f"mark_{label}_p50_ms"] = round(percentile(latencies, 50) * 1000, 1)
-        results[f"mark_{label}_p95_ms"] = round(percentile(latencies, 95) * 1000, 1)
+    ids = [m["id"] for m in small]
+    await broadcast_latency(collector, teacher_small, len(small) + 1, ids, 3)  # warm-up
+    latencies = await broadcast_latency(collector, teacher_small, len(small) + 1, ids, args.rounds)
+    results["mark_small_n"] = len(small)
+    results["mark_small_p50_ms"] = round(percentile(latencies, 50) * 1000, 1)
+    results["mark_small_p95_ms"] = round(percentile(latencies, 95) * 1000, 1)
 
+    # The class of N and the reference, in alternating batches (each after a warm-up of its own).
+    ids = [m["id"] for m in large]
+    await broadcast_latency(collector, teacher_large, n + 1, ids, 3)
+    await broadcast_latency(collector, reference_sockets[0], n + 1, ids, 3)
+    project_batches, reference_batches = [], []
+    for _ in range(args.repeat):
+        reference_batches.append(
+            await broadcast_batch(collector, reference_sockets[0], n + 1, ids, args.rounds, reference_pids))
+        project_batches.append(await broadcast_batch(collector, teacher_large, n + 1, ids, args.rounds, pids))
     stop_profiler(profiler)
+    project, ref = medians(project_batches), medians(reference_batches)
+    project.update(connected)
+    ref.update(reference_connected)
+    results["large"] = project
+    results["reference"] = ref
+    results["ratio"] = {key: round(project[key] / ref[key], 2) if ref[key] else None for key in ref}
+    results["batches"] = {"project": project_batches, "reference": reference_batches}
+    await asyncio.gather(*(p.close() for p in reference_sockets))
+
     rtts = await round_trips(collector, student_sockets[-1], args.rounds * 4)
     results["my_attendance_p50_ms"] = round(percentile(rtts, 50) * 1000, 2)
     results["my_attendance_p95_ms"] = round(percentile(rtts, 95) * 1000, 2)
@@ -257,34 +348,44 @@ async def run(args: argparse.Namespace, servers: list[DaphneServer]) -> dict[str
     return results
 
 
-TARGETS = {  # metric: (limit, description)
-    "mark_large_p50_ms": (100, "ATTENDANCE_MARKED to 1,000: p50 ≤ 100 ms"),
-    "mark_large_p95_ms": (150, "ATTENDANCE_MARKED to 1,000: p95 ≤ 150 ms"),
-    "my_attendance_p50_ms": (5, "MY_ATTENDANCE p50 ≤ 5 ms"),
-    "done_teacher_ms": (1000, "DONE for 1,000 ≤ 1 s"),
-    "memory_per_socket_kib": (64, "memory ≤ 64 KB per socket"),
-    "connect_s": (5, "connect 1,000 sockets ≤ 5 s"),
+# Issue 15's targets, as ratios to the reference server measured in the same run.
+RATIO_TARGETS = {
+    "cpu_us_per_delivery": (1.5, "server CPU per delivery ≤ 1.5× the reference"),
+    "p95_ms": (2.0, "p95 ≤ 2× the reference (targeted at N = 5,000)"),
 }
+MEMORY_TARGET_KIB = 20
 
 
 def report(results: dict[str, Any], previous: dict[str, Any] | None) -> None:
+    n = results["students"]
     print(f"\nmachine: {results['machine']}")
-    print(f"{'metric':32} {'value':>10} {'previous':>10}  target")
+    print(f"N = {n}, {results['processes']} process(es), {results['repeat']} batches of {results['rounds']} rounds"
+          " (medians of the batches)")
+    print(f"{'ATTENDANCE_MARKED to N + 1':28} {'project':>10} {'reference':>10} {'ratio':>7} {'previous':>9}  target")
+    for key in results["large"]:
+        ratio = results["ratio"].get(key)
+        before = (previous or {}).get("ratio", {}).get(key, "")
+        target = RATIO_TARGETS.get(key)
+        verdict = ""
+        if target and ratio is not None:
+            verdict = ("ok   " if ratio <= target[0] else "MISS ") + target[1]
+        if key == "memory_per_socket_kib":
+            verdict = ("ok   " if results["large"][key] <= MEMORY_TARGET_KIB else "MISS ") + "RSS ≤ 20 KiB per socket"
+        print(f"{key:28} {results['large'][key]!s:>10} {results['reference'][key]!s:>10} {ratio!s:>7} "
+              f"{before!s:>9}  {verdict}")
+    print()
     for key, value in results.items():
-        if key == "machine":
+        if key in {"machine", "large", "reference", "ratio", "batches"}:
             continue
         before = previous.get(key, "") if previous else ""
-        target = TARGETS.get(key)
-        verdict = ""
-        if target and results["students"] >= 1000:
-            verdict = ("ok   " if value <= target[0] else "MISS ") + target[1]
-        print(f"{key:32} {value!s:>10} {before!s:>10}  {verdict}")
+        print(f"{key:32} {value!s:>10} {before!s:>10}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--students", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--students", type=int, default=1000, help="N (the issue's sizes: 1000, 5000)")
+    parser.add_argument("--rounds", type=int, default=30, help="broadcasts per batch")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating batches (project, reference)")
     parser.add_argument("--processes", type=int, default=1, choices=[1, 2])
     parser.add_argument("--save", type=Path, help="write the results as JSON")
     parser.add_argument("--compare", type=Path, help="a JSON file from an earlier --save")
@@ -293,13 +394,12 @@ def main() -> None:
     args = parser.parse_args()
 
     env = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING"}
-    if args.processes == 2:
-        env["REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
-        os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-        import redis
-
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        if args.processes == 2:
+            redis_server = RedisServer(Path(tmp)).start()  # private: the shared Redis is never touched
+            stack.callback(redis_server.kill)
+            env["REDIS_URL"] = redis_server.url
+            os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
         db_env = stack.enter_context(scratch_database(Path(tmp)))
         servers = [DaphneServer({**env, **db_env}, log_path=Path(tmp) / f"server{i}.log")
                    for i in range(args.processes)]
@@ -307,7 +407,9 @@ def main() -> None:
         for server in servers:
             server.start()
             stack.callback(server.stop)
-        results = asyncio.run(run(args, servers))
+        reference = ReferenceServer()
+        stack.callback(reference.stop)
+        results = asyncio.run(run(args, servers, reference))
     results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     previous = json.loads(args.compare.read_text()) if args.compare else None
     report(results, previous)
