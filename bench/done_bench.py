@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -52,20 +51,7 @@ def start_secantus(stack: ExitStack, standalone: bool) -> str:
 
 def server_for(stack: ExitStack, tmp: Path, label: str, mongodb_uri: str | None) -> DaphneServer:
     """A server on a scratch database of the backend: SQLite when `mongodb_uri` is None."""
-    saved = {name: os.environ.get(name) for name in ("MONGODB_URI", "DATABASE_URL")}
-    try:  # scratch_database picks the backend from the environment
-        os.environ.pop("DATABASE_URL", None)
-        if mongodb_uri:
-            os.environ["MONGODB_URI"] = mongodb_uri
-        else:
-            os.environ.pop("MONGODB_URI", None)
-        db_env = stack.enter_context(scratch_database(tmp))
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    db_env = stack.enter_context(scratch_database(tmp, {"MONGODB_URI": mongodb_uri} if mongodb_uri else {}))
     env = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING", "MONGODB_URI": "", "DATABASE_URL": "", **db_env}
     server = DaphneServer(env, log_path=tmp / f"{label}.log")
     server.migrate()

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,22 +56,34 @@ def _with_db_name(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
+def backend_of(env: Mapping[str, str]) -> str:
+    """The database an environment selects, as Django's `connection.vendor` names it: MONGODB_URI wins, as
+    in settings."""
+    if env.get("MONGODB_URI"):
+        return "mongodb"
+    if env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        return "postgresql"
+    return "sqlite"
+
+
 @contextmanager
-def scratch_database(tmp_dir: Path) -> Iterator[dict[str, str]]:
-    """Environment variables naming a fresh, empty database on the configured backend; dropped after."""
+def scratch_database(tmp_dir: Path, env: Mapping[str, str] = os.environ) -> Iterator[dict[str, str]]:
+    """Environment variables naming a fresh, empty database on the backend `env` selects (the run's, by
+    default); dropped after."""
     suffix = secrets.token_hex(4)
-    mongodb_uri = os.environ.get("MONGODB_URI")
-    database_url = os.environ.get("DATABASE_URL", "")
-    if mongodb_uri:
+    backend = backend_of(env)
+    if backend == "mongodb":
+        mongodb_uri = env["MONGODB_URI"]
         import pymongo
 
         name = f"attendance_wire_{suffix}"
         yield {"MONGODB_URI": _with_db_name(mongodb_uri, name)}
         with pymongo.MongoClient(mongodb_uri, serverSelectionTimeoutMS=5000) as client:
             client.drop_database(name)
-    elif database_url.startswith(("postgres://", "postgresql://")):
+    elif backend == "postgresql":
         import psycopg
 
+        database_url = env["DATABASE_URL"]
         name = f"attendance_wire_{suffix}"
         maintenance_url = _with_db_name(database_url, "postgres")
         with psycopg.connect(maintenance_url, autocommit=True) as conn:
@@ -115,6 +127,16 @@ class DaphneServer:
             [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=self.env, check=True,
             capture_output=True,
         )
+
+    def shell(self, code: str, timeout: float = 60) -> str:
+        """Run `code` in `manage.py shell` with this server's settings — another process, as the admin or an
+        operator would be; returns what it printed."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=self.env, timeout=timeout,
+            capture_output=True, text=True, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
 
     def start(self, timeout: float = 30.0) -> DaphneServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115

@@ -31,7 +31,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.servers import DaphneServer, scratch_database
+from tests.servers import DaphneServer, backend_of, scratch_database
 
 # --- The contract's exact strings (DESIGN.md) ------------------------------------------------------------
 INVALID_SCHEMA = "Invalid request schema"
@@ -319,11 +319,6 @@ def big_class(server: Any, teacher: Any, n_students: int) -> tuple[str, list[str
     students' ids. The class is made through the API; the students are written in bulk by `manage.py shell`
     with the server's settings (any backend), because a thousand sign-ups and enrolments over HTTP would be
     most of a test's time (minutes on the MongoDB emulator) and are tested elsewhere one by one."""
-    import subprocess
-    import sys
-
-    from tests.servers import ROOT
-
     created = httpx.post(server.http_url + "/class", json={"className": "Big class"}, headers=teacher.headers)
     class_id = assert_ok(created, 201)["_id"]
     code = f"""
@@ -335,13 +330,9 @@ User.objects.bulk_create(users)
 Enrollment.objects.bulk_create([Enrollment(klass_id={class_id!r}, student=user) for user in users])
 print("ids:", *(user.id for user in users))
 """
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", code], cwd=ROOT, env=server.env,
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    student_ids = next(line for line in result.stdout.splitlines() if line.startswith("ids:")).split()[1:]
-    assert len(student_ids) == n_students, result.stdout
+    output = server.shell(code, timeout=120)
+    student_ids = next(line for line in output.splitlines() if line.startswith("ids:")).split()[1:]
+    assert len(student_ids) == n_students, output
     return class_id, student_ids
 
 
@@ -355,12 +346,8 @@ class Classroom:
 
 
 def wire_backend(server: Any) -> str:
-    """The wire server's database, as Django's `connection.vendor` names it: MONGODB_URI wins, as in settings."""
-    if server.env.get("MONGODB_URI"):
-        return "mongodb"
-    if server.env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-        return "postgresql"
-    return "sqlite"
+    """The wire server's database (see `backend_of`)."""
+    return backend_of(server.env)
 
 
 def wire_attendance_rows(server: Any, class_id: str) -> list[tuple[str, str, str]]:
@@ -684,16 +671,7 @@ class WireSite(Site):
         return server_jwt_ttl(self.server)
 
     def delete_user(self, who: Any) -> None:
-        import subprocess
-        import sys
-
-        from tests.servers import ROOT
-
-        code = f"from accounts.models import User; User.objects.filter(pk={who.id!r}).delete()"
-        subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=self.server.env, check=True,
-            capture_output=True, timeout=60,
-        )
+        self.server.shell(f"from accounts.models import User; User.objects.filter(pk={who.id!r}).delete()")
 
     def enrolled(self, teacher: Any, class_id: str) -> list[str]:
         return [student["_id"] for student in assert_ok(self.get(f"/class/{class_id}", teacher))["students"]]

@@ -20,6 +20,7 @@ from tests.support import (
     PERSIST_FAILED,
     Person,
     assert_ok,
+    backend_of,
     create_class,
     done,
     enrol,
@@ -38,7 +39,7 @@ pytestmark = [pytest.mark.wire]
 
 @pytest.fixture(scope="module")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
-    if os.environ.get("MONGODB_URI") or not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+    if backend_of(os.environ) != "postgresql":
         pytest.skip("PostgreSQL only: the run's database has no server connections to break")
     with own_wire_server(tmp_path_factory.mktemp("pg-faults")) as server:
         yield server

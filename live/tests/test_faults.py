@@ -16,8 +16,6 @@ import os
 import secrets
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -29,7 +27,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.servers import ROOT, DaphneServer, RedisServer, scratch_database
+from tests.servers import DaphneServer, RedisServer, scratch_database
 from tests.support import (
     CLOSE_POLICY_VIOLATION,
     NO_SESSION,
@@ -276,7 +274,7 @@ print(json.dumps({
 async def test_students_in_many_classes_marked_right_after_open_miss_nothing(cluster, sockets):
     """30 students enrolled in 21 classes each (21 group joins before `open`), marked the moment they open."""
     code = f"token = {secrets.token_hex(4)!r}\n" + SEED_MANY_CLASSES
-    seeded = json.loads((await asyncio.to_thread(manage_shell, cluster, code)).strip().splitlines()[-1])
+    seeded = json.loads((await asyncio.to_thread(cluster.a.shell, code)).strip().splitlines()[-1])
     students = [Token(user_id, token) for user_id, token in seeded["students"]]
     marker = await sockets(cluster.a, Token(*seeded["teacher"]))
     opened = await asyncio.gather(*(sockets(cluster.b if i % 2 else cluster.a, s) for i, s in enumerate(students)))
@@ -388,17 +386,6 @@ async def test_a_token_that_expires_while_its_socket_is_open_closes_it(cluster, 
     assert await recv(fine) == {"event": "MY_ATTENDANCE", "data": {"status": "not yet updated"}}
 
 
-def manage_shell(cluster: Cluster, code: str) -> str:
-    """Run `code` in `manage.py shell` with the workers' settings — another process, as the admin would be;
-    returns what it printed."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=cluster.a.env, timeout=60,
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 async def test_a_user_deactivated_elsewhere_has_every_socket_closed(cluster, sockets):
     r = room(cluster)
     on_a = await sockets(cluster.a, r.students[0])
@@ -410,7 +397,7 @@ async def test_a_user_deactivated_elsewhere_has_every_socket_closed(cluster, soc
         "user.is_active = False\n"
         "user.save()"
     )
-    await asyncio.to_thread(manage_shell, cluster, code)
+    await asyncio.to_thread(cluster.a.shell, code)
     for ws in (on_a, on_b):
         assert await recv(ws, 5) == error(WS_UNAUTHORIZED)
         await expect_close(ws, CLOSE_POLICY_VIOLATION)
@@ -422,7 +409,7 @@ async def test_a_user_removed_behind_the_apps_back_is_found_by_the_account_check
     r = room(cluster)
     ws = await sockets(cluster.b, r.students[0])
     code = f"from accounts.models import User; User.objects.filter(pk='{r.students[0].id}').update(is_active=False)"
-    await asyncio.to_thread(manage_shell, cluster, code)
+    await asyncio.to_thread(cluster.a.shell, code)
     assert await recv(ws, UPKEEP_SECONDS * 1.2 + 5) == error(WS_UNAUTHORIZED)
     await expect_close(ws, CLOSE_POLICY_VIOLATION)
 
@@ -437,7 +424,7 @@ async def test_an_enrolment_made_in_another_process_reaches_open_sockets(cluster
         "from classes.models import Enrollment\n"
         f"Enrollment.objects.create(klass_id='{r.class_id}', student_id='{late.id}')"
     )
-    await asyncio.to_thread(manage_shell, cluster, code)
+    await asyncio.to_thread(cluster.a.shell, code)
     await teacher.send(mark(late.id, "absent"))
     assert await recv(teacher) == marked(late.id, "absent")
     assert await recv(late_ws) == marked(late.id, "absent")
