@@ -50,7 +50,7 @@ import httpx
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.servers import DaphneServer, RedisServer, free_port, scratch_database  # noqa: E402
+from tests.servers import DaphneServer, RedisServer, free_port, process_cpu_seconds, scratch_database  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -68,17 +68,6 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of the processes (every thread), from /proc/<pid>/stat."""
-    total = 0
-    for pid in pids:
-        # The command name (field 2) may hold spaces: split after its closing parenthesis.
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
-    return total / CLOCK_TICKS
 
 
 class ReferenceServer:
@@ -260,9 +249,9 @@ async def connect_phase(urls: list[str], users: list[dict], pids: list[int], col
 async def broadcast_batch(collector: Collector, teacher: Participant, audience: int, student_ids: list[str],
                           rounds: int, pids: list[int]) -> dict[str, float]:
     """`rounds` broadcasts to `audience` sockets: latency percentiles and server CPU per delivery."""
-    cpu_before = cpu_seconds(pids)
+    cpu_before = process_cpu_seconds(*pids)
     latencies = await broadcast_latency(collector, teacher, audience, student_ids, rounds)
-    cpu = cpu_seconds(pids) - cpu_before
+    cpu = process_cpu_seconds(*pids) - cpu_before
     return {"p50_ms": percentile(latencies, 50) * 1000, "p95_ms": percentile(latencies, 95) * 1000,
             "max_ms": max(latencies) * 1000, "cpu_us_per_delivery": cpu / (rounds * audience) * 1e6}
 

@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.servers import DaphneServer, scratch_database  # noqa: E402
+from tests.servers import DaphneServer, process_cpu_seconds, scratch_database  # noqa: E402
 
 NORMAL_ADDRESS = "198.51.100.7"
 FLOOD_ADDRESSES = itertools.count(1)
@@ -47,13 +47,6 @@ LIMITS_OFF = {"LOGIN_FAILURES_PER_EMAIL": "0", "LOGIN_FAILURES_PER_IP": "0"}
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
-def cpu_seconds(server: DaphneServer) -> float:
-    import os
-
-    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def login_body(email: str, password: str) -> dict[str, str]:
@@ -119,9 +112,9 @@ async def measure(server: DaphneServer, target: str, args: argparse.Namespace) -
             body = {"name": who, "email": emails[who], "password": PASSWORD, "role": "student"}
             (await normal.post("/auth/signup", json=body)).raise_for_status()
         await timed_login(normal, emails["normal"])  # warm-up
-        cpu_before = cpu_seconds(server)
+        cpu_before = process_cpu_seconds(server.process.pid)
         reference = [await timed_login(normal, emails["normal"]) for _ in range(args.reference)]
-        cpu_per_check = (cpu_seconds(server) - cpu_before) / args.reference
+        cpu_per_check = (process_cpu_seconds(server.process.pid) - cpu_before) / args.reference
 
         targets = [emails["victim"]] if target == "one" else [f"guess{i}-{tag}@bench.example.com"
                                                              for i in range(args.requests)]
@@ -136,9 +129,9 @@ async def measure(server: DaphneServer, target: str, args: argparse.Namespace) -
         first_refusal = flooded.pop("first_refusal")
         limited = [took for began, took in timed if began >= first_refusal]
         # What one more answer to the flood costs once it is over the limits (or with them off, a check).
-        cpu_before = cpu_seconds(server)
+        cpu_before = process_cpu_seconds(server.process.pid)
         after = await flood(flooder, targets, args.reference, 1, address)
-        cpu_per_answer = (cpu_seconds(server) - cpu_before) / args.reference
+        cpu_per_answer = (process_cpu_seconds(server.process.pid) - cpu_before) / args.reference
     return {
         "reference_p50_ms": round(percentile(reference, 50) * 1000, 1),
         "reference_p95_ms": round(percentile(reference, 95) * 1000, 1),

@@ -97,6 +97,16 @@ def scratch_database(tmp_dir: Path, env: Mapping[str, str] = os.environ) -> Iter
         yield {"DATABASE_URL": f"sqlite:///{tmp_dir / f'wire-{suffix}.sqlite3'}"}
 
 
+def process_cpu_seconds(*pids: int) -> float:
+    """CPU time (user + system, every thread) the processes have used so far, from /proc/<pid>/stat."""
+    ticks = 0
+    for pid in pids:
+        # The command name (field 2) may hold spaces: split after its closing parenthesis.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class DaphneServer:
     """One `python -m attendance_site.serve` process."""
 

@@ -31,7 +31,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.servers import DaphneServer, backend_of, scratch_database
+from tests.servers import DaphneServer, backend_of, process_cpu_seconds, scratch_database
 
 # --- The contract's exact strings (DESIGN.md) ------------------------------------------------------------
 INVALID_SCHEMA = "Invalid request schema"
@@ -457,11 +457,7 @@ def own_wire_server(tmp_dir: Any, env: dict[str, str] | None = None) -> Iterator
 
 def server_cpu_seconds(server: Any) -> float:
     """CPU time (user + system) the wire server's process has used so far."""
-    import os
-    from pathlib import Path
-
-    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_cpu_seconds(server.process.pid)
 
 
 UNLIMITED = {
