@@ -1,22 +1,81 @@
-"""Two WebSocket close behaviours the contract needs and stock Daphne/Autobahn do not give.
+"""What the project needs from Daphne/Autobahn beyond what they do out of the box.
 
 - The auth ERROR closes with 1008 (policy violation); Autobahn lets applications use only 1000 and
   3000–4999, so our protocol sends such standard codes as a plain close frame.
 - A message over the size limit is answered with close 1009 instead of a dropped TCP connection
   (Autobahn's `failByDrop`), so the client learns why.
+- Broadcasts at the cost of a plain socket write (docs/benchmark.md): frames are written now when the
+  connection's buffer is empty (attendance_site.write_now), and every WebSocket's ASGI scope carries a
+  `DirectSocket` under `scope["extensions"][SOCKET_EXTENSION]`, through which the live hub writes one frame,
+  built once, to each local recipient in a plain loop — no coroutine chain per recipient. Other ASGI
+  servers (runserver, Channels' test communicator) do not set the extension, and the consumer then sends
+  through ASGI as usual.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from autobahn.websocket.protocol import PreparedMessage
+from daphne import cli as daphne_cli
 from daphne import server as daphne_server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 
+from attendance_site.write_now import write_now
+
 STANDARD_CLOSE_CODES = {1008, 1009, 1011}
+SOCKET_EXTENSION = "live_attendance.direct_socket"
+
+
+class DirectSocket:
+    """One open WebSocket as the live hub sees it: send a prepared text frame now, outside ASGI.
+
+    The consumer calls it only once it has accepted the socket, so frames keep their order with what it
+    sent through ASGI before (both end in the same protocol, synchronously)."""
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: AttendanceWebSocketProtocol) -> None:
+        self._protocol = protocol
+
+    @staticmethod
+    def prepare(text: str) -> PreparedMessage:
+        """The text frame of `text`, built once for any number of sockets (a server never masks; no
+        compression is negotiated: Autobahn's server default)."""
+        return PreparedMessage(text.encode(), False, False, False)
+
+    def send_prepared(self, frame: PreparedMessage) -> bool:
+        """Send `frame`; False if the socket is no longer open (the frame is then not sent, as Daphne
+        drops an ASGI send to a closed socket)."""
+        protocol = self._protocol
+        if protocol.state != protocol.STATE_OPEN or protocol.muted:
+            return False
+        protocol.sendPreparedMessage(frame)
+        return True
+
+
+class AttendanceServer(daphne_server.Server):
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        if isinstance(protocol, AttendanceWebSocketProtocol):
+            scope.setdefault("extensions", {})[SOCKET_EXTENSION] = DirectSocket(protocol)
+        return super().create_application(protocol, scope)
 
 
 class AttendanceWebSocketProtocol(WebSocketProtocol):
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:  # noqa: N802
+        """Autobahn's sendData, writing now when it can (attendance_site.write_now); Autobahn's own queue
+        (sync writes, chopped writes, anything queued before) and every other case take Autobahn's path."""
+        if sync or chopsize or self.send_queue or not write_now(self.transport, data):
+            super().sendData(data, sync, chopsize)
+            return
+        # The bookkeeping of Autobahn's direct path.
+        if self.state == self.STATE_OPEN:
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+        elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
+            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
+        if self.logOctets:
+            self.logTxOctets(data, False)
+
     def serverClose(self, code: int | None = None) -> None:  # noqa: N802 (Daphne's name)
         if code in STANDARD_CLOSE_CODES and self.state == self.STATE_OPEN:
             self.sendCloseFrame(code=code, isReply=False)
@@ -32,5 +91,6 @@ class AttendanceWebSocketFactory(WebSocketFactory):
 
 
 def install() -> None:
-    """Make Daphne's Server build our factory (it looks the name up when it starts)."""
+    """Make Daphne build our server and factory (it looks both up when it starts, after loading the app)."""
     daphne_server.WebSocketFactory = AttendanceWebSocketFactory
+    daphne_cli.CommandLineInterface.server_class = AttendanceServer

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from accounts.models import Role, User
 from accounts.tokens import verify_token
 from attendance_site import messages
+from attendance_site.daphne_ext import SOCKET_EXTENSION, DirectSocket
 from attendance_site.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
 from attendance_site.fields import is_object_id
 from attendance_site.limits import MessageRate, open_sockets
@@ -123,8 +124,10 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         self.expiry: asyncio.TimerHandle | None = None
         self.pending: set[asyncio.Task[None]] = set()  # the expiry's revoke, kept referenced while it runs
         self.message_rate = MessageRate.from_settings()  # DESIGN.md limits: WS_RATE_BURST, WS_RATE_PER_SECOND
+        self.direct: DirectSocket | None = None  # under our Daphne: broadcasts written outside ASGI
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.direct = scope.get("extensions", {}).get(SOCKET_EXTENSION)
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -282,6 +285,21 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         await publish(class_group(class_id), {"kind": "broadcast", "text": text, "skip": self.member_id})
 
     # --- group messages (from live.hub) --------------------------------------------------------------------
+
+    def deliver_now(self, message: dict[str, Any], shared: dict[str, Any]) -> bool:
+        """A broadcast, written now through the DirectSocket with the frame that all local recipients share
+        (built by the first of them); False for everything that takes on_group_message: notices, a socket
+        not yet accepted or still sending what it held, or a server without the extension."""
+        if message["kind"] != "broadcast":
+            return False
+        if message["skip"] == self.member_id or self.closed:
+            return True
+        if self.direct is None or not self.accepted or self.held:
+            return False
+        frame = shared.get("frame")
+        if frame is None:
+            frame = shared["frame"] = self.direct.prepare(message["text"])
+        return self.direct.send_prepared(frame)
 
     async def on_group_message(self, message: dict[str, Any]) -> None:
         if message["kind"] == "broadcast":

@@ -45,6 +45,11 @@ PROBE_TIMEOUT_SECONDS = 1.5
 class Member(Protocol):
     member_id: str
 
+    def deliver_now(self, message: dict[str, Any], shared: dict[str, Any]) -> bool:
+        """Take `message` synchronously if it can (True), else it goes to on_group_message. `shared` is
+        one dict per message for all local members, for work they can share (e.g. a frame built once)."""
+        ...
+
     async def on_group_message(self, message: dict[str, Any]) -> None: ...
 
 
@@ -208,9 +213,14 @@ class Hub:
             logger.warning("Subscribing again failed; retrying", exc_info=True)
 
     async def _deliver(self, envelope: dict[str, Any]) -> None:
+        """Hand a group message to each local member: a plain loop of synchronous writes where members take
+        it now (a broadcast under our Daphne), a coroutine per member only where they cannot."""
+        body = envelope["body"]
+        shared: dict[str, Any] = {}
         for member in self.local_members(envelope.get("group", "")):
             try:
-                await member.on_group_message(envelope["body"])
+                if not member.deliver_now(body, shared):
+                    await member.on_group_message(body)
             except Exception:  # one broken socket must not stop delivery to the others
                 logger.exception("Delivering a group message failed")
 

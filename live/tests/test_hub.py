@@ -48,10 +48,22 @@ class FlakyLayer(InMemoryChannelLayer):
 
 
 class Member:
-    def __init__(self, name: str, broken: bool = False) -> None:
+    def __init__(self, name: str, broken: bool = False, takes_now: bool = False) -> None:
         self.member_id = name
         self.received: list[dict[str, Any]] = []
         self.broken = broken
+        self.takes_now = takes_now
+        self.shared: list[dict[str, Any]] = []  # the `shared` dict of each message taken now
+
+    def deliver_now(self, message: dict[str, Any], shared: dict[str, Any]) -> bool:
+        if not self.takes_now:
+            return False
+        if self.broken:
+            raise RuntimeError("socket is gone")
+        shared.setdefault("taken by", []).append(self.member_id)
+        self.shared.append(shared)
+        self.received.append(message)
+        return True
 
     async def on_group_message(self, message: dict[str, Any]) -> None:
         if self.broken:
@@ -145,6 +157,25 @@ async def test_a_broken_member_does_not_stop_delivery_to_the_others(layer_and_hu
     await send(layer, "class.1", 1)
     await send(layer, "class.1", 2)
     await eventually(lambda: fine.received == [{"n": 1}, {"n": 2}])
+
+
+@pytest.mark.parametrize("broken_takes_now", [False, True])
+async def test_members_that_take_a_message_now_share_one_dict_and_the_others_get_it_as_before(
+    layer_and_hub, broken_takes_now
+):
+    layer, hub = layer_and_hub
+    now_a, later, now_b = Member("now-a", takes_now=True), Member("later"), Member("now-b", takes_now=True)
+    broken = Member("broken", broken=True, takes_now=broken_takes_now)
+    for member in (now_a, broken, later, now_b):
+        await hub.join("class.1", member)
+    await send(layer, "class.1", 1)
+    await send(layer, "class.1", 2)
+    await eventually(lambda: len(later.received) == 2 and len(now_b.received) == 2)
+    assert now_a.received == later.received == now_b.received == [{"n": 1}, {"n": 2}]
+    # One dict per message, the same for every member that took it now (work they share, e.g. a frame).
+    first, second = now_a.shared
+    assert first is now_b.shared[0] and second is now_b.shared[1] and first is not second
+    assert first["taken by"] == ["now-a", "now-b"]
 
 
 async def test_receiving_recovers_after_failures_and_subscribes_again(layer_and_hub, fast_probe):

@@ -1,0 +1,290 @@
+"""Write now (attendance_site.write_now) on real TCP sockets, and the protocol's sendData that uses it.
+
+Each test connects a real loopback TCP pair and wraps the server end in Twisted's own `tcp.Connection`, with
+a reactor that only records what the connection asks of it (so the test drives `doWrite` itself, as the
+reactor would when the socket is writable). What the peer finally reads must be every byte, in order.
+"""
+
+from __future__ import annotations
+
+import secrets
+import select
+import socket
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from autobahn.websocket.protocol import TrafficStats
+from daphne import cli as daphne_cli
+from twisted.internet import main, tcp
+from twisted.internet.testing import StringTransport
+
+from attendance_site.daphne_ext import SOCKET_EXTENSION, AttendanceServer, AttendanceWebSocketProtocol, DirectSocket
+from attendance_site.write_now import can_write_now, write_now
+
+
+class RecordingReactor:
+    """What a FileDescriptor needs from its reactor, recorded: whether it waits to be told it can write."""
+
+    def __init__(self) -> None:
+        self.writers: set[Any] = set()
+        self.readers: set[Any] = set()
+
+    def addWriter(self, descriptor: Any) -> None:  # noqa: N802 (Twisted's names)
+        self.writers.add(descriptor)
+
+    def removeWriter(self, descriptor: Any) -> None:  # noqa: N802
+        self.writers.discard(descriptor)
+
+    def addReader(self, descriptor: Any) -> None:  # noqa: N802
+        self.readers.add(descriptor)
+
+    def removeReader(self, descriptor: Any) -> None:  # noqa: N802
+        self.readers.discard(descriptor)
+
+
+class Link:
+    """A connected loopback TCP pair: `transport` (Twisted's connection on the server end) and `peer`."""
+
+    def __init__(self, server_end: socket.socket, peer: socket.socket) -> None:
+        self.reactor = RecordingReactor()
+        self.transport = tcp.Connection(server_end, None, reactor=self.reactor)  # type: ignore[arg-type]
+        self.transport.connected = 1
+        self.peer = peer
+        self.peer.setblocking(False)
+
+    def read_all(self) -> bytes:
+        """Everything the peer can read now."""
+        chunks = []
+        while True:
+            try:
+                chunk = self.peer.recv(1 << 20)
+            except BlockingIOError:
+                return b"".join(chunks)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    def fill_kernel_buffers(self) -> bytes:
+        """Send on the server end until the kernel takes no more (EAGAIN); returns what it took."""
+        sent = []
+        block = b"f" * 65536
+        while True:
+            try:
+                n = self.transport.socket.send(block)
+            except BlockingIOError:
+                return b"".join(sent)
+            sent.append(block[:n])
+
+    def drain(self, expected_length: int) -> bytes:
+        """Read on the peer while letting Twisted write what it buffered (as the reactor would), until the
+        peer has `expected_length` bytes."""
+        received = bytearray()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            select.select([self.peer], [], [], 0.01)  # wait for data (or the reactor's part) rather than spin
+            received += self.read_all()
+            if self.transport in self.reactor.writers:
+                result = self.transport.doWrite()
+                assert result is None, result
+            if len(received) >= expected_length and self.transport not in self.reactor.writers:
+                break
+        received += self.read_all()
+        return bytes(received)
+
+    def buffered(self) -> int:
+        return len(self.transport.dataBuffer) - self.transport.offset + self.transport._tempDataLen
+
+
+@pytest.fixture
+def link() -> Iterator[Link]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        peer = socket.create_connection(listener.getsockname())
+        server_end, _ = listener.accept()
+    # Fixed buffers (no autotuning), so that a few hundred kilobytes fill them.
+    server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    made = Link(server_end, peer)
+    try:
+        yield made
+    finally:
+        server_end.close()
+        peer.close()
+
+
+def payload(n: int) -> bytes:
+    return secrets.token_bytes(n)
+
+
+def test_an_empty_buffer_sends_now_without_waiting_for_the_reactor(link):
+    data = payload(300)
+    assert write_now(link.transport, data) is True
+    assert link.reactor.writers == set() and link.buffered() == 0  # no epoll registration, nothing buffered
+    assert link.drain(len(data)) == data
+
+
+def test_a_partial_write_hands_only_the_rest_to_twisted_and_nothing_is_lost_or_reordered(link):
+    data = payload(1_000_000)  # far more than the small socket buffers take at once
+    assert write_now(link.transport, data) is True
+    assert 0 < link.buffered() < len(data), "expected a partial write"
+    assert link.transport in link.reactor.writers  # Twisted sends the rest when the socket is writable
+    assert link.drain(len(data)) == data
+
+
+def test_eagain_hands_everything_to_twisted(link):
+    filler = link.fill_kernel_buffers()
+    data = payload(500)
+    assert write_now(link.transport, data) is True
+    assert link.buffered() == len(data) and link.transport in link.reactor.writers
+    assert link.drain(len(filler) + len(data)) == filler + data
+
+
+def test_with_bytes_already_buffered_it_leaves_the_frame_to_twisted_in_order(link):
+    filler = link.fill_kernel_buffers()
+    first, second = payload(400), payload(400)
+    link.transport.write(first)  # waiting in Twisted's buffer for the reactor
+    assert not can_write_now(link.transport)
+    assert write_now(link.transport, second) is False  # the caller writes it through Twisted, behind `first`
+    link.transport.write(second)
+    expected = filler + first + second
+    assert link.drain(len(expected)) == expected
+
+
+def test_a_frame_after_a_partial_write_waits_behind_the_rest(link):
+    big, small = payload(1_000_000), payload(100)
+    assert write_now(link.transport, big) is True and link.buffered() > 0
+    assert write_now(link.transport, small) is False  # something is buffered: not now
+    link.transport.write(small)
+    assert link.drain(len(big) + len(small)) == big + small
+
+
+def test_a_socket_the_peer_reset_falls_back_to_twisted_which_closes_the_connection(link):
+    link.peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    link.peer.close()  # linger 0: a reset
+    assert write_now(link.transport, payload(100)) in (True, False)  # the first send may still succeed
+    for _ in range(50):  # the reset reaches the sender on a following send
+        if link.transport.dataBuffer or link.transport._tempDataBuffer:
+            break
+        write_now(link.transport, payload(100))
+    assert link.buffered() > 0, "the failed send's bytes went to Twisted"
+    assert link.transport.doWrite() is main.CONNECTION_LOST  # Twisted's own path meets the error
+
+
+def test_a_closed_descriptor_falls_back_to_twisted(link):
+    link.transport.socket.close()
+    assert write_now(link.transport, b"frame") is True
+    assert link.buffered() == 5
+    assert link.transport.doWrite() is main.CONNECTION_LOST
+
+
+@pytest.mark.parametrize(
+    "state",
+    ["not connected", "disconnecting", "write side shut", "tls", "paused producer", "pull producer"],
+)
+def test_connections_that_must_take_twisteds_path_are_left_alone(link, state):
+    transport = link.transport
+    if state == "not connected":
+        transport.connected = 0
+    elif state == "disconnecting":
+        transport.disconnecting = True
+    elif state == "write side shut":
+        transport._writeDisconnected = True
+    elif state == "tls":
+        transport.TLS = True
+    elif state == "paused producer":
+        transport.registerProducer(Producer(), True)
+        transport.producerPaused = True
+    else:
+        transport.registerProducer(Producer(), False)
+    assert write_now(transport, b"frame") is False
+    assert link.read_all() == b"" and link.buffered() == 0
+
+
+def test_a_streaming_producer_that_is_not_paused_allows_writing_now(link):
+    # Daphne's HTTP channel stays the connection's streaming producer after the WebSocket upgrade.
+    link.transport.registerProducer(Producer(), True)
+    assert write_now(link.transport, b"frame") is True
+    assert link.drain(5) == b"frame"
+
+
+def test_transports_other_than_tcp_connections_are_left_alone():
+    assert write_now(StringTransport(), b"frame") is False
+
+
+class Producer:
+    def pauseProducing(self) -> None:  # noqa: N802
+        pass
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        pass
+
+    def stopProducing(self) -> None:  # noqa: N802
+        pass
+
+
+# --- the protocol: sendData and prepared frames ---------------------------------------------------------------------
+def open_protocol(link: Link) -> AttendanceWebSocketProtocol:
+    """Our protocol, open, on the link's transport (the handshake is Autobahn's and tested over the wire)."""
+    protocol = AttendanceWebSocketProtocol()
+    protocol.transport = link.transport
+    protocol.state = protocol.STATE_OPEN
+    protocol.send_queue = deque()
+    protocol.logOctets = False
+    protocol.trafficStats = TrafficStats()
+    protocol._perMessageCompress = None
+    protocol.muted = False
+    return protocol
+
+
+def test_send_data_writes_now_and_counts_the_octets(link):
+    protocol = open_protocol(link)
+    protocol.sendData(b"frame-1")
+    assert link.reactor.writers == set() and link.read_all() == b"frame-1"
+    assert protocol.trafficStats.outgoingOctetsWireLevel == 7
+
+
+def test_send_data_keeps_autobahns_queue_first(link):
+    protocol = open_protocol(link)
+    protocol.send_queue.append((b"queued", False))  # Autobahn's own queue (sync/chopped writes) is not empty
+    triggered = []
+    protocol._trigger = lambda: triggered.append(True)  # type: ignore[method-assign]
+    protocol.sendData(b"after")
+    assert list(protocol.send_queue) == [(b"queued", False), (b"after", False)] and triggered
+    assert link.read_all() == b""
+
+
+def test_a_prepared_frame_is_one_text_frame_and_is_not_sent_on_a_closed_socket(link):
+    protocol = open_protocol(link)
+    socket_ = DirectSocket(protocol)
+    frame = DirectSocket.prepare('{"event":"DONE"}')
+    assert socket_.send_prepared(frame) is True
+    # FIN + text opcode, unmasked length 16, the payload: exactly what Autobahn's sendMessage frames.
+    assert link.read_all() == b"\x81\x10" + b'{"event":"DONE"}'
+    protocol.state = protocol.STATE_CLOSED
+    assert socket_.send_prepared(frame) is False and link.read_all() == b""
+    protocol.state, protocol.muted = protocol.STATE_OPEN, True
+    assert socket_.send_prepared(frame) is False and link.read_all() == b""
+
+
+# --- the scope extension: how the live hub reaches the protocol ---------------------------------------------------
+async def test_our_daphne_gives_each_websocket_scope_a_direct_socket_and_http_none():
+    import attendance_site.asgi  # noqa: F401 (installs our server and factory, as Daphne loading the app does)
+
+    assert daphne_cli.CommandLineInterface.server_class is AttendanceServer
+    scopes: list[dict[str, Any]] = []
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scopes.append(scope)
+
+    server = AttendanceServer(application=application, endpoints=["tcp:port=0:interface=127.0.0.1"])  # not started
+    server.connections = {}  # what Server.run() would set up
+    websocket, http = AttendanceWebSocketProtocol(), object()
+    for protocol, kind in ((websocket, "websocket"), (http, "http")):
+        server.connections[protocol] = {}
+        server.create_application(protocol, {"type": kind})
+        await server.connections[protocol]["application_instance"]
+    direct = scopes[0]["extensions"][SOCKET_EXTENSION]
+    assert isinstance(direct, DirectSocket) and direct._protocol is websocket
+    assert "extensions" not in scopes[1]
