@@ -174,7 +174,7 @@ if REDIS_URL:
     SESSION_STORE = "live.store_redis.RedisSessionStore"
 else:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+        "default": {"BACKEND": "live.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
     }
     SESSION_STORE = "live.store.InMemorySessionStore"
 

@@ -764,7 +764,7 @@ def fresh_live(settings: Any) -> Iterator[None]:
     setting CHANNEL_LAYERS makes Channels drop its cached layers (and again when restored)."""
     from live.store import get_session_store
 
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "live.layers.InMemoryChannelLayer"}}
     settings.SESSION_STORE = "live.store.InMemorySessionStore"
     get_session_store.cache_clear()
     yield
