@@ -868,3 +868,176 @@ def site(request: pytest.FixtureRequest) -> Site:
         request.getfixturevalue("fresh_live")
         return LocalSite(request.getfixturevalue("client"))
     return WireSite(request.getfixturevalue("api"), request.getfixturevalue("wire_server"))
+
+
+# --- One socket scenario, two ways: Channels' communicator in-process, or a real client over the wire ----------
+class LocalSocket:
+    """A WebsocketCommunicator behind the socket interface that WireSocket shares."""
+
+    def __init__(self, communicator: Any) -> None:
+        self.communicator = communicator
+
+    async def send(self, text: str | bytes) -> None:
+        if isinstance(text, bytes):
+            await self.communicator.send_to(bytes_data=text)
+        else:  # send_to refuses an empty text frame; the consumer sees this the same way
+            await self.communicator.send_input({"type": "websocket.receive", "text": text})
+
+    async def recv(self, timeout: float = 5) -> dict[str, Any]:
+        return await comm_recv(self.communicator, timeout)
+
+    async def ask(self, text: str | bytes, timeout: float = 5) -> dict[str, Any]:
+        await self.send(text)
+        return await self.recv(timeout)
+
+    async def silent(self, timeout: float = QUIET) -> None:
+        await comm_silent(self.communicator, timeout)
+
+    async def drain(self, quiet: float = QUIET, timeout: float = 5) -> list[dict[str, Any]]:
+        messages = [await self.recv(timeout)]
+        while not await self.communicator.receive_nothing(timeout=quiet):
+            messages.append(await self.recv(timeout))
+        return messages
+
+    async def expect_close(self, code: int, timeout: float = 5) -> None:
+        """The consumer closes with `code`, sending nothing before; the communicator can still send, and nothing
+        is served to it afterwards."""
+        output = await self.communicator.receive_output(timeout=timeout)
+        assert output == {"type": "websocket.close", "code": code}, output
+        await self.communicator.send_to(text_data=frame("MY_ATTENDANCE"))
+        await self.silent()
+
+    async def close(self) -> None:
+        await self.communicator.disconnect(timeout=5)  # raises if the consumer fails while closing
+
+
+class WireSocket:
+    """A `websockets` client connection to the wire server."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def send(self, text: str | bytes) -> None:
+        await self.ws.send(text)
+
+    async def recv(self, timeout: float = 5) -> dict[str, Any]:
+        return await recv(self.ws, timeout)
+
+    async def ask(self, text: str | bytes, timeout: float = 5) -> dict[str, Any]:
+        return await ask(self.ws, text, timeout)
+
+    async def silent(self, timeout: float = QUIET) -> None:
+        await silent(self.ws, timeout=timeout)
+
+    async def drain(self, quiet: float = QUIET, timeout: float = 5) -> list[dict[str, Any]]:
+        return await drain(self.ws, quiet, timeout)
+
+    async def expect_close(self, code: int, timeout: float = 5) -> None:
+        await expect_close(self.ws, code, timeout)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+Socket = LocalSocket | WireSocket
+
+
+async def recv_all(expected: dict[str, Any], *sockets: Socket) -> None:
+    """Each socket's next message is `expected`."""
+    got = await asyncio.gather(*(ws.recv() for ws in sockets))
+    assert got == [expected] * len(sockets)
+
+
+async def silent_all(*sockets: Socket, timeout: float = QUIET) -> None:
+    """None of the sockets receives anything for `timeout` seconds."""
+    await asyncio.gather(*(ws.silent(timeout) for ws in sockets))
+
+
+class LiveSite:
+    """What a socket scenario needs, in-process (a Site's people and sessions, and communicators) or over the
+    wire (the session's wire server and real WebSocket clients). Everything that may touch the database is
+    awaited: in-process it runs on a database thread, as the consumer's own work does."""
+
+    def __init__(self, site: Site, opener: Any, server: Any = None) -> None:
+        self.site = site
+        self.mode = site.mode
+        self._open = opener
+        self.server = server
+
+    async def _run(self, function: Any, *args: Any) -> Any:
+        if self.mode == "local":
+            from channels.db import database_sync_to_async
+
+            return await database_sync_to_async(function)(*args)
+        return function(*args)
+
+    async def open(self, who: Any) -> Socket:
+        """A socket connected with `who`'s token (a str is the token itself; None: no token at all)."""
+        token = who if who is None or isinstance(who, str) else self.token(who)
+        if self.mode == "local":
+            return LocalSocket(await self._open(token))
+        return WireSocket(await self._open(token))
+
+    def token(self, who: Any) -> str:
+        return self.site.token(who)
+
+    @property
+    def jwt_secret(self) -> str:
+        return self.site.jwt_secret
+
+    async def person(self, role: str) -> Any:
+        return await self._run(self.site.person, role)
+
+    async def new_class(self, teacher: Any, students: Iterable[Any] = ()) -> str:
+        return await self._run(self.site.new_class, teacher, list(students))
+
+    async def enrol(self, teacher: Any, class_id: str, *students: Any) -> None:
+        await self._run(self.site.enrol, teacher, class_id, *students)
+
+    async def classroom(self, n_students: int = 2) -> Classroom:
+        """A new teacher, a class of theirs and `n_students` new students enrolled (no session started)."""
+        teacher = await self.person("teacher")
+        students = [await self.person("student") for _ in range(n_students)]
+        return Classroom(teacher, await self.new_class(teacher, students), students)
+
+    async def start(self, teacher: Any, class_id: str) -> str:
+        """Start (or restart) the class's session; its startedAt."""
+        return await self._run(self.site.live, teacher, class_id)
+
+    async def persisted_status(self, student: Any, class_id: str) -> str | None:
+        """What GET /class/:id/my-attendance answers the student."""
+        response = await self._run(self.site.get, f"/class/{class_id}/my-attendance", student)
+        data = assert_ok(response)
+        assert data == {"classId": class_id, "status": data["status"]}, data
+        return data["status"]
+
+    async def attendance_rows(self, class_id: str) -> list[tuple[str, str, str]]:
+        """(studentId, status, startedAt) records persisted for the class, read from the database."""
+        if self.mode == "wire":
+            return wire_attendance_rows(self.server, class_id)
+
+        def rows() -> list[tuple[str, str, str]]:
+            from live.models import Attendance
+
+            records = Attendance.objects.filter(klass_id=class_id).values_list("student_id", "status", "started_at")
+            return sorted((student_id, status, str(started_at)) for student_id, status, started_at in records)
+
+        return await self._run(rows)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("local", marks=pytest.mark.django_db(transaction=True)),
+        pytest.param("wire", marks=pytest.mark.wire),
+    ]
+)
+def live_site(request: pytest.FixtureRequest) -> LiveSite:
+    """The live WebSocket under test, in-process and then over the wire (a socket scenario written once).
+    In-process the sockets' work runs on other threads, so the database is a transactional one."""
+    if request.param == "local":
+        request.getfixturevalue("fresh_live")
+        site: Site = LocalSite(request.getfixturevalue("client"))
+        return LiveSite(site, request.getfixturevalue("communicators"))
+    server = request.getfixturevalue("wire_server")
+    site = WireSite(request.getfixturevalue("api"), server)
+    return LiveSite(site, request.getfixturevalue("ws_open"), server)
