@@ -900,12 +900,9 @@ class LocalSocket:
         return messages
 
     async def expect_close(self, code: int, timeout: float = 5) -> None:
-        """The consumer closes with `code`, sending nothing before; the communicator can still send, and nothing
-        is served to it afterwards."""
+        """The consumer closes with `code`, sending nothing before."""
         output = await self.communicator.receive_output(timeout=timeout)
         assert output == {"type": "websocket.close", "code": code}, output
-        await self.communicator.send_to(text_data=frame("MY_ATTENDANCE"))
-        await self.silent()
 
     async def close(self) -> None:
         await self.communicator.disconnect(timeout=5)  # raises if the consumer fails while closing
