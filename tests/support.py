@@ -345,6 +345,16 @@ class Classroom:
     students: list[Any] = field(default_factory=list)
 
 
+def new_classroom(api: httpx.Client, n_students: int = 2, teacher: Any = None) -> Classroom:
+    """A new class (of a new teacher, unless given) with `n_students` new students enrolled, on the server
+    `api` talks to; no session started."""
+    teacher = teacher or Person(api, "teacher")
+    class_id = create_class(api, teacher)
+    students = [Person(api, "student") for _ in range(n_students)]
+    enrol(api, teacher, class_id, *students)
+    return Classroom(teacher, class_id, students)
+
+
 def wire_backend(server: Any) -> str:
     """The wire server's database (see `backend_of`)."""
     return backend_of(server.env)
@@ -831,31 +841,40 @@ def make_person(api: httpx.Client) -> Any:
 
 
 @pytest.fixture
-def classroom(api: httpx.Client, make_person: Any) -> Any:
+def classroom(api: httpx.Client) -> Any:
     """`classroom(n)` → a fresh Classroom with n enrolled students (no session started)."""
 
     def make(n_students: int = 2, teacher: Any = None) -> Classroom:
-        teacher = teacher or make_person("teacher")
-        class_id = create_class(api, teacher)
-        students = [make_person("student") for _ in range(n_students)]
-        enrol(api, teacher, class_id, *students)
-        return Classroom(teacher, class_id, students)
+        return new_classroom(api, n_students, teacher)
 
     return make
 
 
 @pytest.fixture
-async def ws_open(wire_server: Any) -> AsyncIterator[Any]:
-    """`await ws_open(token)` → an open websockets connection to the wire server (None: no token).
+async def wire_sockets() -> AsyncIterator[Any]:
+    """`await wire_sockets(server, who)` → an open websockets connection to any wire server, with `who`'s token
+    (anything with a `token`, or the token itself; None: no token). No client-side size limit: the server's
+    is under test.
 
     Every socket is closed at the end of the test."""
     async with AsyncExitStack() as stack:
 
-        async def open_(token: str | None) -> ClientConnection:
-            url = wire_server.ws_url if token is None else f"{wire_server.ws_url}?token={token}"
-            return await stack.enter_async_context(connect(url, open_timeout=5, close_timeout=2, max_size=None))
+        async def open_(server: Any, who: Any) -> ClientConnection:
+            token = getattr(who, "token", who)
+            url = server.ws_url if token is None else f"{server.ws_url}?token={token}"
+            return await stack.enter_async_context(connect(url, open_timeout=10, close_timeout=2, max_size=None))
 
         yield open_
+
+
+@pytest.fixture
+def ws_open(wire_server: Any, wire_sockets: Any) -> Any:
+    """`await ws_open(token)` → an open websockets connection to the session's wire server (None: no token)."""
+
+    async def open_(token: str | None) -> ClientConnection:
+        return await wire_sockets(wire_server, token)
+
+    return open_
 
 
 # The marks reach the tests: pytest-django sets up the test database only for tests marked django_db.
@@ -939,9 +958,9 @@ class WireSocket:
 Socket = LocalSocket | WireSocket
 
 
-async def recv_all(expected: dict[str, Any], *sockets: Socket) -> None:
-    """Each socket's next message is `expected`."""
-    got = await asyncio.gather(*(ws.recv() for ws in sockets))
+async def recv_all(expected: dict[str, Any], *sockets: Socket | ClientConnection) -> None:
+    """Each socket's next message is `expected` (the socket interface's, or plain `websockets` connections)."""
+    got = await asyncio.gather(*(recv(ws) if isinstance(ws, ClientConnection) else ws.recv() for ws in sockets))
     assert got == [expected] * len(sockets)
 
 

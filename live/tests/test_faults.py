@@ -17,7 +17,7 @@ import secrets
 import signal
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -25,25 +25,28 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from tests.servers import DaphneServer, RedisServer, scratch_database
 from tests.support import (
     CLOSE_POLICY_VIOLATION,
     NO_SESSION,
+    NOT_YET_UPDATED,
+    TEACHER_ONLY,
     UNAUTHORIZED,
     WS_UNAUTHORIZED,
+    Classroom,
     Person,
     assert_error,
-    create_class,
     done,
-    enrol,
     error,
     expect_close,
     forge_token,
     frame,
     mark,
     marked,
+    my_status,
+    new_classroom,
     recv,
     server_jwt_secret,
     silent,
@@ -109,32 +112,17 @@ def everything_running(cluster: Cluster) -> Cluster:
 
 
 @pytest.fixture
-async def sockets() -> AsyncIterator[Any]:
-    """`await sockets(server, person)` → an open socket; all closed at the end."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def open_(server: DaphneServer, person: Person | Token) -> ClientConnection:
-            url = f"{server.ws_url}?token={person.token}"
-            return await stack.enter_async_context(connect(url, open_timeout=10, close_timeout=2, max_size=None))
-
-        yield open_
+def sockets(wire_sockets: Any) -> Any:
+    """`await sockets(server, person)` → an open socket; all closed at the end (the shared `wire_sockets`)."""
+    return wire_sockets
 
 
-@dataclass
-class Room:
-    teacher: Person
-    students: list[Person]
-    class_id: str
-
-
-def room(cluster: Cluster, n_students: int = 2) -> Room:
+def room(cluster: Cluster, n_students: int = 2) -> Classroom:
+    """A class on A with `n_students`, its session started."""
     with cluster.http(cluster.a) as api:
-        teacher = Person(api, "teacher")
-        students = [Person(api, "student") for _ in range(n_students)]
-        class_id = create_class(api, teacher)
-        enrol(api, teacher, class_id, *students)
-        start(api, teacher, class_id)
-    return Room(teacher, students, class_id)
+        classroom = new_classroom(api, n_students)
+        start(api, classroom.teacher, classroom.class_id)
+    return classroom
 
 
 async def first_delivery(sender: ClientConnection, receiver: ClientConnection, text: str, expected: dict) -> float:
@@ -187,7 +175,7 @@ async def test_a_quiet_period_longer_than_every_timeout_changes_nothing(cluster,
     for ws in (teacher, student_b, student_a):
         assert await recv(ws, MAX_INTERRUPTION) == marked(r.students[1].id, "absent")
     await student_b.send(frame("TODAY_SUMMARY"))
-    assert await recv(student_b) == error("Forbidden, teacher event only")
+    assert await recv(student_b) == error(TEACHER_ONLY)
 
 
 async def test_killed_redis_connections_interrupt_broadcasts_for_at_most_5_s(cluster, sockets):
@@ -207,7 +195,7 @@ async def test_killed_redis_connections_interrupt_broadcasts_for_at_most_5_s(clu
     # The same sockets: nobody reconnected. And every direction works again.
     other = await sockets(cluster.a, r.students[1])
     await student.send(frame("MY_ATTENDANCE"))
-    assert await recv(student) == {"event": "MY_ATTENDANCE", "data": {"status": "present"}}
+    assert await recv(student) == my_status("present")
     await teacher.send(frame("TODAY_SUMMARY"))
     for ws in (teacher, student, other):
         assert await recv(ws) == summary(1, 0)
@@ -376,14 +364,14 @@ async def test_a_worker_killed_between_claim_and_commit_leaves_a_session_that_re
 async def test_a_token_that_expires_while_its_socket_is_open_closes_it(cluster, sockets):
     r = room(cluster)
     token = forge_token(server_jwt_secret(cluster.a), user_id=r.students[0].id, role="student", ttl=2)
-    async with connect(f"{cluster.a.ws_url}?token={token}", open_timeout=5) as expiring:
-        fine = await sockets(cluster.a, r.students[1])
-        assert await recv(expiring, 5) == error(WS_UNAUTHORIZED)
-        await expect_close(expiring, CLOSE_POLICY_VIOLATION)
+    expiring = await sockets(cluster.a, token)
+    fine = await sockets(cluster.a, r.students[1])
+    assert await recv(expiring, 5) == error(WS_UNAUTHORIZED)
+    await expect_close(expiring, CLOSE_POLICY_VIOLATION)
     with cluster.http(cluster.a) as api:
         assert_error(api.get("/auth/me", headers={"Authorization": token}), 401, UNAUTHORIZED)
     await fine.send(frame("MY_ATTENDANCE"))
-    assert await recv(fine) == {"event": "MY_ATTENDANCE", "data": {"status": "not yet updated"}}
+    assert await recv(fine) == my_status(NOT_YET_UPDATED)
 
 
 async def test_a_user_deactivated_elsewhere_has_every_socket_closed(cluster, sockets):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -20,17 +19,39 @@ import httpx
 import psycopg
 import pytest
 import redis
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from live.tests.services_available import postgres_url, redis_url, require_postgres, require_redis
 from tests.servers import DaphneServer, scratch_database
+from tests.support import (
+    NO_SESSION,
+    NOT_YET_UPDATED,
+    UNKNOWN_EVENT,
+    Person,
+    ask,
+    create_class,
+    done,
+    drain,
+    enrol,
+    error,
+    frame,
+    mark,
+    marked,
+    my_status,
+    persisted_status,
+    recv,
+    recv_all,
+    silent,
+    start,
+    summary,
+)
 
 pytestmark = pytest.mark.wire
 
 REDIS_DB = 14
-RECV_TIMEOUT = 10.0
-NO_SESSION = "No active attendance session"
+# Across processes a message goes through Redis: wait a little longer before calling a socket quiet.
+QUIET = 0.5
 
 
 # --- the two processes ---------------------------------------------------------------------------------
@@ -102,129 +123,52 @@ def both_running(cluster: Cluster) -> Cluster:
     return cluster
 
 
-# --- HTTP ------------------------------------------------------------------------------------------------
+# --- people, classes and sockets (the shared helpers; every id is noted for forget_redis_keys) -----------
 
 
-@dataclass
-class User:
-    id: str
-    token: str
+def sign_up(cluster: Cluster, server: DaphneServer, role: str) -> Person:
+    with httpx.Client(base_url=server.http_url, timeout=10.0) as api:
+        person = Person(api, role)
+    cluster.ids.add(person.id)
+    return person
 
 
-def call(server: DaphneServer, method: str, path: str, user: User | None = None, **kwargs: Any) -> Any:
-    headers = {"Authorization": user.token} if user else {}
-    response = httpx.request(method, server.http_url + path, headers=headers, timeout=10.0, **kwargs)
-    assert response.is_success, (method, path, response.status_code, response.text)
-    return response.json()["data"]
-
-
-def sign_up(cluster: Cluster, server: DaphneServer, role: str) -> User:
-    email = f"{role}-{secrets.token_hex(6)}@example.com"
-    body = {"name": f"{role} {email[:12]}", "email": email, "password": "secret123", "role": role}
-    user_id = call(server, "POST", "/auth/signup", json=body)["_id"]
-    token = call(server, "POST", "/auth/login", json={"email": email, "password": "secret123"})["token"]
-    cluster.ids.add(user_id)
-    return User(user_id, token)
-
-
-def class_with(cluster: Cluster, server: DaphneServer, teacher: User, students: list[User]) -> str:
-    class_id = call(server, "POST", "/class", teacher, json={"className": "Scale-out " + secrets.token_hex(3)})["_id"]
-    cluster.ids.add(class_id)
-    for student in students:
-        call(server, "POST", f"/class/{class_id}/add-student", teacher, json={"studentId": student.id})
+def class_with(cluster: Cluster, server: DaphneServer, teacher: Person, students: list[Person]) -> str:
+    with httpx.Client(base_url=server.http_url, timeout=10.0) as api:
+        class_id = create_class(api, teacher)
+        cluster.ids.add(class_id)
+        enrol(api, teacher, class_id, *students)
     return class_id
 
 
-def start_session(server: DaphneServer, teacher: User, class_id: str) -> None:
-    assert call(server, "POST", "/attendance/start", teacher, json={"classId": class_id})["classId"] == class_id
+def start_session(server: DaphneServer, teacher: Person, class_id: str) -> None:
+    with httpx.Client(base_url=server.http_url, timeout=10.0) as api:
+        start(api, teacher, class_id)
 
 
-def persisted_status(server: DaphneServer, student: User, class_id: str) -> str | None:
-    data = call(server, "GET", f"/class/{class_id}/my-attendance", student)
-    assert data["classId"] == class_id
-    return data["status"]
+def status_on(server: DaphneServer, student: Person, class_id: str) -> str | None:
+    with httpx.Client(base_url=server.http_url, timeout=10.0) as api:
+        return persisted_status(api, student, class_id)
 
 
-# --- WebSocket -------------------------------------------------------------------------------------------
+@pytest.fixture
+def open_socket(wire_sockets: Any) -> Any:
+    """`await open_socket(server, person)` → a socket that has joined its groups: the consumer handles frames
+    in order, so once a first frame is answered, connect() (which joins the groups through Redis) has
+    finished. Closed at the end of the test."""
 
+    async def open_(server: DaphneServer, person: Person) -> ClientConnection:
+        ws = await wire_sockets(server, person)
+        assert await ask(ws, frame("PING")) == error(UNKNOWN_EVENT)
+        return ws
 
-async def open_socket(server: DaphneServer, user: User) -> ClientConnection:
-    """A socket that has joined its groups: the consumer handles frames in order, so once a first frame is
-    answered, connect() (which joins the groups through Redis) has finished."""
-    ws = await asyncio.wait_for(connect(f"{server.ws_url}?token={user.token}", open_timeout=10), RECV_TIMEOUT)
-    await ws.send(json.dumps({"event": "PING"}))
-    assert await recv(ws) == error("Unknown event")
-    return ws
-
-
-async def recv(ws: ClientConnection, timeout: float = RECV_TIMEOUT) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def ask(ws: ClientConnection, event: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    await send(ws, event, data)
-    return await recv(ws)
-
-
-async def send(ws: ClientConnection, event: str, data: dict[str, Any] | None = None) -> None:
-    await ws.send(json.dumps({"event": event, "data": data}))
-
-
-async def silent(*sockets: ClientConnection, seconds: float = 0.5) -> None:
-    """Nothing more arrives on any of these sockets."""
-
-    async def nothing(ws: ClientConnection) -> None:
-        with pytest.raises(TimeoutError):
-            extra = await asyncio.wait_for(ws.recv(), seconds)
-            pytest.fail(f"unexpected message: {extra}")
-
-    await asyncio.gather(*(nothing(ws) for ws in sockets))
-
-
-async def drain(ws: ClientConnection, quiet: float = 1.5) -> list[dict[str, Any]]:
-    """Every message until the socket stays quiet for `quiet` seconds."""
-    received = []
-    while True:
-        try:
-            received.append(await recv(ws, quiet))
-        except TimeoutError:
-            return received
-
-
-async def close_all(*sockets: ClientConnection) -> None:
-    await asyncio.wait_for(asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True), RECV_TIMEOUT)
-
-
-def error(message: str) -> dict[str, Any]:
-    return {"event": "ERROR", "data": {"message": message}}
-
-
-def marked(student: User, status: str) -> dict[str, Any]:
-    return {"event": "ATTENDANCE_MARKED", "data": {"studentId": student.id, "status": status}}
-
-
-def summary(present: int, absent: int) -> dict[str, Any]:
-    return {"event": "TODAY_SUMMARY", "data": {"present": present, "absent": absent, "total": present + absent}}
-
-
-def done(present: int, absent: int) -> dict[str, Any]:
-    data = {"message": "Attendance persisted", "present": present, "absent": absent, "total": present + absent}
-    return {"event": "DONE", "data": data}
-
-
-def my_status(status: str) -> dict[str, Any]:
-    return {"event": "MY_ATTENDANCE", "data": {"status": status}}
-
-
-async def everyone_gets(expected: dict[str, Any], *sockets: ClientConnection) -> None:
-    received = await asyncio.gather(*(recv(ws) for ws in sockets))
-    assert received == [expected] * len(sockets)
+    return open_
 
 
 # --- scenarios -------------------------------------------------------------------------------------------
 
 
-async def test_broadcasts_reads_and_done_across_processes(cluster: Cluster) -> None:
+async def test_broadcasts_reads_and_done_across_processes(cluster: Cluster, open_socket: Any) -> None:
     a, b = cluster.a, cluster.b
     teacher = sign_up(cluster, a, "teacher")
     s1, s2, s3 = (sign_up(cluster, server, "student") for server in (a, b, b))
@@ -234,112 +178,100 @@ async def test_broadcasts_reads_and_done_across_processes(cluster: Cluster) -> N
     teacher_a, teacher_b = await open_socket(a, teacher), await open_socket(b, teacher)
     s1_a, s2_b, outsider_b = await open_socket(a, s1), await open_socket(b, s2), await open_socket(b, outsider)
     participants = (teacher_a, teacher_b, s1_a, s2_b)
-    try:
-        start_session(b, teacher, class_id)  # started through B's HTTP, used through A's sockets
-        assert await ask(s1_a, "MY_ATTENDANCE") == my_status("not yet updated")
+    start_session(b, teacher, class_id)  # started through B's HTTP, used through A's sockets
+    assert await ask(s1_a, frame("MY_ATTENDANCE")) == my_status(NOT_YET_UPDATED)
 
-        # Every broadcast from A reaches the participants on A and on B; the causing socket first.
-        await send(teacher_a, "ATTENDANCE_MARKED", {"studentId": s1.id, "status": "present"})
-        await everyone_gets(marked(s1, "present"), *participants)
-        await send(teacher_a, "ATTENDANCE_MARKED", {"studentId": s2.id, "status": "absent"})
-        await everyone_gets(marked(s2, "absent"), *participants)
+    # Every broadcast from A reaches the participants on A and on B; the causing socket first.
+    await teacher_a.send(mark(s1.id, "present"))
+    await recv_all(marked(s1.id, "present"), *participants)
+    await teacher_a.send(mark(s2.id, "absent"))
+    await recv_all(marked(s2.id, "absent"), *participants)
 
-        # Reads on B see the marks made on A, and the reverse.
-        assert await ask(s2_b, "MY_ATTENDANCE") == my_status("absent")
-        assert await ask(s1_a, "MY_ATTENDANCE", {"classId": class_id}) == my_status("present")
-        await send(teacher_b, "TODAY_SUMMARY")
-        await everyone_gets(summary(1, 1), teacher_b, teacher_a, s1_a, s2_b)
-        await send(teacher_b, "ATTENDANCE_MARKED", {"studentId": s2.id, "status": "present"})
-        await everyone_gets(marked(s2, "present"), teacher_b, teacher_a, s1_a, s2_b)
-        assert await ask(s2_b, "MY_ATTENDANCE") == my_status("present")
-        assert await ask(s1_a, "MY_ATTENDANCE") == my_status("present")
+    # Reads on B see the marks made on A, and the reverse.
+    assert await ask(s2_b, frame("MY_ATTENDANCE")) == my_status("absent")
+    assert await ask(s1_a, frame("MY_ATTENDANCE", {"classId": class_id})) == my_status("present")
+    await teacher_b.send(frame("TODAY_SUMMARY"))
+    await recv_all(summary(1, 1), teacher_b, teacher_a, s1_a, s2_b)
+    await teacher_b.send(mark(s2.id, "present"))
+    await recv_all(marked(s2.id, "present"), teacher_b, teacher_a, s1_a, s2_b)
+    assert await ask(s2_b, frame("MY_ATTENDANCE")) == my_status("present")
+    assert await ask(s1_a, frame("MY_ATTENDANCE")) == my_status("present")
 
-        # DONE from both processes at once: one claims and persists, the other is told there is no session.
-        await asyncio.gather(send(teacher_a, "DONE"), send(teacher_b, "DONE"))
-        final = done(present=2, absent=1)  # s3 was never marked
-        on_a, on_b = await asyncio.gather(drain(teacher_a), drain(teacher_b))
-        assert sorted(map(json.dumps, on_a + on_b)) == sorted(map(json.dumps, [final, final, error(NO_SESSION)]))
-        assert await recv(s1_a) == final
-        assert await recv(s2_b) == final
-        await silent(*participants, outsider_b)  # exactly one DONE each; nothing ever reached the outsider
+    # DONE from both processes at once: one claims and persists, the other is told there is no session.
+    await asyncio.gather(teacher_a.send(frame("DONE")), teacher_b.send(frame("DONE")))
+    final = done(2, 1, 3)  # s3 was never marked
+    on_a, on_b = await asyncio.gather(drain(teacher_a, 1.5), drain(teacher_b, 1.5))
+    assert sorted(map(json.dumps, on_a + on_b)) == sorted(map(json.dumps, [final, final, error(NO_SESSION)]))
+    assert await recv(s1_a) == final
+    assert await recv(s2_b) == final
+    await silent(*participants, outsider_b, timeout=QUIET)  # exactly one DONE each; nothing ever reached the outsider
 
-        assert cluster.attendance_rows(class_id) == {s1.id: "present", s2.id: "present", s3.id: "absent"}
-        assert [persisted_status(b, s, class_id) for s in (s1, s2, s3)] == ["present", "present", "absent"]
-        assert [persisted_status(a, s, class_id) for s in (s1, s2, s3)] == ["present", "present", "absent"]
-        assert await ask(s2_b, "MY_ATTENDANCE") == error(NO_SESSION)
-        assert await ask(teacher_a, "TODAY_SUMMARY") == error(NO_SESSION)
-        assert await ask(teacher_b, "DONE") == error(NO_SESSION)
-    finally:
-        await close_all(*participants, outsider_b)
+    assert cluster.attendance_rows(class_id) == {s1.id: "present", s2.id: "present", s3.id: "absent"}
+    assert [status_on(b, s, class_id) for s in (s1, s2, s3)] == ["present", "present", "absent"]
+    assert [status_on(a, s, class_id) for s in (s1, s2, s3)] == ["present", "present", "absent"]
+    assert await ask(s2_b, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+    assert await ask(teacher_a, frame("TODAY_SUMMARY")) == error(NO_SESSION)
+    assert await ask(teacher_b, frame("DONE")) == error(NO_SESSION)
 
 
-async def test_starting_again_on_the_other_process_replaces_the_session(cluster: Cluster) -> None:
+async def test_starting_again_on_the_other_process_replaces_the_session(cluster: Cluster, open_socket: Any) -> None:
     a, b = cluster.a, cluster.b
     teacher, student = sign_up(cluster, a, "teacher"), sign_up(cluster, b, "student")
     class_id = class_with(cluster, b, teacher, [student])
     teacher_a, student_b = await open_socket(a, teacher), await open_socket(b, student)
-    try:
-        start_session(a, teacher, class_id)
-        await send(teacher_a, "ATTENDANCE_MARKED", {"studentId": student.id, "status": "present"})
-        await everyone_gets(marked(student, "present"), teacher_a, student_b)
-        start_session(b, teacher, class_id)
-        assert await ask(student_b, "MY_ATTENDANCE") == my_status("not yet updated")
-        await send(teacher_a, "TODAY_SUMMARY")
-        await everyone_gets(summary(0, 0), teacher_a, student_b)
-        await silent(teacher_a, student_b)
-    finally:
-        await close_all(teacher_a, student_b)
+    start_session(a, teacher, class_id)
+    await teacher_a.send(mark(student.id, "present"))
+    await recv_all(marked(student.id, "present"), teacher_a, student_b)
+    start_session(b, teacher, class_id)
+    assert await ask(student_b, frame("MY_ATTENDANCE")) == my_status(NOT_YET_UPDATED)
+    await teacher_a.send(frame("TODAY_SUMMARY"))
+    await recv_all(summary(0, 0), teacher_a, student_b)
+    await silent(teacher_a, student_b, timeout=QUIET)
 
 
-async def test_marks_survive_sigkill_and_restart(cluster: Cluster) -> None:
+async def test_marks_survive_sigkill_and_restart(cluster: Cluster, open_socket: Any) -> None:
     a, b = cluster.a, cluster.b
     teacher = sign_up(cluster, a, "teacher")
     s1, s2, s3, s4 = (sign_up(cluster, b, "student") for _ in range(4))
     class_id = class_with(cluster, a, teacher, [s1, s2, s3, s4])
     teacher_a = await open_socket(a, teacher)
     s1_b, s2_b = await open_socket(b, s1), await open_socket(b, s2)
-    sockets = [teacher_a, s1_b, s2_b]
-    try:
-        start_session(a, teacher, class_id)
-        await send(teacher_a, "ATTENDANCE_MARKED", {"studentId": s1.id, "status": "present"})
-        await everyone_gets(marked(s1, "present"), teacher_a, s1_b, s2_b)
-        await send(teacher_a, "ATTENDANCE_MARKED", {"studentId": s2.id, "status": "absent"})
-        await everyone_gets(marked(s2, "absent"), teacher_a, s1_b, s2_b)
+    start_session(a, teacher, class_id)
+    await teacher_a.send(mark(s1.id, "present"))
+    await recv_all(marked(s1.id, "present"), teacher_a, s1_b, s2_b)
+    await teacher_a.send(mark(s2.id, "absent"))
+    await recv_all(marked(s2.id, "absent"), teacher_a, s1_b, s2_b)
 
-        # A crashes: no shutdown work at all.
-        port = a.port
-        a.kill()
-        with pytest.raises(ConnectionClosed):
-            await recv(teacher_a)
+    # A crashes: no shutdown work at all.
+    port = a.port
+    a.kill()
+    with pytest.raises(ConnectionClosed):
+        await recv(teacher_a)
 
-        # B keeps serving the session while A is down.
-        assert await ask(s1_b, "MY_ATTENDANCE") == my_status("present")
-        assert await ask(s2_b, "MY_ATTENDANCE") == my_status("absent")
-        teacher_b = await open_socket(b, teacher)
-        sockets.append(teacher_b)
-        await send(teacher_b, "TODAY_SUMMARY")
-        await everyone_gets(summary(1, 1), teacher_b, s1_b, s2_b)
+    # B keeps serving the session while A is down.
+    assert await ask(s1_b, frame("MY_ATTENDANCE")) == my_status("present")
+    assert await ask(s2_b, frame("MY_ATTENDANCE")) == my_status("absent")
+    teacher_b = await open_socket(b, teacher)
+    await teacher_b.send(frame("TODAY_SUMMARY"))
+    await recv_all(summary(1, 1), teacher_b, s1_b, s2_b)
 
-        # A comes back on the same port: the marks are still there.
-        await asyncio.wait_for(asyncio.to_thread(a.start), 60)
-        assert a.port == port
-        teacher_a = await open_socket(a, teacher)
-        sockets.append(teacher_a)
-        await send(teacher_a, "TODAY_SUMMARY")
-        await everyone_gets(summary(1, 1), teacher_a, teacher_b, s1_b, s2_b)
-        await send(teacher_a, "ATTENDANCE_MARKED", {"studentId": s3.id, "status": "present"})
-        await everyone_gets(marked(s3, "present"), teacher_a, teacher_b, s1_b, s2_b)
-        assert persisted_status(a, s1, class_id) is None  # nothing persisted before DONE
+    # A comes back on the same port: the marks are still there.
+    await asyncio.wait_for(asyncio.to_thread(a.start), 60)
+    assert a.port == port
+    teacher_a = await open_socket(a, teacher)
+    await teacher_a.send(frame("TODAY_SUMMARY"))
+    await recv_all(summary(1, 1), teacher_a, teacher_b, s1_b, s2_b)
+    await teacher_a.send(mark(s3.id, "present"))
+    await recv_all(marked(s3.id, "present"), teacher_a, teacher_b, s1_b, s2_b)
+    assert status_on(a, s1, class_id) is None  # nothing persisted before DONE
 
-        # DONE on the restarted A persists every mark made before and after the crash, once.
-        await send(teacher_a, "DONE")
-        await everyone_gets(done(present=2, absent=2), teacher_a, teacher_b, s1_b, s2_b)  # s4 unmarked → absent
-        await silent(teacher_a, teacher_b, s1_b, s2_b)
-        expected = {s1.id: "present", s2.id: "absent", s3.id: "present", s4.id: "absent"}
-        assert cluster.attendance_rows(class_id) == expected
-        for student in (s1, s2, s3, s4):
-            assert persisted_status(a, student, class_id) == expected[student.id]
-            assert persisted_status(b, student, class_id) == expected[student.id]
-        assert await ask(teacher_b, "DONE") == error(NO_SESSION)
-    finally:
-        await close_all(*sockets)
+    # DONE on the restarted A persists every mark made before and after the crash, once.
+    await teacher_a.send(frame("DONE"))
+    await recv_all(done(2, 2, 4), teacher_a, teacher_b, s1_b, s2_b)  # s4 unmarked → absent
+    await silent(teacher_a, teacher_b, s1_b, s2_b, timeout=QUIET)
+    expected = {s1.id: "present", s2.id: "absent", s3.id: "present", s4.id: "absent"}
+    assert cluster.attendance_rows(class_id) == expected
+    for student in (s1, s2, s3, s4):
+        assert status_on(a, student, class_id) == expected[student.id]
+        assert status_on(b, student, class_id) == expected[student.id]
+    assert await ask(teacher_b, frame("DONE")) == error(NO_SESSION)
