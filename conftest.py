@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-# Registered as a plugin: its fixtures are everywhere and its assertions get pytest's rewriting.
-pytest_plugins = ["tests.support"]
+# Registered as plugins: their fixtures are everywhere and its assertions get pytest's rewriting.
+pytest_plugins = ["tests.support", "tests.browsers"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -815,15 +815,8 @@ def wire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServ
     It runs with the default limits (DESIGN.md "Limits against abuse") and every test reaches it from
     127.0.0.1: keep failed logins to a few per test (50 in 15 minutes lock the address out for the rest of
     the session); tests of the limits use `own_wire_server`."""
-    tmp_dir = tmp_path_factory.mktemp("wire")
-    with scratch_database(tmp_dir) as db_env:
-        server = DaphneServer(db_env, log_path=tmp_dir / "daphne.log")
-        server.migrate()
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with own_wire_server(tmp_path_factory.mktemp("wire")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -4,41 +4,11 @@ Content-Security-Policy, with no request to any other host, and "Try it out" cal
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 
 from attendance_site.api import iter_routes
-from live.tests.services_available import require_service
 
 pytestmark = [pytest.mark.wire, pytest.mark.browser]
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Flags that work on this machine (root, no network but loopback).
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = CHROMIUM if os.path.isabs(CHROMIUM) and os.path.exists(CHROMIUM) else shutil.which(CHROMIUM)
-    require_service("Chromium", CHROMIUM, None if path else FileNotFoundError("apt-get install -y chromium"))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def test_docs_renders_every_operation_and_tries_one(browser, wire_server, make_person):

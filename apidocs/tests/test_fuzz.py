@@ -34,8 +34,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.servers import ROOT, DaphneServer, scratch_database
-from tests.support import Person, create_class, enrol, mark, start
+from tests.servers import ROOT, DaphneServer
+from tests.support import Person, create_class, enrol, mark, own_wire_server, start
 
 pytestmark = [pytest.mark.wire, pytest.mark.fuzz]
 
@@ -85,18 +85,12 @@ def seed(api: httpx.Client) -> tuple[Person, Person, Person, dict[str, list[str]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp_dir = tmp_path_factory.mktemp("fuzz")
-    with scratch_database(tmp_dir) as db_env:
-        server = DaphneServer(db_env, log_path=tmp_dir / "daphne.log")
-        server.migrate()
-        server.start()
-        try:
-            with httpx.Client(base_url=server.http_url, timeout=10) as api:
-                teacher, student, other_teacher, ids = seed(api)
-            yield World(server, teacher, student, other_teacher, ids)
-        finally:
-            server.stop()
-            log = Path(tmp_dir / "daphne.log").read_text(errors="replace")
-            assert "Traceback" not in log, log[-5000:]
+    with own_wire_server(tmp_dir) as server:
+        with httpx.Client(base_url=server.http_url, timeout=10) as api:
+            teacher, student, other_teacher, ids = seed(api)
+        yield World(server, teacher, student, other_teacher, ids)
+    log = server.log_path.read_text(errors="replace")  # once the server has stopped
+    assert "Traceback" not in log, log[-5000:]
 
 
 def roles() -> dict[str, str | None]:

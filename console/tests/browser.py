@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,25 +17,9 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.support import Person
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Chromium flags that work on this machine (no sandbox as root, no network but loopback).
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1000, "height": 760}
-
-
-def chromium_path() -> str | None:
-    found = shutil.which(CHROMIUM) if not os.path.isabs(CHROMIUM) else CHROMIUM
-    return found if found and os.path.exists(found) else None
 
 
 def update_screenshots() -> bool:

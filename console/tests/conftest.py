@@ -1,4 +1,4 @@
-"""Browser fixtures: one Chromium per test module, a context per person, checks after every test."""
+"""Console fixtures: a context per person, checks after every test (the browser itself: tests/browsers.py)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,7 @@ from typing import Any
 
 import pytest
 
-from console.tests.browser import CHROMIUM, CHROMIUM_FLAGS, Console, chromium_path, new_console
-from live.tests.services_available import require_service
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = chromium_path()
-    require_service("Chromium", CHROMIUM, None if path else FileNotFoundError("apt-get install -y chromium"))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+from console.tests.browser import Console, new_console
 
 
 @pytest.fixture

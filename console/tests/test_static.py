@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.servers import DaphneServer, scratch_database
-from tests.support import assert_error
+from tests.servers import DaphneServer
+from tests.support import assert_error, own_wire_server
 
 pytestmark = pytest.mark.wire
 
@@ -79,14 +79,8 @@ def test_unknown_static_files_and_wrong_methods_stay_json(api):
 def debug_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
     """`make run` as it is by default: DEBUG on, files straight from the apps (no collectstatic needed)."""
     tmp_dir = tmp_path_factory.mktemp("debug")
-    with scratch_database(tmp_dir) as db_env:
-        server = DaphneServer({**db_env, "DEBUG": "1", "STATIC_ROOT": str(tmp_dir / "empty")})
-        server.migrate()
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with own_wire_server(tmp_dir, {"DEBUG": "1", "STATIC_ROOT": str(tmp_dir / "empty")}) as server:
+        yield server
 
 
 def test_static_files_in_development_without_collectstatic(debug_server):

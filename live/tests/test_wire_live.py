@@ -9,11 +9,9 @@ a later message to someone else has arrived.
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 
 from tests.support import (
     CLOSE_MESSAGE_TOO_BIG,
@@ -25,7 +23,6 @@ from tests.support import (
     TEACHER_EVENTS,
     TEACHER_ONLY,
     WS_LIMIT,
-    Person,
     ask,
     big_class,
     create_class,
@@ -39,6 +36,7 @@ from tests.support import (
     mark,
     marked,
     my_status,
+    new_classroom,
     own_wire_server,
     persisted_status,
     recv,
@@ -93,7 +91,7 @@ def idle_check_server(tmp_path_factory):
         yield server
 
 
-async def test_socket_events_after_an_idle_gap_longer_than_the_connection_check(idle_check_server):
+async def test_socket_events_after_an_idle_gap_longer_than_the_connection_check(idle_check_server, wire_sockets):
     """Every socket event that uses the database (handshake, ATTENDANCE_MARKED, DONE), each after a gap longer
     than the check interval, on the run's backend. On MongoDB the check used to raise NotImplementedError
     (is_usable()) before the idle timer was reset: every later handshake got HTTP 500 and every event
@@ -101,29 +99,24 @@ async def test_socket_events_after_an_idle_gap_longer_than_the_connection_check(
     server = idle_check_server
     offset = log_size(server)
     with httpx.Client(base_url=server.http_url, timeout=10.0) as client:
-        teacher = Person(client, "teacher")
-        students = [Person(client, "student") for _ in range(2)]
-        class_id = create_class(client, teacher)
-        enrol(client, teacher, class_id, *students)
-        start(client, teacher, class_id)
+        room = new_classroom(client, 2)
+        start(client, room.teacher, room.class_id)
+    teacher, students, class_id = room.teacher, room.students, room.class_id
     gap = IDLE_CHECK_SECONDS * 1.5
-    async with AsyncExitStack() as sockets:
-        async def open_(person):
-            url = f"{server.ws_url}?token={person.token}"
-            return await sockets.enter_async_context(connect(url, open_timeout=5, close_timeout=2))
-
-        teacher_ws = await open_(teacher)
-        await asyncio.sleep(gap)
-        student_ws = await open_(students[0])  # the handshake reads the user and their classes
-        await asyncio.sleep(gap)
-        assert await ask(teacher_ws, mark(students[0].id)) == marked(students[0].id, "present")  # reads enrolment
-        assert await recv(student_ws) == marked(students[0].id, "present")
-        await asyncio.sleep(gap)
-        assert await ask(teacher_ws, frame("DONE")) == done(1, 1, 2)  # writes the records
-        assert await recv(student_ws) == done(1, 1, 2)
-        await asyncio.sleep(gap)
-        late_ws = await open_(students[1])
-        assert await ask(late_ws, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+    teacher_ws = await wire_sockets(server, teacher)
+    await asyncio.sleep(gap)
+    student_ws = await wire_sockets(server, students[0])  # the handshake reads the user and their classes
+    await asyncio.sleep(gap)
+    assert await ask(teacher_ws, mark(students[0].id)) == marked(students[0].id, "present")  # reads enrolment
+    assert await recv(student_ws) == marked(students[0].id, "present")
+    await asyncio.sleep(gap)
+    assert await ask(teacher_ws, frame("DONE")) == done(1, 1, 2)  # writes the records
+    assert await recv(student_ws) == done(1, 1, 2)
+    await asyncio.sleep(gap)
+    late_ws = await wire_sockets(server, students[1])
+    assert await ask(late_ws, frame("MY_ATTENDANCE")) == error(NO_SESSION)
+    for ws in (teacher_ws, student_ws, late_ws):
+        await ws.close()
     assert sorted(status for _, status, _ in wire_attendance_rows(server, class_id)) == ["absent", "present"]
     log = log_since(server, offset)
     assert "Traceback" not in log and "failed its check" not in log, log
