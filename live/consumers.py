@@ -217,8 +217,8 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
     # --- client frames ---------------------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if not self.authenticated:
-            return
+        if not self.authenticated or self.closed:
+            return  # refused, or closed by us (frames already in flight are not served)
         if not self.message_rate.allow():  # DESIGN.md limits: not processed, the socket stays open
             if self.message_rate.warn():
                 await self.send_error(messages.TOO_MANY_MESSAGES)
@@ -229,6 +229,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         limit = settings.WS_MAX_MESSAGE_BYTES
         if len(text_data) > limit // 4 and len(text_data.encode()) > limit:
             # Daphne refuses such frames first; this guards other servers (e.g. runserver).
+            self.forget()
             await self.close(code=CLOSE_MESSAGE_TOO_BIG)
             return
         try:

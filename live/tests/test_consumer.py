@@ -101,6 +101,17 @@ async def test_closing_a_socket_is_clean(communicators, room):
 
 
 # --- frames ----------------------------------------------------------------------------------------
+async def test_after_closing_1009_the_socket_serves_nothing_more(communicators, room):
+    # Over the wire Daphne closes first and drops the connection; under other servers the consumer closes.
+    await start(room)
+    teacher = await communicators(token_for(room.teacher))
+    student = await communicators(token_for(room.students[0]))
+    await teacher.send_to(text_data=frame("TODAY_SUMMARY", {"pad": "x" * (64 * 1024)}))
+    assert await teacher.receive_output(timeout=5) == {"type": "websocket.close", "code": 1009}
+    await teacher.send_to(text_data=mark(room.students[0].id))  # in flight as the socket closed
+    assert await teacher.receive_nothing(timeout=0.3)
+    await comm_silent(student)  # nothing was marked, nothing broadcast
+    assert await comm_ask(student, frame("MY_ATTENDANCE")) == my_status(NOT_YET_UPDATED)
 
 
 # --- roles and check order --------------------------------------------------------------------------
