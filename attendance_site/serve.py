@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import time
 
 from django.conf import settings
 
@@ -29,6 +30,25 @@ def daphne_argv(port: int, host: str = "127.0.0.1", proxy_headers: bool = False)
     ]
 
 
+def log_gc_pauses(path: str) -> None:
+    """Diagnostics (GC_DIAG=<file>): append one line per generation-2 collection — its pause and what it
+    collected — to `path`; for the benchmark's "GC cliff" analysis, off by default."""
+    started = [0.0]
+    out = open(path, "a", buffering=1)  # noqa: SIM115 (open for the process's life)
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pause_ms = (time.perf_counter() - started[0]) * 1000
+            out.write(f"{time.time():.3f} gen2 {pause_ms:.1f} ms collected={info['collected']}"
+                      f" tracked={len(gc.get_objects())} frozen={gc.get_freeze_count()}\n")
+
+    gc.callbacks.append(callback)
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "attendance_site.settings")
     import django
@@ -40,6 +60,8 @@ def main() -> None:
     sys.setswitchinterval(0.001)
     # Start-up objects (modules, URL patterns, models) never die: keep them out of every GC pass.
     gc.freeze()
+    if os.environ.get("GC_DIAG"):
+        log_gc_pauses(os.environ["GC_DIAG"])
     from daphne.cli import CommandLineInterface
 
     host = os.environ.get("HOST", "127.0.0.1")

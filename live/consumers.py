@@ -34,6 +34,7 @@ from live import services, upkeep
 from live.db import db_call
 from live.hub import get_hub, publish
 from live.notify import class_group, user_group
+from live.participants import lookup_participant
 from live.schemas import (
     AttendanceMarkedData,
     DonePayload,
@@ -153,7 +154,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         claims = verify_token(token) if token else None
         if claims is not None and is_object_id(claims["userId"]):
             await self.join(user_group(claims["userId"]))
-            participant = await db_call(services.connect_participant)(claims)
+            participant = await lookup_participant(claims)
         else:
             participant = None
         if participant is not None and not open_sockets.acquire(participant[0].id, self.member_id):

@@ -88,6 +88,22 @@ async def test_an_inactive_users_token_gets_error_then_close_1008(communicators,
     await comm_silent(ws)
 
 
+async def test_a_burst_of_connects_is_looked_up_together_and_each_socket_gets_its_own(communicators, room,
+                                                                                       monkeypatch):
+    batches = []
+    lookup = services.connect_participants
+    monkeypatch.setattr(services, "connect_participants", lambda claims: batches.append(len(claims)) or lookup(claims))
+    await start(room)
+    users = [room.teacher, *room.students, room.outsider]
+    sockets = await asyncio.gather(*(communicators(token_for(u)) for u in users))
+    assert sum(batches) == len(users) and len(batches) < len(users)
+    await sockets[0].send_to(text_data=mark(room.students[0].id, "present"))
+    for ws in sockets[:-1]:  # the class's teacher and students; not the outsider
+        assert json.loads(await ws.receive_from(timeout=5))["event"] == "ATTENDANCE_MARKED"
+    await comm_silent(sockets[-1])
+    assert await comm_ask(sockets[-1], frame("MY_ATTENDANCE")) == error(NO_SESSION)
+
+
 async def test_closing_a_socket_is_clean(communicators, room):
     await start(room)
     teacher = await communicators(token_for(room.teacher))

@@ -183,6 +183,26 @@ def test_class_ids_of_teacher_and_student():
     assert services.class_ids_of(make_user("student")) == set()
 
 
+@pytest.mark.django_db
+def test_connect_participants_looks_up_a_burst_in_three_queries():
+    teacher, other, student = make_user("teacher"), make_user("teacher"), make_user("student")
+    a, b, c = make_class(teacher, [student]), make_class(teacher), make_class(other, [student])
+    gone = make_user("student")
+    gone.is_active = False
+    gone.save()
+    loner = make_user("student")
+    claims = [{"userId": u.id} for u in (teacher, student, gone, loner, student)] + [{"userId": "not-an-id"}]
+    with CaptureQueriesContext(connection) as queries:
+        found = services.connect_participants(claims)
+    assert len(queries) == 3
+    assert [None if p is None else (p[0].id, p[1]) for p in found] == [
+        (teacher.id, {a.id, b.id}), (student.id, {a.id, c.id}), None, (loner.id, set()), (student.id, {a.id, c.id}),
+        None,
+    ]
+    assert found[1][1] is not found[4][1]  # type: ignore[index]  # each socket changes its own set
+    assert found == [services.connect_participant(c) for c in claims]
+
+
 # --- persist_session ---------------------------------------------------------------------------------
 
 

@@ -1,0 +1,65 @@
+"""Who a connecting socket is: its user and classes, looked up for a burst of connects at once.
+
+A class starting means hundreds of sockets connecting within a second. Looked up one by one, each connect cost
+two ORM queries (most of it Django building the SQL, not the database) and a hop to the database thread of its
+own; the lookups of every socket that connects while one is in flight are instead queued and run together, one
+hop and three queries per batch (`services.connect_participants`). A socket that connects alone is looked up
+at once, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+from live import services
+from live.db import db_call
+
+# Bounds a batch's `IN (...)` lists (SQLite's default limit on query parameters is 32,766).
+MAX_BATCH = 500
+
+
+class ParticipantLookup:
+    def __init__(self) -> None:
+        self.queued: list[tuple[dict[str, Any], asyncio.Future[services.Participant | None]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def lookup(self, claims: dict[str, Any]) -> services.Participant | None:
+        """The user verified `claims` name and their classes, or None if the user is gone. Read after this is
+        called (the consumer's ordering: its user group is joined first)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[services.Participant | None] = loop.create_future()
+        self.queued.append((claims, future))
+        if self.task is None:
+            self.task = loop.create_task(self._drain(), name="live-participant-lookup")
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.queued:
+                batch, self.queued = self.queued[:MAX_BATCH], self.queued[MAX_BATCH:]
+                try:
+                    found = await db_call(services.connect_participants)([claims for claims, _ in batch])
+                except Exception as error:  # each waiting connect fails as its own lookup would have
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), participant in zip(batch, found, strict=True):
+                    if not future.done():  # not cancelled (the socket went away while waiting)
+                        future.set_result(participant)
+        finally:
+            self.task = None
+
+
+_lookups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ParticipantLookup] = weakref.WeakKeyDictionary()
+
+
+async def lookup_participant(claims: dict[str, Any]) -> services.Participant | None:
+    """This event loop's batched lookup (see the module's docstring)."""
+    loop = asyncio.get_running_loop()
+    lookups = _lookups.get(loop)
+    if lookups is None:
+        lookups = _lookups[loop] = ParticipantLookup()
+    return await lookups.lookup(claims)
