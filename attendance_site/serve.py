@@ -60,6 +60,9 @@ def main() -> None:
     sys.setswitchinterval(0.001)
     # Start-up objects (modules, URL patterns, models) never die: keep them out of every GC pass.
     gc.freeze()
+    from live import upkeep
+
+    upkeep.freeze_after_connects()  # and the sockets' objects, once a burst of connects has settled
     if os.environ.get("GC_DIAG"):
         log_gc_pauses(os.environ["GC_DIAG"])
     from daphne.cli import CommandLineInterface

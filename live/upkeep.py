@@ -9,11 +9,15 @@ hub, so that nothing outlives its loop). Every UPKEEP_SECONDS, with jitter so th
 - `live.services.recover_claims` settles claims whose lease ran out.
 
 A token's expiry needs no sweep: each socket closes itself when its token expires (live.consumers).
+
+And, in the production server only (attendance_site.serve turns it on), the objects of open sockets are kept
+out of the garbage collector's full passes (`freeze_after_connects`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import weakref
@@ -22,6 +26,7 @@ from typing import Any
 from django.conf import settings
 
 from accounts.models import User
+from attendance_site.limits import open_sockets
 from live import services
 from live.db import db_call
 from live.hub import get_hub
@@ -55,10 +60,58 @@ async def check_accounts() -> int:
     return closed
 
 
+# --- garbage collection ---------------------------------------------------------------------------------
+# A socket is some hundred long-lived objects (Twisted's and Autobahn's protocol, the consumer, its task). With
+# thousands open, every full collection walks all of them: at 5,000 sockets one in two broadcasts was hit by a
+# pause of several hundred ms (docs/benchmark.md). Once a burst of connects has settled, the survivors are
+# frozen (gc.freeze: out of every collection, freed by reference counting as usual); once half of the sockets
+# frozen have closed, everything is unfrozen, so that cycles left by closed sockets are collected again.
+
+FREEZE_QUIET_SECONDS = 1.0
+
+
+class _Freezer:
+    enabled = False
+    last_connect = 0.0
+    timer: asyncio.TimerHandle | None = None
+    frozen_sockets = 0  # open sockets when last frozen (0: nothing of ours frozen)
+
+
+def freeze_after_connects(enabled: bool = True) -> None:
+    """Freeze the objects of open sockets after each burst of connects (attendance_site.serve)."""
+    _Freezer.enabled = enabled
+
+
+def _note_connect(loop: asyncio.AbstractEventLoop) -> None:
+    if not _Freezer.enabled:
+        return
+    _Freezer.last_connect = loop.time()
+    if _Freezer.timer is None:
+        _Freezer.timer = loop.call_later(FREEZE_QUIET_SECONDS, _freeze_when_quiet, loop)
+
+
+def _freeze_when_quiet(loop: asyncio.AbstractEventLoop) -> None:
+    quiet_since = loop.time() - _Freezer.last_connect
+    if quiet_since < FREEZE_QUIET_SECONDS:
+        _Freezer.timer = loop.call_later(FREEZE_QUIET_SECONDS - quiet_since, _freeze_when_quiet, loop)
+        return
+    _Freezer.timer = None
+    gc.collect()  # one full pass now, at a quiet moment, so that no garbage is frozen with the sockets
+    gc.freeze()
+    _Freezer.frozen_sockets = len(open_sockets.user_of)
+
+
+def _unfreeze_if_mostly_closed() -> None:
+    if _Freezer.frozen_sockets and len(open_sockets.user_of) < _Freezer.frozen_sockets / 2:
+        gc.unfreeze()
+        _Freezer.frozen_sockets = 0
+
+
 async def _run() -> None:
     interval = settings.LIVE_UPKEEP_SECONDS
     while get_hub().members:
         await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+        _unfreeze_if_mostly_closed()
         for job in (check_accounts, services.recover_claims):
             try:
                 await job()
@@ -72,6 +125,7 @@ _tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] 
 def ensure_running() -> None:
     """Start this loop's upkeep if it is not running (called by every socket that connects)."""
     loop = asyncio.get_running_loop()
+    _note_connect(loop)
     task = _tasks.get(loop)
     if task is None or task.done():
         _tasks[loop] = loop.create_task(_run(), name="live-upkeep")
