@@ -1,0 +1,54 @@
+"""live.upkeep's garbage-collection freeze after bursts of connects (on in the production server only)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import pytest
+
+from attendance_site.limits import SocketSlots
+from live import upkeep
+
+
+@pytest.fixture
+def freezer(monkeypatch):
+    calls: list[str] = []
+    for name in ("collect", "freeze", "unfreeze"):
+        monkeypatch.setattr(gc, name, lambda *args, name=name: calls.append(name))
+    slots = SocketSlots()
+    monkeypatch.setattr(upkeep, "open_sockets", slots)
+    monkeypatch.setattr(upkeep, "FREEZE_QUIET_SECONDS", 0.05)
+    monkeypatch.setattr(upkeep._Freezer, "timer", None)
+    monkeypatch.setattr(upkeep._Freezer, "frozen_sockets", 0)
+    monkeypatch.setattr(upkeep._Freezer, "enabled", True)
+    return calls, slots
+
+
+async def test_a_burst_is_frozen_once_it_has_settled_and_unfrozen_once_half_closed(freezer):
+    calls, slots = freezer
+    loop = asyncio.get_running_loop()
+    for i in range(10):  # a burst: each connect pushes the freeze back
+        slots.acquire(f"u{i}", f"s{i}", limit=0)
+        upkeep._note_connect(loop)
+        await asyncio.sleep(0.01)
+    assert calls == []
+    await asyncio.sleep(0.1)
+    assert calls == ["collect", "freeze"]  # once, with one full pass first
+    assert upkeep._Freezer.frozen_sockets == 10
+    for i in range(5):
+        slots.release(f"s{i}")
+    upkeep._unfreeze_if_mostly_closed()
+    assert calls == ["collect", "freeze"]  # half still open
+    slots.release("s5")
+    upkeep._unfreeze_if_mostly_closed()
+    assert calls == ["collect", "freeze", "unfreeze"]
+    assert upkeep._Freezer.frozen_sockets == 0
+
+
+async def test_off_unless_the_server_turns_it_on(freezer):
+    calls, _ = freezer
+    upkeep.freeze_after_connects(False)
+    upkeep._note_connect(asyncio.get_running_loop())
+    await asyncio.sleep(0.1)
+    assert calls == [] and upkeep._Freezer.timer is None
