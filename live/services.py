@@ -19,7 +19,6 @@ from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts.auth import user_from_claims
 from accounts.models import Role, User
 from attendance_site import messages
 from attendance_site.errors import NotFound, Unavailable
@@ -266,25 +265,13 @@ async def recover_claims() -> int:
     return settled
 
 
-def class_ids_of(user: User) -> set[str]:
-    """Classes whose broadcasts a user receives: those taught, or those enrolled in."""
-    if user.role == Role.TEACHER:
-        return set(Class.objects.filter(teacher_id=user.id).values_list("id", flat=True))
-    return set(Enrollment.objects.filter(student_id=user.id).values_list("klass_id", flat=True))
-
-
 Participant = tuple[User, set[str]]
 
 
-def connect_participant(claims: dict[str, Any]) -> Participant | None:
-    """A socket's user and the classes it takes part in, or None if the token's user is gone — one thread hop."""
-    user = user_from_claims(claims)
-    return None if user is None else (user, class_ids_of(user))
-
-
 def connect_participants(claims: list[dict[str, Any]]) -> list[Participant | None]:
-    """`connect_participant` for many sockets at once (a burst of connects): three queries, whatever their
-    number — the active users, the classes the teachers among them teach, the students' enrolments."""
+    """Each connecting socket's user and the classes it takes part in (None: the token's user is gone), for a
+    burst of connects at once (live.participants): three queries, whatever their number — the active users,
+    the classes the teachers among them teach, the students' enrolments."""
     ids = {c["userId"] for c in claims if is_object_id(c["userId"])}
     users = {user.id: user for user in User.objects.filter(pk__in=ids, is_active=True)} if ids else {}
     classes_of: dict[str, set[str]] = {user_id: set() for user_id in users}
