@@ -18,7 +18,7 @@ def freezer(monkeypatch):
         monkeypatch.setattr(gc, name, lambda *args, name=name: calls.append(name))
     slots = SocketSlots()
     monkeypatch.setattr(upkeep, "open_sockets", slots)
-    monkeypatch.setattr(upkeep, "FREEZE_QUIET_SECONDS", 0.05)
+    monkeypatch.setattr(upkeep, "FREEZE_QUIET_SECONDS", 0.5)  # far above the burst's gaps, even on a loaded machine
     monkeypatch.setattr(upkeep._Freezer, "timer", None)
     monkeypatch.setattr(upkeep._Freezer, "frozen_sockets", 0)
     monkeypatch.setattr(upkeep._Freezer, "enabled", True)
@@ -33,7 +33,7 @@ async def test_a_burst_is_frozen_once_it_has_settled_and_unfrozen_once_half_clos
         upkeep._note_connect(loop)
         await asyncio.sleep(0.01)
     assert calls == []
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)
     assert calls == ["collect", "freeze"]  # once, with one full pass first
     assert upkeep._Freezer.frozen_sockets == 10
     for i in range(5):
@@ -50,5 +50,5 @@ async def test_off_unless_the_server_turns_it_on(freezer):
     calls, _ = freezer
     upkeep.freeze_after_connects(False)
     upkeep._note_connect(asyncio.get_running_loop())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.6)
     assert calls == [] and upkeep._Freezer.timer is None
