@@ -845,17 +845,19 @@ def classroom(api: httpx.Client) -> Any:
 
 @pytest.fixture
 async def wire_sockets() -> AsyncIterator[Any]:
-    """`await wire_sockets(server, who)` → an open websockets connection to any wire server, with `who`'s token
-    (anything with a `token`, or the token itself; None: no token). No client-side size limit: the server's
-    is under test.
+    """`await wire_sockets(server, who, **options)` → an open websockets connection to any wire server, with
+    `who`'s token (anything with a `token`, or the token itself; None: no token); `options` go to websockets'
+    `connect` (e.g. `sock`, `max_queue`). No client-side size limit: the server's is under test.
 
     Every socket is closed at the end of the test."""
     async with AsyncExitStack() as stack:
 
-        async def open_(server: Any, who: Any) -> ClientConnection:
+        async def open_(server: Any, who: Any, **options: Any) -> ClientConnection:
             token = getattr(who, "token", who)
             url = server.ws_url if token is None else f"{server.ws_url}?token={token}"
-            return await stack.enter_async_context(connect(url, open_timeout=10, close_timeout=2, max_size=None))
+            return await stack.enter_async_context(
+                connect(url, open_timeout=10, close_timeout=2, max_size=None, **options)
+            )
 
         yield open_
 
