@@ -19,6 +19,7 @@ from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts.auth import active_users
 from accounts.models import Role, User
 from attendance_site import messages
 from attendance_site.errors import NotFound, Unavailable
@@ -272,8 +273,7 @@ def connect_participants(claims: list[dict[str, Any]]) -> list[Participant | Non
     """Each connecting socket's user and the classes it takes part in (None: the token's user is gone), for a
     burst of connects at once (live.participants): three queries, whatever their number — the active users,
     the classes the teachers among them teach, the students' enrolments."""
-    ids = {c["userId"] for c in claims if is_object_id(c["userId"])}
-    users = {user.id: user for user in User.objects.filter(pk__in=ids, is_active=True)} if ids else {}
+    users = {user.id: user for user in active_users(claims)}
     classes_of: dict[str, set[str]] = {user_id: set() for user_id in users}
     teachers = [pk for pk, user in users.items() if user.role == Role.TEACHER]
     students = [pk for pk, user in users.items() if user.role != Role.TEACHER]
