@@ -269,6 +269,43 @@ def test_phone_sized_screen_and_keyboard(console, make_person, api):
     tab.screenshot("teacher-phone", until=page.get_by_role("region", name="Attendance"))
 
 
+def test_keyboard_focus_survives_a_late_answer_about_the_live_session(console, make_person, api):
+    """The class page redraws its live area when GET /attendance/active answers (and on every reconnect):
+    a keyboard user who already reached "Start session" keeps the focus, and Enter still starts it."""
+    teacher = make_person("teacher")
+    ana = make_person("student", unique("Ana"))
+    class_id = create_class(api, teacher, unique("Art"))
+    enrol(api, teacher, class_id, ana)
+    tab = console().log_in(teacher)
+    page = tab.page
+    held: list = []
+
+    def hold(route):
+        held.append(route)
+
+    page.route("**/attendance/active", hold)
+    tab.open_class(class_id)
+    start_button = page.get_by_role("button", name="Start session", exact=True)
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if start_button.evaluate("b => b === document.activeElement"):
+            break
+    else:
+        pytest.fail("Start session cannot be reached with Tab")
+    for _ in range(50):  # the page asks once it has loaded the class
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the page did not ask for the live session"
+    for route in held:
+        route.continue_()
+    page.unroute("**/attendance/active", hold)
+    page.wait_for_load_state("networkidle")
+    expect(start_button).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="End session")).to_be_visible()
+
+
 def test_the_console_reconnects_by_itself_after_a_server_restart(console, tmp_path):
     """Redis keeps the session while the only server process is killed and started again on the same
     port: both pages reconnect without anyone touching them, keep their marks, and carry on live."""

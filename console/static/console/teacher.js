@@ -173,11 +173,23 @@ export function teacherClassPage(root, ctx, classId) {
     }
   }
 
+  // Rebuilding the live area (a late /attendance/active answer, a reconnect) must not take the keyboard
+  // user's focus away: the control that had it is found again by its data-focus key.
+  function keepFocus(rebuild) {
+    const focused = liveBody.contains(document.activeElement) ? document.activeElement.dataset.focus : undefined;
+    rebuild();
+    if (focused) liveBody.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
+  }
+
   function renderLive() {
+    keepFocus(buildLive);
+  }
+
+  function buildLive() {
     renderStatus();
     rows = new Map();
     if (!session) {
-      const start = h("button", { type: "button", class: "primary" }, "Start session");
+      const start = h("button", { type: "button", class: "primary", "data-focus": "start" }, "Start session");
       start.addEventListener("click", () => startSession(start));
       replace(liveBody,
         otherLive ? h("p", { class: "muted" }, "You have a live session in another class.") : null,
@@ -188,9 +200,9 @@ export function teacherClassPage(root, ctx, classId) {
     const body = h("tbody", {});
     for (const student of roster) {
       const present = h("button", { type: "button", class: "mark mark-present", "aria-pressed": "false",
-        onclick: () => mark(student._id, "present") }, check(), "Present");
+        "data-focus": `present:${student._id}`, onclick: () => mark(student._id, "present") }, check(), "Present");
       const absent = h("button", { type: "button", class: "mark mark-absent", "aria-pressed": "false",
-        onclick: () => mark(student._id, "absent") }, check(), "Absent");
+        "data-focus": `absent:${student._id}`, onclick: () => mark(student._id, "absent") }, check(), "Absent");
       body.append(h("tr", { "aria-label": student.name },
         h("th", { scope: "row" }, h("span", { class: "student-name" }, student.name),
           h("span", { class: "student-email" }, student.email)),
@@ -198,7 +210,8 @@ export function teacherClassPage(root, ctx, classId) {
       rows.set(student._id, { present, absent });
       updateRow(student._id);
     }
-    const endButton = h("button", { type: "button", class: "danger", onclick: endSession }, "End session");
+    const endButton = h("button", { type: "button", class: "danger", "data-focus": "end", onclick: endSession },
+      "End session");
     replace(liveBody,
       roster.length
         ? h("table", { class: "marks" },
