@@ -20,6 +20,7 @@ from django.apps import apps
 from apidocs.jsonschema import SchemaSet
 from attendance_site import messages
 from attendance_site.api import Operation, Route, http_status, iter_routes
+from attendance_site.downloads import content_disposition
 from attendance_site.errors import DomainError, NotFound, TooManyRequests
 
 OPENAPI_VERSION = "3.1.0"
@@ -105,6 +106,20 @@ def build_openapi() -> dict[str, Any]:
             },
             "headers": {
                 "Allow": {"description": "The methods the path serves.", "schema": {"type": "string"}},
+                "Content-Disposition": {
+                    "description": (
+                        "`attachment` with the file's name twice: an ASCII `filename` for old clients and the "
+                        "exact name as RFC 6266 `filename*` (UTF-8, percent-encoded)."
+                    ),
+                    "required": True,
+                    "schema": {"type": "string", "pattern": ATTACHMENT_PATTERN},
+                    "example": content_disposition("Physik für Anfänger", "-attendance.csv", "class"),
+                },
+                "Cache-Control": {
+                    "description": "Never cached: the file holds somebody's records.",
+                    "required": True,
+                    "schema": {"const": "private, no-store"},
+                },
                 "Retry-After": {
                     "description": "Whole seconds to wait before trying again.",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 900},
@@ -113,6 +128,9 @@ def build_openapi() -> dict[str, Any]:
             "responses": any_request_responses(),
         },
     }
+
+
+ATTACHMENT_PATTERN = "^attachment; filename=\"[^\"]+\"; filename\\*=UTF-8''[^\\s]+$"
 
 
 # --- operations -------------------------------------------------------------------------------------------
@@ -246,7 +264,13 @@ def success_response(operation: Operation, schemas: SchemaSet) -> dict[str, Any]
     description = HTTPStatus(operation.status).phrase
     if operation.media_type != "application/json":
         # A file of its own (e.g. CSV): not wrapped in the envelope; its errors still are.
-        return {"description": description, "content": {operation.media_type: {"schema": {"type": "string"}}}}
+        return {
+            "description": description,
+            "headers": {
+                name: {"$ref": f"#/components/headers/{name}"} for name in ("Content-Disposition", "Cache-Control")
+            },
+            "content": {operation.media_type: {"schema": {"type": "string"}}},
+        }
     data = schemas.schema((operation.name, "response"), "serialization") if operation.response is not None else {}
     return {"description": description, "content": {"application/json": {"schema": envelope(data)}}}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from attendance_site.api import iter_routes
+from console.tests.browser import SCREENSHOTS, update_screenshots
 
 pytestmark = [pytest.mark.wire, pytest.mark.browser]
 
@@ -44,6 +45,9 @@ def test_docs_renders_every_operation_and_tries_one(browser, wire_server, make_p
         me.get_by_role("button", name="Execute").click()
         expect(me.locator(".live-responses-table tbody .response-col_status")).to_have_text("200", timeout=10_000)
         expect(me.locator(".live-responses-table")).to_contain_text(teacher.email)
+        if update_screenshots():  # docs/screenshots/api-docs.png, only when asked (runs leave the tree clean)
+            me.locator(".opblock-summary").click()
+            page.screenshot(path=str(SCREENSHOTS / "api-docs.png"))
     finally:
         context.close()
     assert problems == []  # a CSP violation is a console error too

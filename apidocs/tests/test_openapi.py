@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 import pytest
@@ -18,6 +19,7 @@ from accounts.schemas import PublicUser, SignupBody
 from apidocs.openapi import build_openapi
 from attendance_site import api
 from attendance_site.api import endpoint, http_status, iter_routes, route
+from attendance_site.downloads import attachment
 from attendance_site.errors import NotFound
 from attendance_site.schemas import RequestBody, ResponseModel
 from tests.support import NOT_FOUND, UNAUTHORIZED
@@ -139,6 +141,21 @@ def test_login_documents_its_rate_limit_with_retry_after(document):
     too_many = document["paths"]["/auth/login"]["post"]["responses"]["429"]
     assert too_many["headers"] == {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
     assert too_many["content"]["application/json"]["examples"].keys() == {"Too many requests, try again later"}
+
+
+def test_file_downloads_document_the_headers_they_send(document):
+    csv = document["paths"]["/class/{class_id}/report.csv"]["get"]["responses"]["200"]
+    assert csv["headers"] == {
+        "Content-Disposition": {"$ref": "#/components/headers/Content-Disposition"},
+        "Cache-Control": {"$ref": "#/components/headers/Cache-Control"},
+    }
+    headers = document["components"]["headers"]
+    pattern = headers["Content-Disposition"]["schema"]["pattern"]
+    for class_name in ("Physics", 'Ünïcode "quoted"; name,\r\n', "数学 101", ""):
+        sent = attachment(b"", "text/csv", stem=class_name, suffix="-attendance.csv", fallback="class")
+        assert re.search(pattern, sent["Content-Disposition"]), sent["Content-Disposition"]
+        assert sent["Cache-Control"] == headers["Cache-Control"]["schema"]["const"]
+    assert not re.search(pattern, 'inline; filename="x.csv"')
 
 
 def test_answers_of_any_request_are_documented(document):
