@@ -1,7 +1,7 @@
 """Two things Daphne needs for the limits against abuse (DESIGN.md), installed when the ASGI app loads.
 
 - **A request deadline.** A connection must deliver its whole request — headers and body, or a
-  WebSocket's upgrade request — within REQUEST_DEADLINE_SECONDS (10 s) of opening, or, on a kept-alive
+  WebSocket's upgrade request — within REQUEST_DEADLINE_SECONDS (10 s; 0 = off) of opening, or, on a kept-alive
   connection, of the next request's first byte; else it is closed. Twisted's own timeout is an idle
   timeout (60 s, restarted by every byte received), so a client that trickles a request a byte at a time
   ("slowloris") would hold its connection for ever; Daphne's `--http-timeout` starts only once a request
@@ -54,6 +54,8 @@ class DeadlineHTTPChannel(http.HTTPChannel):
         super().connectionLost(reason)
 
     def _start_deadline(self) -> None:
+        if not settings.REQUEST_DEADLINE_SECONDS:
+            return  # off
         self._deadline_call = self.callLater(settings.REQUEST_DEADLINE_SECONDS, self._deadline_passed)
 
     def _cancel_deadline(self) -> None:

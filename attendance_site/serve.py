@@ -14,6 +14,10 @@ import time
 from django.conf import settings
 
 
+# Daphne has no "off" for its connect timeout (0 would refuse every socket still connecting): a year is off.
+NO_CONNECT_TIMEOUT = 365 * 24 * 3600
+
+
 def daphne_argv(port: int, host: str = "127.0.0.1", proxy_headers: bool = False) -> list[str]:
     limit = str(settings.WS_MAX_MESSAGE_BYTES)
     return [
@@ -22,8 +26,8 @@ def daphne_argv(port: int, host: str = "127.0.0.1", proxy_headers: bool = False)
         "-p", str(port),
         "--websocket-max-message-size", limit,
         "--websocket-max-frame-size", limit,
-        # A socket's handshake must complete within the contract's 10 s (Daphne's default: 5).
-        "--websocket_connect_timeout", str(settings.REQUEST_DEADLINE_SECONDS),
+        # A socket's handshake must complete within the request deadline (Daphne's default: 5 s).
+        "--websocket_connect_timeout", str(settings.REQUEST_DEADLINE_SECONDS or NO_CONNECT_TIMEOUT),
         # Behind a reverse proxy: take the client's address from X-Forwarded-For.
         *(["--proxy-headers"] if proxy_headers else []),
         "attendance_site.asgi:application",

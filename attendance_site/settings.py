@@ -211,8 +211,9 @@ LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
 WS_RATE_BURST = _limit("WS_RATE_BURST", 500)
 WS_RATE_PER_SECOND = _rate("WS_RATE_PER_SECOND", 50)
 WS_MAX_SOCKETS_PER_USER = _limit("WS_MAX_SOCKETS_PER_USER", 20)
-# A connection must deliver its whole request (a WebSocket's upgrade request included) within this.
-REQUEST_DEADLINE_SECONDS = 10
+# A connection must deliver its whole request (a WebSocket's upgrade request included) within this, and a
+# socket's handshake complete within it too; 0 = off (Twisted's 60 s idle timeout is then the only bound).
+REQUEST_DEADLINE_SECONDS = _limit("REQUEST_DEADLINE_SECONDS", 10)
 # Behind a reverse proxy: the client is the last X-Forwarded-For hop (the one the proxy itself added).
 PROXY_HEADERS = env.bool("PROXY_HEADERS", default=False)
 

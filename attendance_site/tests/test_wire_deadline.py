@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
 
-from tests.support import NO_SESSION, ask, error, frame
+from tests.support import NO_SESSION, Person, ask, error, frame, own_wire_server
 
 pytestmark = pytest.mark.wire
 
@@ -126,3 +127,45 @@ async def test_connections_that_do_not_complete_their_request_are_closed_within_
         assert received == b"", f"{name}: sent {received!r}"
     assert kept_alive == [b"HTTP/1.1 401 Unauthorized"] * 2
     assert socket_answer == error(NO_SESSION)
+
+
+async def still_open_after(reader: asyncio.StreamReader, seconds: float) -> bool:
+    """True if the server neither closed the connection nor sent anything within `seconds`."""
+    try:
+        await asyncio.wait_for(reader.read(65536), seconds)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def silent_and_half_handshake_open_after(server, seconds: float) -> list[bool]:
+    connections = [await open_tcp(server) for _ in range(2)]
+    _, half_handshake = connections[1]
+    half_handshake.write(b"GET /ws?token=x HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
+    await half_handshake.drain()
+    try:
+        return list(await asyncio.gather(*(still_open_after(reader, seconds) for reader, _ in connections)))
+    finally:
+        for _, writer in connections:
+            writer.close()
+
+
+async def test_the_deadline_is_set_by_env_and_0_turns_it_off(tmp_path, wire_sockets):
+    (tmp_path / "short").mkdir()
+    (tmp_path / "off").mkdir()
+    with (
+        own_wire_server(tmp_path / "short", {"REQUEST_DEADLINE_SECONDS": "2"}) as short,
+        own_wire_server(tmp_path / "off", {"REQUEST_DEADLINE_SECONDS": "0"}) as off,
+    ):
+        (short_seconds, _), (half_seconds, _), open_without_deadline = await asyncio.gather(
+            silent_client(short),
+            partial_request(short, b"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"),
+            silent_and_half_handshake_open_after(off, DEADLINE + 2),
+        )
+        assert 1.0 <= short_seconds <= 5.0 and 1.0 <= half_seconds <= 5.0, (short_seconds, half_seconds)
+        assert open_without_deadline == [True, True]  # past the default's 10 s: only the idle timeout is left
+        # Off does not refuse sockets (Daphne's connect timeout has no 0): a socket opens and is served.
+        with httpx.Client(base_url=off.http_url, timeout=10) as api:
+            teacher = Person(api, "teacher")
+        ws = await wire_sockets(off, teacher.token)
+        assert await ask(ws, frame("TODAY_SUMMARY")) == error(NO_SESSION)
