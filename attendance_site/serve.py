@@ -13,7 +13,6 @@ import time
 
 from django.conf import settings
 
-
 # Daphne has no "off" for its connect timeout (0 would refuse every socket still connecting): a year is off.
 NO_CONNECT_TIMEOUT = 365 * 24 * 3600
 
