@@ -306,6 +306,46 @@ def test_keyboard_focus_survives_a_late_answer_about_the_live_session(console, m
     expect(page.get_by_role("button", name="End session")).to_be_visible()
 
 
+def test_an_answer_about_the_live_session_older_than_the_start_is_dropped(console, make_person, api):
+    """GET /attendance/active asked at page load ("no session") but answered after the teacher started one
+    must not put the page back to "No live session"; and after DONE the keyboard focus is on the live
+    area's heading, not lost with the "End session" button."""
+    teacher = make_person("teacher")
+    ana = make_person("student", unique("Ana"))
+    class_id = create_class(api, teacher, unique("Art"))
+    enrol(api, teacher, class_id, ana)
+    tab = console().log_in(teacher)
+    page = tab.page
+    held: list = []
+
+    def hold(route):
+        held.append(route)
+
+    page.route("**/attendance/active", hold)
+    tab.open_class(class_id)
+    for _ in range(50):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the page did not ask for the live session"
+    before_start = held[0].fetch()  # the server's answer now: no live session
+    assert before_start.json() == {"success": True, "data": None}
+    tab.start_session()
+    stale, *later = held  # later: the socket's own restore, if it asked meanwhile
+    with page.expect_request_finished(lambda request: request is stale.request):
+        stale.fulfill(response=before_start)  # ...delivered only after the start
+    page.wait_for_timeout(300)  # the page's promise chain has run (the old page redrew at once)
+    expect(tab.status()).to_contain_text("Session live since")
+    expect(page.get_by_role("button", name="End session", exact=True)).to_be_visible()
+    page.unroute("**/attendance/active", hold)
+    for route in later:
+        route.continue_()
+
+    tab.mark(ana.name, "Present")
+    tab.end_session()
+    expect(page.get_by_role("heading", name="Attendance", exact=True)).to_be_focused()
+
+
 def test_the_console_reconnects_by_itself_after_a_server_restart(console, tmp_path):
     """Redis keeps the session while the only server process is killed and started again on the same
     port: both pages reconnect without anyone touching them, keep their marks, and carry on live."""

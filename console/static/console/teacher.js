@@ -83,6 +83,9 @@ export function teacherClassPage(root, ctx, classId) {
   let allStudents = null; // GET /students, for the picker
   let rows = new Map(); // studentId → {present, absent} buttons of the live table
   let sessionsCursor = null; // `before` of the next page of past sessions
+  // Bumped by everything that tells us the live session's state (a start, a mark, DONE, each question to
+  // GET /attendance/active): an answer asked for before the latest of them is older than what we show.
+  let liveVersion = 0;
 
   const status = h("p", { role: "status", class: "live-status" });
   const liveHeading = h("h2", { id: "live-title", tabindex: "-1" }, "Attendance");
@@ -160,6 +163,7 @@ export function teacherClassPage(root, ctx, classId) {
     button.disabled = true;
     try {
       const started = await post("/attendance/start", { classId });
+      liveVersion += 1;
       session = { classId: started.classId, startedAt: started.startedAt, attendance: {} };
       otherLive = null;
       ended = null;
@@ -174,11 +178,15 @@ export function teacherClassPage(root, ctx, classId) {
   }
 
   // Rebuilding the live area (a late /attendance/active answer, a reconnect) must not take the keyboard
-  // user's focus away: the control that had it is found again by its data-focus key.
+  // user's focus away: the control that had it is found again by its data-focus key; when it is gone
+  // (e.g. "End session" after DONE) the focus goes to the area's heading, not to the end of the page.
   function keepFocus(rebuild) {
-    const focused = liveBody.contains(document.activeElement) ? document.activeElement.dataset.focus : undefined;
+    const hadFocus = liveBody.contains(document.activeElement);
+    const focused = hadFocus ? document.activeElement.dataset.focus : undefined;
     rebuild();
-    if (focused) liveBody.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
+    if (!hadFocus) return;
+    const again = focused ? liveBody.querySelector(`[data-focus="${CSS.escape(focused)}"]`) : null;
+    (again ?? liveHeading).focus({ preventScroll: true });
   }
 
   function renderLive() {
@@ -223,8 +231,9 @@ export function teacherClassPage(root, ctx, classId) {
   }
 
   async function loadActive() {
+    const asked = ++liveVersion;
     const active = await get("/attendance/active");
-    if (!alive) return;
+    if (!alive || asked !== liveVersion) return; // out of date: a later answer or event already told us more
     const wasLive = session !== null;
     session = active && active.classId === classId ? active : null;
     otherLive = active && active.classId !== classId ? active : null;
@@ -383,6 +392,7 @@ export function teacherClassPage(root, ctx, classId) {
       if (!klass) return false;
       if (event === "ATTENDANCE_MARKED") {
         if (session && rows.has(data.studentId)) {
+          liveVersion += 1;
           session.attendance = { ...session.attendance, [data.studentId]: data.status };
           updateRow(data.studentId);
           renderStatus();
@@ -393,6 +403,7 @@ export function teacherClassPage(root, ctx, classId) {
       }
       if (event === "DONE") {
         if (session) {
+          liveVersion += 1;
           ended = { present: data.present, absent: data.absent, total: data.total };
           session = null;
           renderLive();
