@@ -180,6 +180,55 @@ class DaphneServer:
                 self.kill()
 
 
+class MongoServer:
+    """A private SecantusDB server (scripts/mongo-test-server's venv) on a free port with storage on disk, for
+    tests that kill and restart the database under a running server (never the run's shared server). The
+    same topology as the run (MONGODB_TOPOLOGY); commits are synced, so a SIGKILL loses nothing committed."""
+
+    def __init__(self, work_dir: Path, standalone: bool | None = None) -> None:
+        self.port = free_port()
+        self.storage = work_dir / f"secantus-{self.port}"
+        self.log_path = work_dir / f"secantus-{self.port}.log"
+        if standalone is None:
+            standalone = os.environ.get("MONGODB_TOPOLOGY") == "standalone"
+        self.standalone = standalone
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def uri(self, database: str) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/{database}"
+
+    def start(self, timeout: float = 60.0) -> MongoServer:
+        import pymongo
+
+        installed = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "mongo-test-server"), "install"],
+            check=True, capture_output=True, text=True,
+        )
+        command = [installed.stdout.strip(), "--host", "127.0.0.1", "--port", str(self.port),
+                   "--storage-path", str(self.storage), "--sync-on-commit", "--log-level", "WARNING",
+                   *(["--standalone"] if self.standalone else [])]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+        with pymongo.MongoClient(self.uri("admin"), serverSelectionTimeoutMS=int(timeout * 1000)) as client:
+            try:
+                client.admin.command("ping")
+            except pymongo.errors.PyMongoError:
+                self.kill()
+                raise
+        return self
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        """SIGKILL (a crash: every connection drops at once), then start again on the same port and storage."""
+        self.kill()
+        self.start()
+
+
 class RedisServer:
     """A private `redis-server` on a free port, for tests that kill, restart or cut its connections (never
     the shared server). Nothing is kept on disk: a restart forgets everything, as a crash of a Redis without

@@ -1,20 +1,26 @@
 """DESIGN.md "Faults": a database connection that broke between events is replaced on next use; at most the
-event that met the break gets an ERROR. Held here for PostgreSQL with a real Daphne process and real
-backends terminated under it (what a server restart or a failover does to every open connection).
+event that met the break gets an ERROR. Held with a real Daphne process on the run's backend:
+- PostgreSQL: every backend serving the server's database terminated under it (what a server restart or a
+  failover does to every open connection);
+- MongoDB: a private SecantusDB server (same topology as the run) killed and started again on the same port
+  and storage, under the running Daphne.
 
-SQLite has no connections to break (a file opened in-process); MongoDB's case is in test_mongodb_faults.
+SQLite has no connections to break (a file opened in-process).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.servers import DaphneServer
+from tests.servers import DaphneServer, MongoServer
 from tests.support import (
     INTERNAL_ERROR,
     PERSIST_FAILED,
@@ -37,16 +43,39 @@ from tests.support import (
 pytestmark = [pytest.mark.wire]
 
 
+@dataclass
+class DatabaseFaults:
+    """A wire server of its own, and a way to break every database connection it holds."""
+
+    server: DaphneServer
+    break_connections: Callable[[], None]
+
+
 @pytest.fixture(scope="module")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
-    if backend_of(os.environ) != "postgresql":
-        pytest.skip("PostgreSQL only: the run's database has no server connections to break")
-    with own_wire_server(tmp_path_factory.mktemp("pg-faults")) as server:
-        yield server
+def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFaults]:
+    backend = backend_of(os.environ)
+    if backend == "sqlite":
+        pytest.skip("SQLite has no server connections to break")
+    tmp_dir = tmp_path_factory.mktemp("db-faults")
+    if backend == "postgresql":
+        with own_wire_server(tmp_dir) as server:
+            yield DatabaseFaults(server, lambda: terminate_backends(server))
+        return
+    with private_mongo(tmp_dir) as mongo, own_wire_server(tmp_dir, {"MONGODB_URI": mongo.uri("faults")}) as server:
+        yield DatabaseFaults(server, mongo.restart)
 
 
-def terminate_backends(server: DaphneServer) -> int:
-    """Terminate every PostgreSQL backend serving the server's database; returns how many there were."""
+@contextmanager
+def private_mongo(tmp_dir: Path) -> Iterator[MongoServer]:
+    mongo = MongoServer(tmp_dir).start()
+    try:
+        yield mongo
+    finally:
+        mongo.kill()
+
+
+def terminate_backends(server: DaphneServer) -> None:
+    """Terminate every PostgreSQL backend serving the server's database (there is at least one)."""
     import psycopg
 
     url = server.env["DATABASE_URL"]
@@ -56,16 +85,16 @@ def terminate_backends(server: DaphneServer) -> int:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             (database,),
         ).fetchall()
-    return len(rows)
+    assert rows, "the server held no connection to break"
 
 
-def test_http_requests_after_the_backends_were_terminated_all_succeed(pg_server: DaphneServer) -> None:
-    with httpx.Client(base_url=pg_server.http_url, timeout=10) as api:
+def test_http_requests_after_the_connections_broke_all_succeed(faults: DatabaseFaults) -> None:
+    with httpx.Client(base_url=faults.server.http_url, timeout=10) as api:
         teacher = Person(api, "teacher")
         for _ in range(5):  # the pool holds several connections now
             assert_ok(api.get("/auth/me", headers=teacher.headers))
 
-        assert terminate_backends(pg_server) >= 1
+        faults.break_connections()
 
         # The pool checks a connection before it hands it out: no request meets the break.
         statuses = [api.get("/auth/me", headers=teacher.headers).status_code for _ in range(10)]
@@ -73,18 +102,18 @@ def test_http_requests_after_the_backends_were_terminated_all_succeed(pg_server:
         assert_ok(api.post("/class", json={"className": "After the restart"}, headers=teacher.headers), 201)
 
 
-async def test_socket_events_after_the_backends_were_terminated_recover_at_the_first_or_second(
-    pg_server: DaphneServer,
+async def test_socket_events_after_the_connections_broke_recover_at_the_first_or_second(
+    faults: DatabaseFaults,
 ) -> None:
     from websockets.asyncio.client import connect
 
-    with httpx.Client(base_url=pg_server.http_url, timeout=10) as api:
+    with httpx.Client(base_url=faults.server.http_url, timeout=10) as api:
         teacher, student = Person(api, "teacher"), Person(api, "student")
         class_id = create_class(api, teacher)
         enrol(api, teacher, class_id, student)
         start(api, teacher, class_id)
 
-        url = pg_server.ws_url
+        url = faults.server.ws_url
         async with (
             connect(f"{url}?token={teacher.token}", open_timeout=5) as teacher_ws,
             connect(f"{url}?token={student.token}", open_timeout=5) as student_ws,
@@ -94,7 +123,7 @@ async def test_socket_events_after_the_backends_were_terminated_recover_at_the_f
             assert await recv(teacher_ws) == marked(student.id, "absent")
             assert await recv(student_ws) == marked(student.id, "absent")
 
-            assert terminate_backends(pg_server) >= 1
+            faults.break_connections()
             replies: list[dict] = []
             for _ in range(2):
                 await teacher_ws.send(mark(student.id, "present"))
@@ -106,7 +135,7 @@ async def test_socket_events_after_the_backends_were_terminated_recover_at_the_f
             if replies[0] == marked(student.id, "present"):
                 assert await recv(student_ws) == marked(student.id, "present")
 
-            assert terminate_backends(pg_server) >= 1
+            faults.break_connections()
             await teacher_ws.send(frame("DONE"))
             reply = await recv(teacher_ws)
             if reply != done(1, 0, 1):
@@ -117,5 +146,5 @@ async def test_socket_events_after_the_backends_were_terminated_recover_at_the_f
             assert reply == done(1, 0, 1)
             assert await recv(student_ws) == done(1, 0, 1)
 
-        rows = wire_attendance_rows(pg_server, class_id)
+        rows = wire_attendance_rows(faults.server, class_id)
         assert [(sid, status) for sid, status, _ in rows] == [(student.id, "present")]
