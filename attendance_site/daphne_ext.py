@@ -61,7 +61,27 @@ class AttendanceServer(daphne_server.Server):
         return super().create_application(protocol, scope)
 
 
+class FactoryOption:
+    """One of Autobahn's protocol options, read from the factory until the protocol sets its own. A non-data
+    descriptor: an assignment on the instance shadows it, as Autobahn's per-connection copy would."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, protocol: Any, owner: type | None = None) -> Any:
+        if protocol is None:
+            return self
+        return getattr(protocol.factory, self.name)
+
+
 class AttendanceWebSocketProtocol(WebSocketProtocol):
+    # Autobahn copies each of its ~29 options from the factory into every connection's __dict__ (and logs
+    # them, pformat'ed, at debug level): with thousands of sockets that is memory and connect time for
+    # values every connection shares. Read through FactoryOption instead (set below).
+    CONFIG_ATTRS = ()
+
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:  # noqa: N802
         """Autobahn's sendData, writing now when it can (attendance_site.write_now); Autobahn's own queue
         (sync writes, chopped writes, anything queued before) and every other case take Autobahn's path."""
@@ -81,6 +101,11 @@ class AttendanceWebSocketProtocol(WebSocketProtocol):
             self.sendCloseFrame(code=code, isReply=False)
         else:
             super().serverClose(code)
+
+
+for _option in WebSocketProtocol.CONFIG_ATTRS:
+    if not hasattr(WebSocketProtocol, _option):  # a value of the class itself wins, as in Autobahn's copy
+        setattr(AttendanceWebSocketProtocol, _option, FactoryOption(_option))
 
 
 class AttendanceWebSocketFactory(WebSocketFactory):

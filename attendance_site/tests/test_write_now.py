@@ -288,3 +288,27 @@ async def test_our_daphne_gives_each_websocket_scope_a_direct_socket_and_http_no
     direct = scopes[0]["extensions"][SOCKET_EXTENSION]
     assert isinstance(direct, DirectSocket) and direct._protocol is websocket
     assert "extensions" not in scopes[1]
+
+
+def test_protocol_options_are_read_from_the_factory_not_copied_into_each_connection() -> None:
+    """Autobahn copies its ~29 options into every connection's __dict__; ours reads them from the factory
+    (memory per socket), with the same values, and a connection may still set one of its own."""
+    from autobahn.websocket.protocol import WebSocketServerProtocol
+
+    from attendance_site.daphne_ext import AttendanceWebSocketFactory
+
+    factory = AttendanceWebSocketFactory(None, server="test")
+    factory.setProtocolOptions(maxMessagePayloadSize=4096, openHandshakeTimeout=7, autoPingTimeout=11)
+    protocol = factory.buildProtocol(("127.0.0.1", 1))
+    protocol.makeConnection(StringTransport())  # Autobahn's _connectionMade: where the copy used to happen
+    options = WebSocketServerProtocol.CONFIG_ATTRS
+    assert len(options) >= 25
+    assert [name for name in options if name in vars(protocol)] == []
+    for name in options:
+        assert getattr(protocol, name) == getattr(factory, name), name
+    assert (protocol.maxMessagePayloadSize, protocol.openHandshakeTimeout, protocol.autoPingTimeout) == (
+        4096, 7, 11)
+    assert protocol.failByDrop is False  # the project's own default (close 1009, not a dropped connection)
+    other = factory.buildProtocol(("127.0.0.1", 2))
+    protocol.autoPingInterval = 3  # one connection's own value shadows the factory's, for it alone
+    assert (protocol.autoPingInterval, other.autoPingInterval) == (3, factory.autoPingInterval)
