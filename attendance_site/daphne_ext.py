@@ -10,10 +10,16 @@
   built once, to each local recipient in a plain loop — no coroutine chain per recipient. Other ASGI
   servers (runserver, Channels' test communicator) do not set the extension, and the consumer then sends
   through ASGI as usual.
+- Memory per socket: each WebSocket's ASGI input queue is an `ApplicationQueue` (no asyncio.Queue: its four
+  deques are ~3 KiB per connection for a queue that is nearly always empty), and Autobahn's options are read
+  from the factory instead of copied into every connection (`FactoryOption`).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
+from functools import partial
 from typing import Any
 
 from autobahn.websocket.protocol import PreparedMessage
@@ -54,11 +60,86 @@ class DirectSocket:
         return True
 
 
+class ApplicationQueue:
+    """A WebSocket's ASGI input queue, as Daphne uses one (`put_nowait` from the protocol, `get` as the
+    application's `receive`), in a few dozen bytes while empty: asyncio.Queue allocates four deques
+    (~3 KiB) for every connection. Messages come out in the order they went in; a receiver cancelled after
+    its message was handed to it gives the message back, first in line, so nothing is lost."""
+
+    __slots__ = ("_messages", "_waiter", "_more_waiters")
+
+    def __init__(self) -> None:
+        self._messages: deque[dict[str, Any]] | None = None  # only while the application is behind
+        # The receiver waiting now (an application has one receive loop); others, rarer, queue behind it.
+        self._waiter: asyncio.Future[dict[str, Any]] | None = None
+        self._more_waiters: deque[asyncio.Future[dict[str, Any]]] | None = None
+
+    def qsize(self) -> int:
+        return len(self._messages) if self._messages else 0
+
+    def put_nowait(self, message: dict[str, Any]) -> None:
+        while (waiter := self._pop_waiter()) is not None:
+            if not waiter.done():
+                waiter.set_result(message)
+                return
+        if self._messages is None:
+            self._messages = deque()
+        self._messages.append(message)
+
+    async def get(self) -> dict[str, Any]:
+        messages = self._messages
+        if messages:
+            message = messages.popleft()
+            if not messages:
+                self._messages = None
+            return message
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        if self._waiter is None:
+            self._waiter = waiter
+        else:
+            if self._more_waiters is None:
+                self._more_waiters = deque()
+            self._more_waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed a message, then cancelled: give it back
+                if self._messages is None:
+                    self._messages = deque()
+                self._messages.appendleft(waiter.result())
+            elif waiter is self._waiter:
+                self._pop_waiter()
+            elif self._more_waiters is not None and waiter in self._more_waiters:
+                self._more_waiters.remove(waiter)
+            raise
+
+    def _pop_waiter(self) -> asyncio.Future[dict[str, Any]] | None:
+        """The first waiting receiver, taken out of line (the next one, if any, moves up)."""
+        waiter, more = self._waiter, self._more_waiters
+        self._waiter = more.popleft() if more else None
+        if more is not None and not more:
+            self._more_waiters = None
+        return waiter
+
+
 class AttendanceServer(daphne_server.Server):
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
-        if isinstance(protocol, AttendanceWebSocketProtocol):
-            scope.setdefault("extensions", {})[SOCKET_EXTENSION] = DirectSocket(protocol)
-        return super().create_application(protocol, scope)
+        if not isinstance(protocol, AttendanceWebSocketProtocol):
+            return super().create_application(protocol, scope)
+        # Daphne's create_application (4.2), with a lighter input queue and the socket extension.
+        assert "application_instance" not in self.connections[protocol]
+        scope.setdefault("extensions", {})[SOCKET_EXTENSION] = DirectSocket(protocol)
+        input_queue = ApplicationQueue()
+        scope.setdefault("asgi", {"version": "3.0"})
+        application_instance = self.application(
+            scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol)
+        )
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+            application_instance, loop=asyncio.get_event_loop()
+        )
+        return input_queue
 
 
 class FactoryOption:
