@@ -12,7 +12,8 @@
   through ASGI as usual.
 - Memory per socket: each WebSocket's ASGI input queue is an `ApplicationQueue` (no asyncio.Queue: its four
   deques are ~3 KiB per connection for a queue that is nearly always empty), and Autobahn's options are read
-  from the factory instead of copied into every connection (`FactoryOption`).
+  from the factory instead of copied into every connection (`FactoryOption`), and what Autobahn keeps of the
+  opening handshake is dropped once the socket is open.
 """
 
 from __future__ import annotations
@@ -162,6 +163,27 @@ class AttendanceWebSocketProtocol(WebSocketProtocol):
     # them, pformat'ed, at debug level): with thousands of sockets that is memory and connect time for
     # values every connection shares. Read through FactoryOption instead (set below).
     CONFIG_ATTRS = ()
+    # What Autobahn keeps of the opening handshake (headers, the raw request and response, the parsed query
+    # and extension offers): ~3 KiB per socket that nothing reads once the socket is open. The ASGI scope
+    # keeps its own copies (headers, query string), untouched.
+    HANDSHAKE_LEFTOVERS: dict[str, Any] = {
+        "http_headers": dict, "http_request_params": dict, "websocket_extensions": list,
+        "http_request_data": bytes, "http_status_line": str, "http_request_uri": str,
+        "http_response_data": str, "_wskey": str,
+    }
+
+    def onOpen(self) -> None:  # noqa: N802 (Autobahn's name)
+        super().onOpen()
+        self.drop_handshake_leftovers()
+
+    def drop_handshake_leftovers(self) -> None:
+        """Replace the handshake's leftovers with empty values of their types (as if never filled)."""
+        for name, empty in self.HANDSHAKE_LEFTOVERS.items():
+            if name in self.__dict__:
+                setattr(self, name, empty())
+        request = getattr(self, "request", None)
+        if request is not None:  # Daphne logs request.path at close; the headers and query go
+            request.headers, request.params = {}, {}
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:  # noqa: N802
         """Autobahn's sendData, writing now when it can (attendance_site.write_now); Autobahn's own queue

@@ -312,3 +312,25 @@ def test_protocol_options_are_read_from_the_factory_not_copied_into_each_connect
     other = factory.buildProtocol(("127.0.0.1", 2))
     protocol.autoPingInterval = 3  # one connection's own value shadows the factory's, for it alone
     assert (protocol.autoPingInterval, other.autoPingInterval) == (3, factory.autoPingInterval)
+
+
+def test_the_handshake_leftovers_are_dropped_once_open_and_the_path_is_kept() -> None:
+    from autobahn.websocket.types import ConnectionRequest
+
+    from attendance_site.daphne_ext import AttendanceWebSocketFactory
+
+    protocol = AttendanceWebSocketFactory(None, server="test").buildProtocol(("127.0.0.1", 1))
+    headers = {"host": "127.0.0.1", "sec-websocket-key": "k" * 24, "x-padding": "p" * 500}
+    params = {"token": ["t" * 200]}
+    protocol.http_headers, protocol.http_request_params = headers, params
+    protocol.http_request_data = b"GET /ws?token=" + b"t" * 200 + b" HTTP/1.1\r\n"
+    protocol.http_status_line, protocol.http_request_uri = "GET /ws?token=t HTTP/1.1", "/ws?token=t"
+    protocol.http_response_data, protocol._wskey = "HTTP/1.1 101 Switching Protocols\r\n", "k" * 24
+    protocol.websocket_extensions = [("permessage-deflate", {})]
+    protocol.request = ConnectionRequest("tcp4:127.0.0.1:1", headers, "127.0.0.1", "/ws", params, 13, "", [], [])
+
+    protocol.drop_handshake_leftovers()
+
+    for name in AttendanceWebSocketProtocol.HANDSHAKE_LEFTOVERS:
+        assert not getattr(protocol, name), name
+    assert (protocol.request.headers, protocol.request.params, protocol.request.path) == ({}, {}, "/ws")
