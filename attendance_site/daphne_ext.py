@@ -31,6 +31,7 @@ from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from attendance_site.write_now import write_now
 
 STANDARD_CLOSE_CODES = {1008, 1009, 1011}
+NOTHING_QUEUED: tuple[()] = ()
 SOCKET_EXTENSION = "live_attendance.direct_socket"
 
 
@@ -185,9 +186,27 @@ class AttendanceWebSocketProtocol(WebSocketProtocol):
         if request is not None:  # Daphne logs request.path at close; the headers and query go
             request.headers, request.params = {}, {}
 
+    # Autobahn's queue for synced and chopped sends (which this project never makes): a 760-byte deque per
+    # socket, made only when something is to be queued; until then an empty tuple stands in (Autobahn only
+    # reads its length then).
+    @property
+    def send_queue(self) -> Any:
+        queue = self.__dict__.get("_send_queue")
+        return NOTHING_QUEUED if queue is None else queue
+
+    @send_queue.setter
+    def send_queue(self, queue: Any) -> None:
+        self.__dict__["_send_queue"] = queue if queue else None  # Autobahn sets an empty deque at connect
+
+    def _queue_for_sending(self) -> None:
+        if self.__dict__.get("_send_queue") is None:
+            self.__dict__["_send_queue"] = deque()
+
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:  # noqa: N802
         """Autobahn's sendData, writing now when it can (attendance_site.write_now); Autobahn's own queue
         (sync writes, chopped writes, anything queued before) and every other case take Autobahn's path."""
+        if sync or chopsize:
+            self._queue_for_sending()
         if sync or chopsize or self.send_queue or not write_now(self.transport, data):
             super().sendData(data, sync, chopsize)
             return

@@ -25,6 +25,7 @@ teacher on the first).
     .venv/bin/python bench/live_bench.py                       # N=1000, one process, SQLite
     .venv/bin/python bench/live_bench.py --students 5000       # N=5000
     .venv/bin/python bench/live_bench.py --processes 2         # two processes, Redis + PostgreSQL
+    .venv/bin/python bench/live_bench.py --redis               # one process on that same stack
     .venv/bin/python bench/live_bench.py --save run.json --compare old.json
 """
 
@@ -264,7 +265,8 @@ def medians(batches: list[dict[str, float]]) -> dict[str, float]:
 async def run(args: argparse.Namespace, servers: list[DaphneServer], reference: ReferenceServer) -> dict[str, Any]:
     n = args.students
     ws_urls = [s.ws_url for s in servers]
-    results: dict[str, Any] = {"students": n, "processes": len(servers), "rounds": args.rounds,
+    stack = "redis+postgresql" if args.processes == 2 or args.redis else "memory+sqlite"
+    results: dict[str, Any] = {"students": n, "processes": len(servers), "stack": stack, "rounds": args.rounds,
                                "repeat": args.repeat}
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(base_url=servers[0].http_url, timeout=60, limits=limits) as client:
@@ -353,8 +355,8 @@ MEMORY_TARGET_KIB = 20
 def report(results: dict[str, Any], previous: dict[str, Any] | None) -> None:
     n = results["students"]
     print(f"\nmachine: {results['machine']}")
-    print(f"N = {n}, {results['processes']} process(es), {results['repeat']} batches of {results['rounds']} rounds"
-          " (medians of the batches)")
+    print(f"N = {n}, {results['processes']} process(es) on {results.get('stack', 'memory+sqlite')}, "
+          f"{results['repeat']} batches of {results['rounds']} rounds (medians of the batches)")
     print(f"{'ATTENDANCE_MARKED to N + 1':28} {'project':>10} {'reference':>10} {'ratio':>7} {'previous':>9}  target")
     for key in results["large"]:
         ratio = results["ratio"].get(key)
@@ -381,6 +383,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30, help="broadcasts per batch")
     parser.add_argument("--repeat", type=int, default=3, help="alternating batches (project, reference)")
     parser.add_argument("--processes", type=int, default=1, choices=[1, 2])
+    parser.add_argument("--redis", action="store_true",
+                        help="one process on the two-process stack (private Redis + PostgreSQL): the fair "
+                             "'one process' to compare --processes 2 with")
     parser.add_argument("--save", type=Path, help="write the results as JSON")
     parser.add_argument("--compare", type=Path, help="a JSON file from an earlier --save")
     parser.add_argument("--profile", type=Path, help="record the server with py-spy (raw format) to this file")
@@ -389,7 +394,7 @@ def main() -> None:
 
     env = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING"}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        if args.processes == 2:
+        if args.processes == 2 or args.redis:
             redis_server = RedisServer(Path(tmp)).start()  # private: the shared Redis is never touched
             stack.callback(redis_server.kill)
             env["REDIS_URL"] = redis_server.url

@@ -247,12 +247,23 @@ def test_send_data_writes_now_and_counts_the_octets(link):
 
 def test_send_data_keeps_autobahns_queue_first(link):
     protocol = open_protocol(link)
-    protocol.send_queue.append((b"queued", False))  # Autobahn's own queue (sync/chopped writes) is not empty
     triggered = []
     protocol._trigger = lambda: triggered.append(True)  # type: ignore[method-assign]
+    assert protocol.send_queue == () and vars(protocol).get("_send_queue") is None  # no deque until needed
+    protocol.sendData(b"queued", sync=True)  # Autobahn's own queue (sync/chopped writes) is made, not empty
     protocol.sendData(b"after")
-    assert list(protocol.send_queue) == [(b"queued", False), (b"after", False)] and triggered
+    assert list(protocol.send_queue) == [(b"queued", True), (b"after", False)] and triggered
     assert link.read_all() == b""
+    protocol.send_queue.clear()  # Autobahn's _trigger sent them: the same deque stays, empty
+    protocol.sendData(b"now")
+    assert link.read_all() == b"now"
+
+
+def test_a_chopped_send_goes_through_autobahns_queue_in_order(link):
+    protocol = open_protocol(link)
+    protocol._trigger = lambda: None  # type: ignore[method-assign]
+    protocol.sendData(b"abcdef", chopsize=4)
+    assert list(protocol.send_queue) == [(b"abcd", True), (b"ef", True)]
 
 
 def test_a_prepared_frame_is_one_text_frame_and_is_not_sent_on_a_closed_socket(link):
