@@ -180,7 +180,35 @@ class DaphneServer:
                 self.kill()
 
 
-class MongoServer:
+class PrivateProcess:
+    """A server process of a test's own (never a shared service), which the test kills and starts again."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        """SIGKILL, then start again on the same port."""
+        self.kill()
+        self.start()
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill()
+
+
+class MongoServer(PrivateProcess):
     """A private SecantusDB server (scripts/mongo-test-server's venv) on a free port with storage on disk, for
     tests that kill and restart the database under a running server (never the run's shared server). The
     same topology as the run (MONGODB_TOPOLOGY); commits are synced, so a SIGKILL loses nothing committed."""
@@ -192,19 +220,24 @@ class MongoServer:
         if standalone is None:
             standalone = os.environ.get("MONGODB_TOPOLOGY") == "standalone"
         self.standalone = standalone
-        self.process: subprocess.Popen[bytes] | None = None
+        self._executable: str | None = None  # the venv's secantusd-py, found once
 
     def uri(self, database: str) -> str:
         return f"mongodb://127.0.0.1:{self.port}/{database}"
 
+    def executable(self) -> str:
+        if self._executable is None:
+            installed = subprocess.run(
+                [sys.executable, str(ROOT / "scripts" / "mongo-test-server"), "install"],
+                check=True, capture_output=True, text=True,
+            )
+            self._executable = installed.stdout.strip()
+        return self._executable
+
     def start(self, timeout: float = 60.0) -> MongoServer:
         import pymongo
 
-        installed = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "mongo-test-server"), "install"],
-            check=True, capture_output=True, text=True,
-        )
-        command = [installed.stdout.strip(), "--host", "127.0.0.1", "--port", str(self.port),
+        command = [self.executable(), "--host", "127.0.0.1", "--port", str(self.port),
                    "--storage-path", str(self.storage), "--sync-on-commit", "--log-level", "WARNING",
                    *(["--standalone"] if self.standalone else [])]
         with open(self.log_path, "ab") as log:
@@ -218,18 +251,8 @@ class MongoServer:
                 raise
         return self
 
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
-    def restart(self) -> None:
-        """SIGKILL (a crash: every connection drops at once), then start again on the same port and storage."""
-        self.kill()
-        self.start()
-
-
-class RedisServer:
+class RedisServer(PrivateProcess):
     """A private `redis-server` on a free port, for tests that kill, restart or cut its connections (never
     the shared server). Nothing is kept on disk: a restart forgets everything, as a crash of a Redis without
     persistence does."""
@@ -237,7 +260,6 @@ class RedisServer:
     def __init__(self, work_dir: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         self.work_dir = work_dir
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -268,15 +290,3 @@ class RedisServer:
 
         return redis.Redis.from_url(self.url, socket_timeout=5)
 
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def restart(self) -> None:
-        """SIGKILL, then start again on the same port: every key, group and connection is gone."""
-        self.kill()
-        self.start()
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None

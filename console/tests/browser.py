@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from tests.support import Person
 
@@ -24,6 +24,36 @@ DESKTOP = {"width": 1000, "height": 760}
 
 def update_screenshots() -> bool:
     return os.environ.get("UPDATE_SCREENSHOTS") == "1"
+
+
+class HeldRequests:
+    """The page's requests to `pattern`, held (neither sent nor answered) until the test lets them go."""
+
+    def __init__(self, page: Page, pattern: str) -> None:
+        self.page, self.pattern = page, pattern
+        self.routes: list[Route] = []
+        self._handler = self._hold  # one handler object, for unroute
+        page.route(pattern, self._handler)
+
+    def _hold(self, route: Route) -> None:
+        self.routes.append(route)
+
+    def first(self, timeout_ms: int = 5_000) -> Route:
+        """The first held request, once the page has made it."""
+        for _ in range(timeout_ms // 100):
+            if self.routes:
+                break
+            self.page.wait_for_timeout(100)
+        assert self.routes, f"the page did not ask for {self.pattern}"
+        return self.routes[0]
+
+    def release(self, *, answered: tuple[Route, ...] = ()) -> None:
+        """Send every held request the test has not answered itself, then stop holding (after `unroute`,
+        Playwright refuses to continue a held request: "Route is already handled")."""
+        for route in self.routes:
+            if route not in answered:
+                route.continue_()
+        self.page.unroute(self.pattern, self._handler)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from console.tests.browser import Console
+from console.tests.browser import Console, HeldRequests
 from live.tests.services_available import require_service
 from tests.servers import DaphneServer, RedisServer, scratch_database
 from tests.support import Person, create_class, enrol, start
@@ -278,12 +278,7 @@ def test_keyboard_focus_survives_a_late_answer_about_the_live_session(console, m
     enrol(api, teacher, class_id, ana)
     tab = console().log_in(teacher)
     page = tab.page
-    held: list = []
-
-    def hold(route):
-        held.append(route)
-
-    page.route("**/attendance/active", hold)
+    held = HeldRequests(page, "**/attendance/active")
     tab.open_class(class_id)
     start_button = page.get_by_role("button", name="Start session", exact=True)
     for _ in range(30):
@@ -292,14 +287,8 @@ def test_keyboard_focus_survives_a_late_answer_about_the_live_session(console, m
             break
     else:
         pytest.fail("Start session cannot be reached with Tab")
-    for _ in range(50):  # the page asks once it has loaded the class
-        if held:
-            break
-        page.wait_for_timeout(100)
-    assert held, "the page did not ask for the live session"
-    for route in held:
-        route.continue_()
-    page.unroute("**/attendance/active", hold)
+    held.first()  # the page asks once it has loaded the class
+    held.release()
     page.wait_for_load_state("networkidle")
     expect(start_button).to_be_focused()
     page.keyboard.press("Enter")
@@ -316,30 +305,18 @@ def test_an_answer_about_the_live_session_older_than_the_start_is_dropped(consol
     enrol(api, teacher, class_id, ana)
     tab = console().log_in(teacher)
     page = tab.page
-    held: list = []
-
-    def hold(route):
-        held.append(route)
-
-    page.route("**/attendance/active", hold)
+    held = HeldRequests(page, "**/attendance/active")
     tab.open_class(class_id)
-    for _ in range(50):
-        if held:
-            break
-        page.wait_for_timeout(100)
-    assert held, "the page did not ask for the live session"
-    before_start = held[0].fetch()  # the server's answer now: no live session
+    stale = held.first()
+    before_start = stale.fetch()  # the server's answer now: no live session
     assert before_start.json() == {"success": True, "data": None}
     tab.start_session()
-    stale, *later = held  # later: the socket's own restore, if it asked meanwhile
     with page.expect_request_finished(lambda request: request is stale.request):
         stale.fulfill(response=before_start)  # ...delivered only after the start
     page.wait_for_timeout(300)  # the page's promise chain has run (the old page redrew at once)
     expect(tab.status()).to_contain_text("Session live since")
     expect(page.get_by_role("button", name="End session", exact=True)).to_be_visible()
-    page.unroute("**/attendance/active", hold)
-    for route in later:
-        route.continue_()
+    held.release(answered=(stale,))  # and the socket's own restore, if it asked meanwhile
 
     tab.mark(ana.name, "Present")
     tab.end_session()

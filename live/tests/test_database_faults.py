@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -61,17 +59,11 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFaults]
         with own_wire_server(tmp_dir) as server:
             yield DatabaseFaults(server, lambda: terminate_backends(server))
         return
-    with private_mongo(tmp_dir) as mongo, own_wire_server(tmp_dir, {"MONGODB_URI": mongo.uri("faults")}) as server:
+    with (
+        MongoServer(tmp_dir).start() as mongo,
+        own_wire_server(tmp_dir, {"MONGODB_URI": mongo.uri("faults")}) as server,
+    ):
         yield DatabaseFaults(server, mongo.restart)
-
-
-@contextmanager
-def private_mongo(tmp_dir: Path) -> Iterator[MongoServer]:
-    mongo = MongoServer(tmp_dir).start()
-    try:
-        yield mongo
-    finally:
-        mongo.kill()
 
 
 def terminate_backends(server: DaphneServer) -> None:
