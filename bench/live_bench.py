@@ -262,10 +262,15 @@ def medians(batches: list[dict[str, float]]) -> dict[str, float]:
     return {key: round(statistics.median(b[key] for b in batches), 2) for key in batches[0]}
 
 
+def on_scaleout_stack(args: argparse.Namespace) -> bool:
+    """Redis and PostgreSQL (two processes need them; --redis puts one process on them too)."""
+    return bool(args.processes == 2 or args.redis)
+
+
 async def run(args: argparse.Namespace, servers: list[DaphneServer], reference: ReferenceServer) -> dict[str, Any]:
     n = args.students
     ws_urls = [s.ws_url for s in servers]
-    stack = "redis+postgresql" if args.processes == 2 or args.redis else "memory+sqlite"
+    stack = "redis+postgresql" if on_scaleout_stack(args) else "memory+sqlite"
     results: dict[str, Any] = {"students": n, "processes": len(servers), "stack": stack, "rounds": args.rounds,
                                "repeat": args.repeat}
     limits = httpx.Limits(max_connections=32)
@@ -394,7 +399,7 @@ def main() -> None:
 
     env = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING"}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        if args.processes == 2 or args.redis:
+        if on_scaleout_stack(args):
             redis_server = RedisServer(Path(tmp)).start()  # private: the shared Redis is never touched
             stack.callback(redis_server.kill)
             env["REDIS_URL"] = redis_server.url
