@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	DEBUG=$${DEBUG-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG-1} $(PY) manage.py collectstatic --noinput --verbosity 0
-	DEBUG=$${DEBUG-1} $(PY) -m attendance_site.serve
+	DEBUG=$${DEBUG-1} $(PY) -m server.serve
 
 migrate: $(STAMP)
 	DEBUG=$${DEBUG-1} $(PY) manage.py migrate --noinput

@@ -11,9 +11,9 @@ from django.http import HttpRequest
 
 from accounts.models import Role, User
 from accounts.tokens import verify_token
-from attendance_site import messages
-from attendance_site.errors import DomainError, Forbidden, Unauthenticated
-from attendance_site.fields import is_object_id
+from common import messages
+from common.errors import DomainError, Forbidden, Unauthenticated
+from common.fields import is_object_id
 
 
 def user_from_token(token: str | None) -> User | None:
@@ -51,7 +51,7 @@ ROLE_REQUIRED = {Role.TEACHER: messages.TEACHER_REQUIRED, Role.STUDENT: messages
 
 @dataclass(frozen=True)
 class Access:
-    """Who may call an HTTP operation: any signed-in user, or only one role (attendance_site.api.Authenticator)."""
+    """Who may call an HTTP operation: any signed-in user, or only one role (common.api.Authenticator)."""
 
     role: Role | None = None
 

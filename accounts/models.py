@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 
-from attendance_site.fields import ObjectIdField
+from common.fields import ObjectIdField
 
 
 class Role(models.TextChoices):

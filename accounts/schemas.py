@@ -8,7 +8,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field, StringConstraints
 
 from accounts.models import Role, User
-from attendance_site.schemas import Name, ObjectIdStr, RequestBody, ResponseModel
+from common.schemas import Name, ObjectIdStr, RequestBody, ResponseModel
 
 
 def _normalise_email(value: str) -> str:

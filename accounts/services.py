@@ -8,8 +8,8 @@ from django.db import IntegrityError, transaction
 from accounts.models import Role, User
 from accounts.schemas import LoginBody, Member, SignupBody
 from accounts.tokens import issue_token
-from attendance_site import limits, messages
-from attendance_site.errors import Conflict, Invalid
+from common import limits, messages
+from common.errors import Conflict, Invalid
 
 # Compared against when the email is unknown, so both failures cost one bcrypt check.
 _DUMMY_HASH: str | None = None
@@ -32,7 +32,7 @@ def signup(body: SignupBody) -> User:
 def login(body: LoginBody, client_ip: str) -> str:
     """A token for the email and password, from a client at `client_ip`.
 
-    The failed-login limits (attendance_site.limits) are checked first, before any password is hashed, so a
+    The failed-login limits (common.limits) are checked first, before any password is hashed, so a
     flood of wrong passwords costs no bcrypt work once over them; only a wrong email or password counts.
     """
     global _DUMMY_HASH

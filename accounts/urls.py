@@ -1,5 +1,5 @@
 from accounts import views
-from attendance_site.api import route
+from common.api import route
 
 urlpatterns = [
     route("auth/signup", views.signup),

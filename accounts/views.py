@@ -5,10 +5,10 @@ from django.http import HttpRequest
 from accounts import auth, services
 from accounts.models import User
 from accounts.schemas import LoginBody, Member, PublicUser, SignupBody, Token
-from attendance_site import messages
-from attendance_site.api import endpoint
-from attendance_site.errors import Conflict, Invalid, TooManyRequests
-from attendance_site.limits import client_ip
+from common import messages
+from common.api import endpoint
+from common.errors import Conflict, Invalid, TooManyRequests
+from common.limits import client_ip
 
 
 @endpoint("POST", body=SignupBody, response=PublicUser, status=201, errors=(Conflict(messages.EMAIL_EXISTS),))

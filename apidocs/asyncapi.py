@@ -12,7 +12,7 @@ from typing import Any
 
 from apidocs.jsonschema import SchemaSet
 from apidocs.openapi import API_VERSION, TITLE
-from attendance_site import messages
+from common import messages
 from live.consumers import CONNECT_ERRORS, EVENTS, FRAME_ERRORS, SocketEvent
 from live.schemas import SERVER_EVENTS
 

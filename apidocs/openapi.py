@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of the HTTP API, generated from the route registry (attendance_site.api).
+"""The OpenAPI 3.1 document of the HTTP API, generated from the route registry (common.api).
 
 Nothing here names a route: every operation registered with `route()`/`endpoint` appears with its method,
 who may call it, its path and query parameters, its body (JSON Schema of the pydantic model that validates
@@ -18,10 +18,10 @@ from typing import Any
 from django.apps import apps
 
 from apidocs.jsonschema import SchemaSet
-from attendance_site import messages
-from attendance_site.api import Operation, Route, http_status, iter_routes
-from attendance_site.downloads import content_disposition
-from attendance_site.errors import DomainError, NotFound, TooManyRequests
+from common import messages
+from common.api import Operation, Route, http_status, iter_routes
+from common.downloads import content_disposition
+from common.errors import DomainError, NotFound, TooManyRequests
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"

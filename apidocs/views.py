@@ -17,8 +17,8 @@ from django.views.decorators.csrf import csrf_exempt
 from apidocs.asyncapi import build_asyncapi
 from apidocs.events import socket_events
 from apidocs.openapi import build_openapi
-from attendance_site import messages
-from attendance_site.api import fail
+from common import messages
+from common.api import fail
 
 SAFE_METHODS = ("GET", "HEAD")
 

@@ -9,7 +9,7 @@ The backend is MongoDB's own django-mongodb-backend. What it needs beyond DATABA
 - those apps' migrations are regenerated for ObjectId keys, in `mongo_migrations/` (MIGRATION_MODULES).
   `sessions` keeps Django's migrations: its primary key is `session_key`, not an automatic one.
 
-Our own models need none of this: their keys are `attendance_site.fields.ObjectIdField`, stored as native
+Our own models need none of this: their keys are `common.fields.ObjectIdField`, stored as native
 ObjectIds under `_id` here and as 24-char strings on SQL, so one set of migrations serves every backend.
 
 Nothing here opens a connection: the client connects lazily on first use, so `manage.py check` and

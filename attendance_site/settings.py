@@ -71,12 +71,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Sends the policy a view declares (the console's: console/views.py; the API docs': apidocs/views.py).
     "csp.middleware.CSPMiddleware",
-    "attendance_site.api.JsonErrorMiddleware",
+    "common.api.JsonErrorMiddleware",
 ]
 
 ROOT_URLCONF = "attendance_site.urls"
 # API routes are CSRF-exempt (token auth, no cookies); this answers the admin's CSRF failures in JSON too.
-CSRF_FAILURE_VIEW = "attendance_site.api.forbidden"
+CSRF_FAILURE_VIEW = "common.api.forbidden"
 ASGI_APPLICATION = "attendance_site.asgi.application"
 # Paths are exact (DESIGN.md): no redirect from /auth/me/ to /auth/me.
 APPEND_SLASH = False
@@ -144,7 +144,7 @@ LIVE_UPKEEP_SECONDS = env.float("LIVE_UPKEEP_SECONDS", default=15.0)
 # upkeep's period (± 20 % jitter) this bounds recovery: 30 + 18 s, within the 60 s DESIGN.md promises.
 LIVE_CLAIM_LEASE_SECONDS = env.float("LIVE_CLAIM_LEASE_SECONDS", default=30.0)
 if REDIS_URL:
-    from attendance_site.redis_client import redis_retry
+    from common.redis_client import redis_retry
 
     CHANNEL_LAYERS = {
         "default": {
@@ -188,7 +188,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 
-# --- Limits against abuse (DESIGN.md; attendance_site/limits.py). 0 turns a limit off. -----------
+# --- Limits against abuse (DESIGN.md; common/limits.py). 0 turns a limit off. -----------
 def _limit(name: str, default: int) -> int:
     value: int = env.int(name, default=default)
     if value < 0:

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from attendance_site.api import not_found
+from common.api import not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -16,8 +16,8 @@ urlpatterns = [
     re_path(r"^.*$", not_found),
 ]
 
-# What Django answers itself is JSON too (attendance_site.api).
-handler400 = "attendance_site.api.bad_request"
-handler403 = "attendance_site.api.forbidden"
-handler404 = "attendance_site.api.not_found"
-handler500 = "attendance_site.api.server_error"
+# What Django answers itself is JSON too (common.api).
+handler400 = "common.api.bad_request"
+handler403 = "common.api.forbidden"
+handler404 = "common.api.not_found"
+handler500 = "common.api.server_error"

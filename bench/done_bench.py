@@ -1,6 +1,6 @@
 """DONE for a class of N students, on several databases in one run, as ratios to SQLite's.
 
-One server per database (`python -m attendance_site.serve`, as `make run` does, each on a scratch database),
+One server per database (`python -m server.serve`, as `make run` does, each on a scratch database),
 the same class of N enrolled students on each, then rounds of: POST /attendance/start, and DONE on the
 teacher's socket, timed from send to the teacher's DONE (that is the bulk write of N records and its commit;
 the broadcast to the students' sockets is bench/live_bench.py's business). The databases take turns within

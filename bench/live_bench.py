@@ -1,6 +1,6 @@
 """Live attendance benchmark: a real server, real sockets, numbers you can compare between runs.
 
-Starts the server (`python -m attendance_site.serve`, as `make run` does) with a low BCRYPT_ROUNDS,
+Starts the server (`python -m server.serve`, as `make run` does) with a low BCRYPT_ROUNDS,
 creates two teachers and N students through the HTTP API, connects every one of them over WebSocket,
 and measures:
 

@@ -1,6 +1,6 @@
 """Login under a wrong-password flood: what the failed-login limits buy (DESIGN.md "Limits against abuse").
 
-Starts one worker (`python -m attendance_site.serve`, as `make run` does) at the production bcrypt cost
+Starts one worker (`python -m server.serve`, as `make run` does) at the production bcrypt cost
 (BCRYPT_ROUNDS=12) behind a simulated proxy (PROXY_HEADERS on; each client names its address in
 X-Forwarded-For, as nginx would). One client floods /auth/login with wrong passwords (200 requests, 20 in
 flight) while a second client, from another address, logs in normally, one login after another. The run

@@ -34,7 +34,7 @@ async def handle(connection: ServerConnection) -> None:
 
 
 async def main(port: int) -> None:
-    gc.freeze()  # as attendance_site.serve does: start-up objects stay out of GC passes
+    gc.freeze()  # as server.serve does: start-up objects stay out of GC passes
     async with serve(handle, "127.0.0.1", port, compression=None, max_queue=None):
         print("ready", flush=True)
         await asyncio.Future()

@@ -6,7 +6,7 @@ S committed sessions and N × S attendance records, written with bulk_create. Th
 
 - in-process (Django's test client, the whole request path but the network): wall time and the number
   of database queries of the report, the CSV and the session list;
-- over the wire: the same requests to a real Daphne (`python -m attendance_site.serve`, as `make run`)
+- over the wire: the same requests to a real Daphne (`python -m server.serve`, as `make run`)
   on the same database, timed by an httpx client;
 - a reference measured in the same run: GET /class/:id (the class with its N students), so that the
   figures can be read as ratios on a noisy machine.

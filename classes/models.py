@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from accounts.models import User
-from attendance_site.fields import ObjectIdField
+from common.fields import ObjectIdField
 
 
 class Class(models.Model):

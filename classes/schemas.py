@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from accounts.schemas import Member
-from attendance_site.schemas import Name, NonEmptyStr, ObjectIdStr, RequestBody, ResponseModel
+from common.schemas import Name, NonEmptyStr, ObjectIdStr, RequestBody, ResponseModel
 
 
 class CreateClassBody(RequestBody):

@@ -7,11 +7,11 @@ from django.db.models import Count, F
 
 from accounts.models import Role, User
 from accounts.schemas import Member
-from attendance_site import messages
-from attendance_site.errors import Forbidden, NotFound
-from attendance_site.fields import is_object_id
 from classes.models import Class, Enrollment
 from classes.schemas import ClassDetail, ClassListItem, ClassSummary
+from common import messages
+from common.errors import Forbidden, NotFound
+from common.fields import is_object_id
 
 
 def student_ids(class_id: str) -> list[str]:

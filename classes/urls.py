@@ -1,5 +1,5 @@
-from attendance_site.api import route
 from classes import views
+from common.api import route
 
 urlpatterns = [
     route("class", views.create_class),

@@ -4,11 +4,11 @@ from django.http import HttpRequest
 
 from accounts import auth
 from accounts.models import User
-from attendance_site import messages
-from attendance_site.api import endpoint
-from attendance_site.errors import Forbidden, NotFound
 from classes import services
 from classes.schemas import AddStudentBody, ClassDetail, ClassListItem, ClassSummary, CreateClassBody
+from common import messages
+from common.api import endpoint
+from common.errors import Forbidden, NotFound
 
 
 @endpoint("POST", auth=auth.teacher, body=CreateClassBody, response=ClassSummary, status=201)

@@ -7,8 +7,8 @@ from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 
-from attendance_site import messages
-from attendance_site.api import fail
+from common import messages
+from common.api import fail
 
 # DESIGN.md "Web console": `default-src 'self'`, sockets to the same host. In CSP Level 3 `'self'` also
 # matches ws:// and wss:// on the page's own host and port, so the console can open only its own /ws.

@@ -24,12 +24,11 @@ from pydantic import ValidationError
 
 from accounts.models import Role, User
 from accounts.tokens import verify_token
-from attendance_site import messages
-from attendance_site.daphne_ext import SOCKET_EXTENSION, DirectSocket
-from attendance_site.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
-from attendance_site.fields import is_object_id
-from attendance_site.limits import MessageRate, open_sockets
-from attendance_site.schemas import RequestBody, ResponseModel
+from common import messages
+from common.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
+from common.fields import is_object_id
+from common.limits import MessageRate, open_sockets
+from common.schemas import RequestBody, ResponseModel
 from live import services, upkeep
 from live.db import db_call
 from live.hub import get_hub, publish
@@ -48,6 +47,7 @@ from live.schemas import (
     encode,
 )
 from live.store import Session
+from server.daphne_ext import SOCKET_EXTENSION, DirectSocket
 
 logger = logging.getLogger(__name__)
 

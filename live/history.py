@@ -22,11 +22,11 @@ from django.db.models import Count, ExpressionWrapper, F, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from accounts.models import User
-from attendance_site import messages
-from attendance_site.errors import NotFound
-from attendance_site.fields import is_object_id
-from attendance_site.schemas import iso_z
 from classes.models import Class
+from common import messages
+from common.errors import NotFound
+from common.fields import is_object_id
+from common.schemas import iso_z
 from live.models import Attendance, AttendanceSession, Status
 from live.schemas import (
     ActiveSession,

@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.db import models
 
-from attendance_site.fields import ObjectIdField
 from classes.models import Class
+from common.fields import ObjectIdField
 
 
 class Status(models.TextChoices):

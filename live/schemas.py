@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from attendance_site import messages
-from attendance_site.schemas import IsoDateTime, IsoTimestamp, NonEmptyStr, ObjectIdStr, RequestBody, ResponseModel
+from common import messages
+from common.schemas import IsoDateTime, IsoTimestamp, NonEmptyStr, ObjectIdStr, RequestBody, ResponseModel
 from live.models import Status
 
 # Statuses arrive as JSON strings: lax for this field only, so "present" becomes Status.PRESENT.

@@ -21,12 +21,12 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.auth import active_users
 from accounts.models import Role, User
-from attendance_site import messages
-from attendance_site.errors import NotFound, Unavailable
-from attendance_site.fields import is_object_id
-from attendance_site.schemas import iso_z
 from classes import services as classes
 from classes.models import Class, Enrollment
+from common import messages
+from common.errors import NotFound, Unavailable
+from common.fields import is_object_id
+from common.schemas import iso_z
 from live.db import db_call
 from live.models import Attendance, AttendanceSession, Status
 from live.schemas import PersistedStatus

@@ -49,7 +49,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.commands.core import AsyncScript
 
-from attendance_site.redis_client import redis_retry
+from common.redis_client import redis_retry
 from live.store import Session, SessionStore, claim_lease_seconds
 
 MARK_PREFIX = "m:"

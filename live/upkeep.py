@@ -10,7 +10,7 @@ hub, so that nothing outlives its loop). Every UPKEEP_SECONDS, with jitter so th
 
 A token's expiry needs no sweep: each socket closes itself when its token expires (live.consumers).
 
-And, in the production server only (attendance_site.serve turns it on), the objects of open sockets are kept
+And, in the production server only (server.serve turns it on), the objects of open sockets are kept
 out of the garbage collector's full passes (`freeze_after_connects`).
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 from django.conf import settings
 
 from accounts.models import User
-from attendance_site.limits import open_sockets
+from common.limits import open_sockets
 from live import services
 from live.db import db_call
 from live.hub import get_hub
@@ -78,7 +78,7 @@ class _Freezer:
 
 
 def freeze_after_connects(enabled: bool = True) -> None:
-    """Freeze the objects of open sockets after each burst of connects (attendance_site.serve)."""
+    """Freeze the objects of open sockets after each burst of connects (server.serve)."""
     _Freezer.enabled = enabled
 
 

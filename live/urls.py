@@ -1,4 +1,4 @@
-from attendance_site.api import route
+from common.api import route
 from live import views
 
 urlpatterns = [

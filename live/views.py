@@ -5,11 +5,11 @@ from django.http import HttpRequest, HttpResponse
 
 from accounts import auth
 from accounts.models import User
-from attendance_site import messages
-from attendance_site.api import endpoint
-from attendance_site.downloads import attachment
-from attendance_site.errors import Forbidden, NotFound
 from classes import services as classes
+from common import messages
+from common.api import endpoint
+from common.downloads import attachment
+from common.errors import Forbidden, NotFound
 from live import history, services
 from live.schemas import (
     ActiveSession,

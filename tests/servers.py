@@ -1,6 +1,6 @@
 """Real Daphne processes for over-the-wire tests (and the benchmark).
 
-Each server runs `python -m attendance_site.serve` — what `make run` runs — on a free port, against a
+Each server runs `python -m server.serve` — what `make run` runs — on a free port, against a
 database of its own so that tests never touch the user's data: a temporary SQLite file, a scratch
 PostgreSQL database beside DATABASE_URL's, or a scratch MongoDB database beside MONGODB_URI's.
 """
@@ -108,7 +108,7 @@ def process_cpu_seconds(*pids: int) -> float:
 
 
 class DaphneServer:
-    """One `python -m attendance_site.serve` process."""
+    """One `python -m server.serve` process."""
 
     def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port or free_port()
@@ -151,7 +151,7 @@ class DaphneServer:
     def start(self, timeout: float = 30.0) -> DaphneServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "attendance_site.serve"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+            [sys.executable, "-m", "server.serve"], cwd=ROOT, env=self.env, stdout=log, stderr=log
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from attendance_site.limits import FixedWindow
+from common.limits import FixedWindow
 from live.tests.services_available import redis_url, require_redis
 from tests.servers import DaphneServer, scratch_database
 from tests.support import (

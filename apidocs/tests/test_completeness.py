@@ -12,8 +12,8 @@ import pytest
 
 from apidocs.asyncapi import build_asyncapi
 from apidocs.openapi import build_openapi
-from attendance_site import messages
-from attendance_site.api import http_status, iter_routes
+from common import messages
+from common.api import http_status, iter_routes
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from attendance_site.api import iter_routes
+from common.api import iter_routes
 from console.tests.browser import SCREENSHOTS, update_screenshots
 
 pytestmark = [pytest.mark.wire, pytest.mark.browser]

@@ -98,7 +98,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def roles() -> dict[str, str | None]:
     """"METHOD /path/{param}" → the role the operation requires (None: any user, or anyone)."""
-    from attendance_site.api import iter_routes
+    from common.api import iter_routes
 
     return {
         f"{method} {route.path}": getattr(operation.auth, "role", None)

@@ -17,11 +17,11 @@ from accounts import auth
 from accounts.models import Role
 from accounts.schemas import PublicUser, SignupBody
 from apidocs.openapi import build_openapi
-from attendance_site import api
-from attendance_site.api import endpoint, http_status, iter_routes, route
-from attendance_site.downloads import attachment
-from attendance_site.errors import NotFound
-from attendance_site.schemas import RequestBody, ResponseModel
+from common import api
+from common.api import endpoint, http_status, iter_routes, route
+from common.downloads import attachment
+from common.errors import NotFound
+from common.schemas import RequestBody, ResponseModel
 from tests.support import NOT_FOUND, UNAUTHORIZED
 
 REF = "#/components/schemas/"

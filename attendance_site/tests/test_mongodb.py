@@ -218,10 +218,10 @@ def test_contrib_migrations_come_from_mongo_migrations(rendered_migrations: list
 
 def test_every_primary_key_is_an_object_id(rendered_migrations: list[dict]) -> None:
     keys = {key for m in rendered_migrations for key in m["primary_keys"]}
-    object_ids = ("django_mongodb_backend.fields.auto.ObjectIdAutoField", "attendance_site.fields.ObjectIdField")
+    object_ids = ("django_mongodb_backend.fields.auto.ObjectIdAutoField", "common.fields.ObjectIdField")
     # sessions keys its rows by session_key (MongoDB still gives each document its own ObjectId `_id`).
     assert {key for key in keys if not key.endswith(object_ids)} == {"Session.django.db.models.fields.CharField"}
-    assert "Attendance.attendance_site.fields.ObjectIdField" in keys
+    assert "Attendance.common.fields.ObjectIdField" in keys
     assert "ContentType.django_mongodb_backend.fields.auto.ObjectIdAutoField" in keys
 
 

@@ -1,4 +1,4 @@
-"""Static files served by the project itself, over the wire from `python -m attendance_site.serve` (what
+"""Static files served by the project itself, over the wire from `python -m server.serve` (what
 `make run` runs): WhiteNoise with hashed names, compression and cache headers; the console page and its
 modules; errors stay JSON."""
 

@@ -1,7 +1,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-import attendance_site.fields
+import common.fields
 
 
 def commit_existing_sessions(apps, schema_editor):
@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="AttendanceSession",
             fields=[
-                ("id", attendance_site.fields.ObjectIdField(db_column="_id", default=attendance_site.fields.new_object_id, editable=False, primary_key=True, serialize=False)),
+                ("id", common.fields.ObjectIdField(db_column="_id", default=common.fields.new_object_id, editable=False, primary_key=True, serialize=False)),
                 ("started_at", models.DateTimeField(db_column="startedAt")),
                 ("committed", models.BooleanField(default=False)),
                 ("klass", models.ForeignKey(db_column="classId", on_delete=django.db.models.deletion.CASCADE, related_name="sessions", to="classes.class")),

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from attendance_site.asgi import application
-from attendance_site.limits import open_sockets
+from common.limits import open_sockets
 from live.consumers import AttendanceConsumer
 from tests.support import (
     CLOSE_POLICY_VIOLATION,

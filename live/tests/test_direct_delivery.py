@@ -13,7 +13,7 @@ from live.consumers import AttendanceConsumer
 
 
 class FakeDirectSocket:
-    """What the consumer needs of attendance_site.daphne_ext.DirectSocket, recorded."""
+    """What the consumer needs of server.daphne_ext.DirectSocket, recorded."""
 
     prepared: list[str] = []
 

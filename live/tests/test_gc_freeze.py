@@ -7,7 +7,7 @@ import gc
 
 import pytest
 
-from attendance_site.limits import SocketSlots
+from common.limits import SocketSlots
 from live import upkeep
 
 

@@ -10,10 +10,10 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from attendance_site.api import validate
-from attendance_site.downloads import ascii_filename, content_disposition, utf8_filename
-from attendance_site.errors import Invalid
 from classes.models import Enrollment
+from common.api import validate
+from common.downloads import ascii_filename, content_disposition, utf8_filename
+from common.errors import Invalid
 from live import history, services
 from live.models import Attendance, AttendanceSession
 from live.schemas import SessionsQuery

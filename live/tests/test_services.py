@@ -16,9 +16,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
-from attendance_site.errors import DomainError, Forbidden, NotFound, Unavailable
 from classes.models import Enrollment
 from classes.services import student_ids
+from common.errors import DomainError, Forbidden, NotFound, Unavailable
 from live import services
 from live.models import Attendance
 from live.store import Session, get_session_store

@@ -1,8 +1,8 @@
-"""Broadcasts over the wire through the direct path (attendance_site.daphne_ext, attendance_site.write_now):
+"""Broadcasts over the wire through the direct path (server.daphne_ext, server.write_now):
 every frame reaches every socket, once, in order — a reader that keeps up, a reader that stops reading (a
 small receive window; its frames wait in the kernel's buffers), and the teacher, whose own echoes go
 through ASGI. Partial writes and EAGAIN, which loopback's autotuned buffers make rare here, are driven
-deterministically on real sockets in attendance_site/tests/test_write_now.py.
+deterministically on real sockets in server/tests/test_write_now.py.
 
 On the session's server with the limits off (`unlimited_server`): the teacher sends hundreds of frames as
 fast as it can.

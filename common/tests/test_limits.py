@@ -1,4 +1,4 @@
-"""The limiters of attendance_site.limits and the Daphne rules of attendance_site.daphne_limits, as units."""
+"""The limiters of common.limits and the Daphne rules of server.daphne_limits, as units."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
 from twisted.web.http_headers import Headers
 
-from attendance_site import limits
-from attendance_site.daphne_limits import last_hop, parse_x_forwarded_for
-from attendance_site.errors import TooManyRequests
-from attendance_site.limits import FixedWindow, MessageRate, SocketSlots, TokenBucket, reserve
+from common import limits
+from common.errors import TooManyRequests
+from common.limits import FixedWindow, MessageRate, SocketSlots, TokenBucket, reserve
+from server.daphne_limits import last_hop, parse_x_forwarded_for
 from tests.support import TOO_MANY_REQUESTS
 
 

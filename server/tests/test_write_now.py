@@ -1,4 +1,4 @@
-"""Write now (attendance_site.write_now) on real TCP sockets, and the protocol's sendData that uses it.
+"""Write now (server.write_now) on real TCP sockets, and the protocol's sendData that uses it.
 
 Each test connects a real loopback TCP pair and wraps the server end in Twisted's own `tcp.Connection`, with
 a reactor that only records what the connection asks of it (so the test drives `doWrite` itself, as the
@@ -21,8 +21,8 @@ from daphne import cli as daphne_cli
 from twisted.internet import main, tcp
 from twisted.internet.testing import StringTransport
 
-from attendance_site.daphne_ext import SOCKET_EXTENSION, AttendanceServer, AttendanceWebSocketProtocol, DirectSocket
-from attendance_site.write_now import can_write_now, write_now
+from server.daphne_ext import SOCKET_EXTENSION, AttendanceServer, AttendanceWebSocketProtocol, DirectSocket
+from server.write_now import can_write_now, write_now
 
 
 class RecordingReactor:
@@ -306,7 +306,7 @@ def test_protocol_options_are_read_from_the_factory_not_copied_into_each_connect
     (memory per socket), with the same values, and a connection may still set one of its own."""
     from autobahn.websocket.protocol import WebSocketServerProtocol
 
-    from attendance_site.daphne_ext import AttendanceWebSocketFactory
+    from server.daphne_ext import AttendanceWebSocketFactory
 
     factory = AttendanceWebSocketFactory(None, server="test")
     factory.setProtocolOptions(maxMessagePayloadSize=4096, openHandshakeTimeout=7, autoPingTimeout=11)
@@ -328,7 +328,7 @@ def test_protocol_options_are_read_from_the_factory_not_copied_into_each_connect
 def test_the_handshake_leftovers_are_dropped_once_open_and_the_path_is_kept() -> None:
     from autobahn.websocket.types import ConnectionRequest
 
-    from attendance_site.daphne_ext import AttendanceWebSocketFactory
+    from server.daphne_ext import AttendanceWebSocketFactory
 
     protocol = AttendanceWebSocketFactory(None, server="test").buildProtocol(("127.0.0.1", 1))
     headers = {"host": "127.0.0.1", "sec-websocket-key": "k" * 24, "x-padding": "p" * 500}

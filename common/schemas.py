@@ -16,7 +16,7 @@ def iso_z(moment: datetime) -> str:
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 # A name as stored: non-empty after trimming, fits its column, no NUL (PostgreSQL refuses it in text).
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
-# An id as the API shows it (attendance_site.fields): 24 lowercase hex characters.
+# An id as the API shows it (common.fields): 24 lowercase hex characters.
 ObjectIdStr = Annotated[str, Field(pattern=r"^[0-9a-f]{24}$", examples=["5f0c0ffee0ddba11deadbeef"])]
 # A moment as the API shows it: "2025-03-11T10:00:00.000Z".
 IsoDateTime = Annotated[

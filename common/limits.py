@@ -7,7 +7,7 @@
 - Open sockets per user in this process (`open_sockets`).
 
 A limit set to 0 is off. The transports only map what these say: HTTP answers TooManyRequests with 429 and
-Retry-After (attendance_site.api); the WebSocket consumer sends its ERROR (live.consumers).
+Retry-After (common.api); the WebSocket consumer sends its ERROR (live.consumers).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest
 
-from attendance_site import messages
-from attendance_site.errors import TooManyRequests
+from common import messages
+from common.errors import TooManyRequests
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ KEY_GRACE_SECONDS = 60
 
 def client_ip(request: HttpRequest) -> str:
     """The address limits count against: REMOTE_ADDR, which Daphne fills from the socket's peer — or, with
-    PROXY_HEADERS on, from the last X-Forwarded-For hop (attendance_site.daphne_limits: the hop our own
+    PROXY_HEADERS on, from the last X-Forwarded-For hop (server.daphne_limits: the hop our own
     proxy added, not the first, which the client can write)."""
     return request.META.get("REMOTE_ADDR") or "unknown"
 

@@ -7,8 +7,8 @@ from bson import ObjectId
 from django.db import connection
 
 from accounts.models import User
-from attendance_site.fields import ObjectIdField, is_object_id, new_object_id
 from classes.models import Class, Enrollment
+from common.fields import ObjectIdField, is_object_id, new_object_id
 
 OBJECT_ID_CHARS = set("0123456789abcdef")
 MONGODB = SimpleNamespace(vendor="mongodb")
@@ -64,7 +64,7 @@ def test_non_primary_key_field_has_no_default_or_column_override():
 
 def test_deconstruct_leaves_max_length_out():
     name, path, args, kwargs = ObjectIdField(primary_key=True).deconstruct()
-    assert path == "attendance_site.fields.ObjectIdField"
+    assert path == "common.fields.ObjectIdField"
     assert "max_length" not in kwargs
     assert kwargs["primary_key"] is True and kwargs["db_column"] == "_id"
     assert ObjectIdField(*args, **kwargs).max_length == 24

@@ -7,12 +7,12 @@
   ("slowloris") would hold its connection for ever; Daphne's `--http-timeout` starts only once a request
   is complete and times the application, not the client. An idle kept-alive connection between requests
   is left to Twisted's idle timeout. After the upgrade request, a WebSocket's handshake is the server's
-  part: Daphne's `--websocket_connect_timeout` bounds it (attendance_site.serve).
+  part: Daphne's `--websocket_connect_timeout` bounds it (server.serve).
 - **The client's address behind a proxy.** With `--proxy-headers` Daphne takes the *first*
   X-Forwarded-For hop, which the client writes itself (a new address per request would escape every
   limit). The contract's rule is the *last* hop: the one our own proxy appended. Both of Daphne's
   protocols (HTTP and WebSocket) use this rule, so `scope["client"]`, Django's REMOTE_ADDR, the limits
-  (attendance_site.limits.client_ip) and Daphne's access log all name the same address.
+  (common.limits.client_ip) and Daphne's access log all name the same address.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The JSON envelope, body parsing, the `endpoint` decorator and app-wide error handling (attendance_site/api.py)."""
+"""The JSON envelope, body parsing, the `endpoint` decorator and app-wide error handling (common/api.py)."""
 
 import logging
 
@@ -9,7 +9,7 @@ from django.test import Client, RequestFactory
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
-from attendance_site.api import (
+from common.api import (
     HTTP_STATUS,
     JsonErrorMiddleware,
     PayloadTooLarge,
@@ -25,7 +25,7 @@ from attendance_site.api import (
     route,
     validate,
 )
-from attendance_site.errors import (
+from common.errors import (
     Conflict,
     DomainError,
     Forbidden,
@@ -377,7 +377,7 @@ def test_middleware_turns_exception_into_500_and_logs_it(caplog):
     try:
         raise RuntimeError("secret detail")
     except RuntimeError as error:
-        with caplog.at_level(logging.ERROR, logger="attendance_site.api"):
+        with caplog.at_level(logging.ERROR, logger="common.api"):
             response = middleware.process_exception(request, error)
     assert (response.status_code, orjson.loads(response.content)) == (500, {"success": False, "error": INTERNAL_ERROR})
     assert b"secret detail" not in response.content
@@ -449,7 +449,7 @@ def test_unexpected_exception_is_json_500_without_details(client, monkeypatch, c
 
     monkeypatch.setattr("accounts.services.signup", explode)
     body = {"name": "Boom", "email": "boom@example.com", "password": PASSWORD, "role": "student"}
-    with caplog.at_level(logging.ERROR, logger="attendance_site.api"):
+    with caplog.at_level(logging.ERROR, logger="common.api"):
         response = post_json(client, "/auth/signup", body)
     assert_error(response, 500, INTERNAL_ERROR)
     assert b"secret detail" not in response.content
@@ -478,7 +478,7 @@ def test_a_csrf_failure_is_a_json_403():
 
 
 def test_django_handlers_answer_json(rf):
-    from attendance_site import api
+    from common import api
 
     for handler, status, message in [
         (api.bad_request, 400, "Bad request"),

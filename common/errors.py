@@ -1,7 +1,7 @@
 """Domain errors: what went wrong, in the contract's exact words, and nothing about transports.
 
 Services raise these; each transport maps the kind once — HTTP to a status and the JSON envelope
-(attendance_site.api), the WebSocket to an ERROR event (live.consumers).
+(common.api), the WebSocket to an ERROR event (live.consumers).
 """
 
 from __future__ import annotations

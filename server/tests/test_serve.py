@@ -1,6 +1,6 @@
 """The Daphne command line that `make run` and the wire tests share."""
 
-from attendance_site.serve import daphne_argv
+from server.serve import daphne_argv
 
 
 def test_daphne_serves_the_asgi_app_on_the_port_with_the_64_kib_frame_limit():

@@ -5,7 +5,7 @@
 - A message over the size limit is answered with close 1009 instead of a dropped TCP connection
   (Autobahn's `failByDrop`), so the client learns why.
 - Broadcasts at the cost of a plain socket write (docs/benchmark.md): frames are written now when the
-  connection's buffer is empty (attendance_site.write_now), and every WebSocket's ASGI scope carries a
+  connection's buffer is empty (server.write_now), and every WebSocket's ASGI scope carries a
   `DirectSocket` under `scope["extensions"][SOCKET_EXTENSION]`, through which the live hub writes one frame,
   built once, to each local recipient in a plain loop — no coroutine chain per recipient. Other ASGI
   servers (runserver, Channels' test communicator) do not set the extension, and the consumer then sends
@@ -28,7 +28,7 @@ from daphne import cli as daphne_cli
 from daphne import server as daphne_server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 
-from attendance_site.write_now import write_now
+from server.write_now import write_now
 
 STANDARD_CLOSE_CODES = {1008, 1009, 1011}
 NOTHING_QUEUED: tuple[()] = ()
@@ -203,7 +203,7 @@ class AttendanceWebSocketProtocol(WebSocketProtocol):
             self.__dict__["_send_queue"] = deque()
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:  # noqa: N802
-        """Autobahn's sendData, writing now when it can (attendance_site.write_now); Autobahn's own queue
+        """Autobahn's sendData, writing now when it can (server.write_now); Autobahn's own queue
         (sync writes, chopped writes, anything queued before) and every other case take Autobahn's path."""
         if sync or chopsize:
             self._queue_for_sending()

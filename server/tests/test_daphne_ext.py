@@ -1,4 +1,4 @@
-"""attendance_site.daphne_ext.ApplicationQueue: the WebSocket's ASGI input queue (Daphne puts, the
+"""server.daphne_ext.ApplicationQueue: the WebSocket's ASGI input queue (Daphne puts, the
 application gets). Over the wire, every WebSocket test of the suite runs through it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from attendance_site.daphne_ext import ApplicationQueue
+from server.daphne_ext import ApplicationQueue
 
 
 def message(n: int) -> dict[str, object]:

@@ -4,7 +4,7 @@ Routes are declared in each app's `urls.py` with `route(path, operation, ...)`; 
 declared with `endpoint` — its method, who may call it, its body/query schema and its response schema.
 That one declaration drives the check order, the response's serialisation and the API documents.
 
-Domain errors (attendance_site.errors) are mapped to HTTP statuses here and nowhere else; anything
+Domain errors (common.errors) are mapped to HTTP statuses here and nowhere else; anything
 unexpected becomes the contract's 500 (`JsonErrorMiddleware`), and the responses Django makes itself
 (bad Host, CSRF failure, 404/500 handlers) are JSON too.
 """
@@ -25,8 +25,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, path
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from attendance_site import messages
-from attendance_site.errors import (
+from common import messages
+from common.errors import (
     Conflict,
     DomainError,
     Forbidden,
