@@ -2,34 +2,49 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# One stamp per lock (requirements/): `make run` installs the server's packages only; `make test`, `lint` and
+# the benchmarks the dev lock, the same packages at the same versions plus the tools. Each installs once, again
+# only when its lock changes. Every package is pinned with its hashes (scripts/check-locks writes the locks).
+SERVER_STAMP := $(VENV)/.server-installed
+STAMP := $(VENV)/.dev-installed
+PIP_INSTALL := $(PY) -m pip install --quiet --require-hashes
 
-.PHONY: run test test-mongodb migrate collectstatic lint bench bench-done superuser clean
+.PHONY: run test test-fast test-mongodb migrate collectstatic lint bench bench-done superuser clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(SERVER_STAMP): requirements/server.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+	$(PIP_INSTALL) -r requirements/server.txt
+	touch $@
+
+# dev.txt holds every package of server.txt at its version: installing it installs the server's too.
+$(STAMP): requirements/dev.txt requirements/server.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) -r requirements/dev.txt
+	touch $@ $(SERVER_STAMP)
 
 # Serve HTTP, WebSocket and the console with Daphne on $$PORT (3000). DEBUG is on unless you set it.
-# collectstatic gathers the admin's, the API docs' and the console's files (hashed, compressed) for WhiteNoise.
-run: $(STAMP)
-	DEBUG=$${DEBUG-1} $(PY) manage.py migrate --noinput
-	DEBUG=$${DEBUG-1} $(PY) manage.py collectstatic --noinput --verbosity 0
+# server.prepare migrates and gathers the admin's, the API docs' and the console's files (hashed, compressed)
+# for WhiteNoise, once however many `make run` start together, and collects again only when they changed.
+run: $(SERVER_STAMP)
+	DEBUG=$${DEBUG-1} $(PY) -m server.prepare
 	DEBUG=$${DEBUG-1} $(PY) -m server.serve
 
-migrate: $(STAMP)
-	DEBUG=$${DEBUG-1} $(PY) manage.py migrate --noinput
+migrate: $(SERVER_STAMP)
+	DEBUG=$${DEBUG-1} $(PY) -m server.prepare --only migrate
 
-collectstatic: $(STAMP)
-	DEBUG=$${DEBUG-1} $(PY) manage.py collectstatic --noinput
+collectstatic: $(SERVER_STAMP)
+	DEBUG=$${DEBUG-1} $(PY) -m server.prepare --only static --force
 
-superuser: $(STAMP)
+superuser: $(SERVER_STAMP)
 	DEBUG=$${DEBUG-1} $(PY) manage.py createsuperuser
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The tests that start no process (no Daphne, Redis, PostgreSQL or MongoDB server, no browser): pytest.ini's
+# markers name the others. Redis on 127.0.0.1:6379 is used when it is there, skipped when it is not.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not wire and not browser and not fuzz" $(PYTEST_ARGS)
 
 # The whole suite against a throw-away MongoDB server (SecantusDB, installed outside .venv; docs/mongodb.md),
 # stopped afterwards even when tests fail. MONGODB_TOPOLOGY=replicaset (default; transactions) or standalone.
@@ -46,11 +61,11 @@ lint: $(STAMP)
 	DEBUG=1 $(VENV)/bin/mypy .
 
 bench: $(STAMP)
-	$(PY) bench/live_bench.py $(BENCH_ARGS)
+	$(PY) -m bench.live_bench $(BENCH_ARGS)
 
 # DONE for 1,000 students on SQLite and, with BENCH_ARGS=--mongodb, on SecantusDB (both topologies), in one run.
 bench-done: $(STAMP)
-	$(PY) bench/done_bench.py $(BENCH_ARGS)
+	$(PY) -m bench.done_bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles staticfiles.builds .prepare.lock

@@ -1,7 +1,14 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
 
 from accounts.models import User
+from common import limits, messages
+from common.errors import TooManyRequests
 
 
 class UserForm(forms.ModelForm[User]):
@@ -36,3 +43,44 @@ class UserAdmin(admin.ModelAdmin[User]):
     search_fields = ["name", "email"]
     ordering = ["email"]
     readonly_fields = ["id", "last_login"]
+
+
+class LimitedLoginForm(AdminAuthenticationForm):
+    """The admin's login form, counted with /auth/login's failed logins (common.limits.login_attempt: the same
+    counters per email and address, and per address), so that the admin is no way around them. Over a limit
+    the attempt is refused before its password is checked."""
+
+    retry_after: int | None = None  # set when the limits refused the attempt
+
+    def clean(self) -> dict[str, Any]:
+        email, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        if email is None or not password:
+            return super().clean()  # a field is missing: nothing is checked, nothing counted
+        ip = limits.client_ip(self.request) if self.request is not None else "unknown"
+        try:
+            attempt = limits.login_attempt(email, ip)
+        except TooManyRequests as refused:
+            self.retry_after = refused.retry_after
+            raise ValidationError(messages.TOO_MANY_REQUESTS, code="too_many_requests") from None
+        with attempt:
+            try:
+                return super().clean()
+            except ValidationError:
+                # A wrong email or password counts; a right password of a user who is not staff does not.
+                if self.user_cache is None:
+                    attempt.failed()
+                raise
+
+
+admin.site.login_form = LimitedLoginForm
+
+
+def login(request: HttpRequest) -> HttpResponse:
+    """The admin site's login view (attendance_site/urls.py routes /admin/login/ here), answering 429 with
+    Retry-After when the limits refused the attempt: the form shows the error either way."""
+    response = admin.site.login(request)
+    form = (getattr(response, "context_data", None) or {}).get("form")
+    if isinstance(form, LimitedLoginForm) and form.retry_after is not None:
+        response.status_code = 429
+        response["Retry-After"] = str(form.retry_after)
+    return response

@@ -50,6 +50,27 @@ class User(AbstractBaseUser):
     class Meta:
         ordering = ["id"]
 
+    # The role as last read from or written to the database (None: not known, e.g. a deferred field), so that
+    # a save can tell a role change: open sockets follow their account's role (live.notify).
+    _stored_role: str | None = None
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> User:
+        user = super().from_db(db, field_names, values)
+        user._stored_role = user.__dict__.get("role")
+        return user
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)  # post_save (live.notify) still sees the role the database had before
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "role" in update_fields:
+            self._stored_role = self.role
+
+    @property
+    def role_changed(self) -> bool:
+        """Does this save change a role the database had (as far as this instance knows)?"""
+        return self._stored_role is not None and self._stored_role != self.role
+
     def __str__(self) -> str:
         return f"{self.name} <{self.email}> ({self.role})"
 

@@ -15,7 +15,12 @@ from common.errors import Conflict, Invalid
 _DUMMY_HASH: str | None = None
 
 
-def signup(body: SignupBody) -> User:
+def signup(body: SignupBody, client_ip: str) -> User:
+    """A new account, for a client at `client_ip`.
+
+    Every sign-up counts against SIGNUPS_PER_IP (common.limits), checked before anything else, so that a
+    flood costs no password hashing and probes no emails once over it."""
+    limits.signup_attempt(client_ip)  # TooManyRequests here
     if User.objects.filter(email=body.email).exists():
         raise Conflict(messages.EMAIL_EXISTS)
     user = User(name=body.name, email=body.email, role=body.role)

@@ -11,10 +11,18 @@ from common.errors import Conflict, Invalid, TooManyRequests
 from common.limits import client_ip
 
 
-@endpoint("POST", body=SignupBody, response=PublicUser, status=201, errors=(Conflict(messages.EMAIL_EXISTS),))
+@endpoint(
+    "POST",
+    body=SignupBody,
+    response=PublicUser,
+    status=201,
+    errors=(Conflict(messages.EMAIL_EXISTS), TooManyRequests(messages.TOO_MANY_REQUESTS)),
+)
 def signup(request: HttpRequest, body: SignupBody) -> PublicUser:
-    """Create a teacher or student account."""
-    return PublicUser.of(services.signup(body))
+    """Create a teacher or student account.
+
+    Too many sign-ups from one client address are refused for a while (429, with `Retry-After` in seconds)."""
+    return PublicUser.of(services.signup(body, client_ip(request)))
 
 
 @endpoint(

@@ -22,6 +22,7 @@ from common import messages
 from common.api import Operation, Route, http_status, iter_routes
 from common.downloads import content_disposition
 from common.errors import DomainError, NotFound, TooManyRequests
+from common.limits import RETRY_AFTER_MAX_SECONDS
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -121,8 +122,11 @@ def build_openapi() -> dict[str, Any]:
                     "schema": {"const": "private, no-store"},
                 },
                 "Retry-After": {
-                    "description": "Whole seconds to wait before trying again.",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 900},
+                    "description": (
+                        "Whole seconds to wait before trying again: the time left in the limit's window, at most "
+                        "900 (a sign-up window is an hour: a retry within it may be refused again)."
+                    ),
+                    "schema": {"type": "integer", "minimum": 1, "maximum": RETRY_AFTER_MAX_SECONDS},
                 },
             },
             "responses": any_request_responses(),

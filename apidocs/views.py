@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from csp.constants import NONE, SELF
-from csp.decorators import csp
+from csp.decorators import csp, csp_update
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
@@ -17,24 +17,13 @@ from django.views.decorators.csrf import csrf_exempt
 from apidocs.asyncapi import build_asyncapi
 from apidocs.events import socket_events
 from apidocs.openapi import build_openapi
-from common import messages
-from common.api import fail
+from common.api import method_not_allowed
 
 SAFE_METHODS = ("GET", "HEAD")
 
-# Swagger UI from the project's own static files: scripts, styles and the document from this origin only
-# (its CSS draws icons as data: SVGs); "Try it out" calls this origin's API.
-DOCS_POLICY = {
-    "default-src": [SELF],
-    "script-src": [SELF],
-    "style-src": [SELF],
-    "img-src": [SELF, "data:"],
-    "connect-src": [SELF],
-    "object-src": [NONE],
-    "base-uri": [NONE],
-    "form-action": [SELF],
-    "frame-ancestors": [NONE],
-}
+# Swagger UI from the project's own static files, under the pages' base policy (scripts, styles and the
+# document from this origin only; "Try it out" calls this origin's API), plus: its CSS draws icons as data: SVGs.
+DOCS_POLICY_ADDS = {"img-src": ["data:"]}
 
 
 def safe_only(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -44,9 +33,7 @@ def safe_only(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRespon
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.method not in SAFE_METHODS:
-            refused = fail(405, messages.METHOD_NOT_ALLOWED)
-            refused["Allow"] = ", ".join(SAFE_METHODS)
-            return refused
+            return method_not_allowed(SAFE_METHODS)
         response = view(request, *args, **kwargs)
         patch_cache_control(response, no_cache=True)  # a deploy's new routes show at once
         return response
@@ -81,7 +68,8 @@ def asyncapi_json(request: HttpRequest) -> HttpResponse:
 
 
 @safe_only
-@csp(DOCS_POLICY)
+@csp(settings.PAGE_CSP)
+@csp_update(DOCS_POLICY_ADDS)
 def docs(request: HttpRequest) -> HttpResponse:
     """One page: the OpenAPI document in Swagger UI, and the socket's events from the AsyncAPI document."""
     document = asyncapi_document(request)

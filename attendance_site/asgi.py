@@ -12,13 +12,8 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from live.routing import websocket_urlpatterns  # noqa: E402
-from server import daphne_ext, daphne_limits  # noqa: E402
 
-# Daphne loads this module before it starts listening, whichever way it is launched
-# (`make run`, the daphne command, `manage.py runserver`).
-daphne_ext.install()
-daphne_limits.install()
-
+# A plain ASGI application: the launcher (server.serve) extends Daphne itself, through server.gate.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,

@@ -1,4 +1,4 @@
-"""Settings for MongoDB, chosen when MONGODB_URI is set (DESIGN.md "Stack", "Environment"; docs/mongodb.md).
+"""Settings for MongoDB, chosen when MONGODB_URI is set (docs/configuration.md; docs/mongodb.md).
 
 The backend is MongoDB's own django-mongodb-backend. What it needs beyond DATABASES, per its documentation
 ("Configuring a project to use Django MongoDB Backend", "Configuring Django's contrib apps"):

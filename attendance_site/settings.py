@@ -1,4 +1,4 @@
-"""Settings, read entirely from the environment (names and defaults: DESIGN.md, README)."""
+"""Settings, read entirely from the environment (names, defaults and meanings: docs/configuration.md)."""
 
 from pathlib import Path
 
@@ -40,7 +40,8 @@ CORS_URLS_REGEX = r"^/(auth|class|classes|students|attendance)(/.*)?$"
 CORS_EXPOSE_HEADERS = ["Content-Disposition"]
 
 INSTALLED_APPS = [
-    "daphne",  # first, so `runserver` serves WebSockets too
+    "server",  # first: its `runserver` is Daphne's with the project's extensions (server.gate)
+    "daphne",  # before staticfiles, so `runserver` serves WebSockets too
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -59,6 +60,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A Host Django refuses is the JSON 400, DEBUG or not (before anything reads the Host).
+    "common.api.BadHostMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files before anything else touches the request (compressed, hashed, cached: docs/production.md).
@@ -74,11 +77,28 @@ MIDDLEWARE = [
     "common.api.JsonErrorMiddleware",
 ]
 
+# The Content-Security-Policy base of the HTML pages (`/`, `/docs`): each page's view sends it with what that
+# page adds on top (console/views.py, apidocs/views.py). Not CONTENT_SECURITY_POLICY, which django-csp would
+# send on every response: the JSON API responses carry none (they are not documents). Nothing inline; scripts,
+# styles, images and calls from this origin only (CSP Level 3's 'self' also matches ws:// and wss:// on the
+# page's own host and port: sockets to the same host).
+PAGE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+
 ROOT_URLCONF = "attendance_site.urls"
 # API routes are CSRF-exempt (token auth, no cookies); this answers the admin's CSRF failures in JSON too.
 CSRF_FAILURE_VIEW = "common.api.forbidden"
 ASGI_APPLICATION = "attendance_site.asgi.application"
-# Paths are exact (DESIGN.md): no redirect from /auth/me/ to /auth/me.
+# Paths are exact (docs/api.md): no redirect from /auth/me/ to /auth/me.
 APPEND_SLASH = False
 
 TEMPLATES = [
@@ -97,6 +117,12 @@ TEMPLATES = [
 ]
 
 # --- Databases -------------------------------------------------------------------------------
+# Socket events run their database work on a pool of this many threads (live/db.py), each keeping its own
+# connection: one slow statement (a DONE waiting on a lock) holds one thread, and the others serve the other
+# sockets meanwhile. A few suffice: socket events make short queries, and each thread holds a connection.
+DB_SOCKET_THREADS = env.int("DB_SOCKET_THREADS", default=8)
+if DB_SOCKET_THREADS < 1:
+    raise ImproperlyConfigured(f"DB_SOCKET_THREADS must be 1 or more, not {DB_SOCKET_THREADS}")
 MONGODB_URI = env.str("MONGODB_URI", default="")
 if MONGODB_URI:
     from attendance_site.mongodb import mongodb_settings
@@ -113,9 +139,16 @@ else:
     DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         DATABASES["default"]["ENGINE"] = "attendance_site.sqlite3"  # Django's, with SQLite's real limits
-        # WAL lets readers run beside the single writer; the busy timeout waits out short locks.
+        # WAL lets readers run beside the single writer; the busy timeout waits out short locks. IMMEDIATE: a
+        # transaction takes the write lock when it begins, waiting for it up to the busy timeout; a deferred one
+        # that reads first and writes later cannot wait (SQLite fails the upgrade at once, "database is locked",
+        # when another write committed meanwhile), and DONE would fail beside any other write.
         DATABASES["default"].setdefault("OPTIONS", {}).update(
-            {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+            {
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+            }
         )
     elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Under ASGI each request may run on a thread of its own, so persistent connections
@@ -127,11 +160,12 @@ else:
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
-            "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
+            # On top of DB_POOL_MAX_SIZE: one connection kept by each socket database thread (DB_SOCKET_THREADS).
+            "max_size": env.int("DB_POOL_MAX_SIZE", default=10) + DB_SOCKET_THREADS,
             "timeout": 10,
         }
 
-# The WebSocket's database thread keeps its connection between events (live/db.py); one unused for longer
+# The WebSocket's database threads keep their connections between events (live/db.py); one unused for longer
 # than this is checked (one round trip: is_usable() on SQL, a ping on MongoDB) before it is used again.
 DB_IDLE_CHECK_SECONDS = env.float("DB_IDLE_CHECK_SECONDS", default=30.0)
 
@@ -141,7 +175,7 @@ SESSION_TTL_SECONDS = env.int("SESSION_TTL_SECONDS", default=12 * 3600)
 # How often a process with open sockets re-checks their accounts and settles claims left by a dead worker.
 LIVE_UPKEEP_SECONDS = env.float("LIVE_UPKEEP_SECONDS", default=15.0)
 # How long a worker may take to persist a claimed session (DONE) before recovery assumes it died. With the
-# upkeep's period (± 20 % jitter) this bounds recovery: 30 + 18 s, within the 60 s DESIGN.md promises.
+# upkeep's period (± 20 % jitter) this bounds recovery: 30 + 18 s, within a minute (docs/production.md).
 LIVE_CLAIM_LEASE_SECONDS = env.float("LIVE_CLAIM_LEASE_SECONDS", default=30.0)
 if REDIS_URL:
     from common.redis_client import redis_retry
@@ -183,12 +217,12 @@ AUTH_USER_MODEL = "accounts.User"
 PASSWORD_HASHERS = ["accounts.hashers.ConfigurableBCryptSHA256PasswordHasher"]
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
 
-# --- Request limits (DESIGN.md: bodies over 1 MiB → 413) --------------------------------------
+# --- Request limits (docs/api.md: bodies over 1 MiB → 413) ------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 
-# --- Limits against abuse (DESIGN.md; common/limits.py). 0 turns a limit off. -----------
+# --- Limits against abuse (docs/production.md; common/limits.py). 0 turns a limit off. -----------
 def _limit(name: str, default: int) -> int:
     value: int = env.int(name, default=default)
     if value < 0:
@@ -211,11 +245,18 @@ LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
 WS_RATE_BURST = _limit("WS_RATE_BURST", 500)
 WS_RATE_PER_SECOND = _rate("WS_RATE_PER_SECOND", 50)
 WS_MAX_SOCKETS_PER_USER = _limit("WS_MAX_SOCKETS_PER_USER", 20)
+# Sign-ups per client IP in windows of an hour (a classroom behind one address signs up at once).
+SIGNUPS_PER_IP = _limit("SIGNUPS_PER_IP", 100)
+# Open sockets per client IP, in each process.
+WS_MAX_SOCKETS_PER_IP = _limit("WS_MAX_SOCKETS_PER_IP", 200)
 # A connection must deliver its whole request (a WebSocket's upgrade request included) within this, and a
 # socket's handshake complete within it too; 0 = off (Twisted's 60 s idle timeout is then the only bound).
 REQUEST_DEADLINE_SECONDS = _limit("REQUEST_DEADLINE_SECONDS", 10)
 # Behind a reverse proxy: the client is the last X-Forwarded-For hop (the one the proxy itself added).
 PROXY_HEADERS = env.bool("PROXY_HEADERS", default=False)
+# The broadcast fast path and the other optimisations of Daphne/Autobahn/Twisted (server.gate); 0 = their
+# plain, public paths (slower, never wrong), as on package versions the optimisations were not written for.
+LIVE_FAST_PATH = env.bool("LIVE_FAST_PATH", default=True)
 
 # The failed-login counters live in a cache of their own: per process by default, shared by every
 # worker through Redis when REDIS_URL is set. Large enough not to cull counters during a flood.
@@ -246,8 +287,11 @@ USE_TZ = True
 
 # --- Static files (the admin's, the API docs' and the console's), served by the project itself (WhiteNoise) --
 STATIC_URL = "static/"
-# Where `collectstatic` gathers them (`make run` runs it); the over-the-wire tests use a scratch directory.
-STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# Where `collectstatic` gathers them; the over-the-wire tests use a scratch directory. `make run`
+# (server.prepare) makes it a link to the current build: resolved once here, so that a running process keeps
+# serving the build it started with (its manifest and its files alike) when a later start switches the link.
+STATIC_LINK = Path(str(env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")))
+STATIC_ROOT = STATIC_LINK.resolve()
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Content-hashed names (cached for good), gzip copies, and ES-module imports rewritten to hashed names.

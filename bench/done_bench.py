@@ -7,9 +7,9 @@ the broadcast to the students' sockets is bench/live_bench.py's business). The d
 each round, so that a machine busy with other work slows them all alike: read the ratios, not the
 milliseconds.
 
-    .venv/bin/python bench/done_bench.py                        # SQLite only
-    .venv/bin/python bench/done_bench.py --mongodb              # + SecantusDB, replica set and standalone
-    .venv/bin/python bench/done_bench.py --mongodb-uri rs=mongodb://127.0.0.1:27017/bench  # + your server
+    .venv/bin/python -m bench.done_bench                        # SQLite only
+    .venv/bin/python -m bench.done_bench --mongodb              # + SecantusDB, replica set and standalone
+    .venv/bin/python -m bench.done_bench --mongodb-uri rs=mongodb://127.0.0.1:27017/bench  # + your server
 
 --mongodb starts two throw-away SecantusDB servers with scripts/mongo-test-server (docs/mongodb.md) and
 stops them afterwards. A URI's database is only the base name: each server gets a scratch database beside it.
@@ -32,10 +32,10 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
+from tests.servers import DaphneServer, scratch_database
+from tests.support import PERSISTED, Person, big_class
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.servers import DaphneServer, scratch_database  # noqa: E402
-from tests.support import PERSISTED, Person, big_class  # noqa: E402
 
 MONGO_TEST_SERVER = ROOT / "scripts" / "mongo-test-server"
 

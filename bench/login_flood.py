@@ -1,4 +1,4 @@
-"""Login under a wrong-password flood: what the failed-login limits buy (DESIGN.md "Limits against abuse").
+"""Login under a wrong-password flood: what the failed-login limits buy (docs/production.md "Limits against abuse").
 
 Starts one worker (`python -m server.serve`, as `make run` does) at the production bcrypt cost
 (BCRYPT_ROUNDS=12) behind a simulated proxy (PROXY_HEADERS on; each client names its address in
@@ -15,8 +15,8 @@ is done twice — with the default limits, and with them off (0) — and for eac
 `--target one` floods one existing account (the per-email limit, 5, stops it); `--target many` sprays
 unknown emails (the per-address limit, 50, stops it). Not a test: a measurement to compare runs with.
 
-    .venv/bin/python bench/login_flood.py                      # both targets, limits on and off
-    .venv/bin/python bench/login_flood.py --target one --save run.json
+    .venv/bin/python -m bench.login_flood                      # both targets, limits on and off
+    .venv/bin/python -m bench.login_flood --target one --save run.json
 """
 
 from __future__ import annotations
@@ -35,18 +35,13 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.servers import DaphneServer, process_cpu_seconds, scratch_database  # noqa: E402
+from bench.stats import percentile
+from tests.servers import DaphneServer, process_cpu_seconds, scratch_database
 
 NORMAL_ADDRESS = "198.51.100.7"
 FLOOD_ADDRESSES = itertools.count(1)
 PASSWORD = "right-password"
 LIMITS_OFF = {"LOGIN_FAILURES_PER_EMAIL": "0", "LOGIN_FAILURES_PER_IP": "0"}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def login_body(email: str, password: str) -> dict[str, str]:

@@ -13,9 +13,9 @@ S committed sessions and N × S attendance records, written with bulk_create. Th
 
 Prints medians (and min–max) over the R runs.
 
-    .venv/bin/python bench/report_bench.py                          # N=1000, S=100, R=7, SQLite
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/report_bench.py
-    .venv/bin/python bench/report_bench.py --save run.json --compare old.json
+    .venv/bin/python -m bench.report_bench                          # N=1000, S=100, R=7, SQLite
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python -m bench.report_bench
+    .venv/bin/python -m bench.report_bench --save run.json --compare old.json
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -37,9 +36,7 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.servers import DaphneServer, scratch_database  # noqa: E402
+from tests.servers import DaphneServer, scratch_database
 
 
 def backend_name() -> str:

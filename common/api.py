@@ -14,12 +14,12 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import orjson
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, get_resolver, path
 from django.views.decorators.csrf import csrf_exempt
@@ -73,12 +73,15 @@ def _json(body: bytes, status: int) -> HttpResponse:
     return HttpResponse(body, status=status, content_type="application/json")
 
 
-def ok(data: Any, status: int = 200) -> HttpResponse:
-    return _json(orjson.dumps({"success": True, "data": data}), status)
-
-
 def fail(status: int, message: str) -> HttpResponse:
     return _json(orjson.dumps({"success": False, "error": message}), status)
+
+
+def method_not_allowed(allowed_methods: Iterable[str]) -> HttpResponse:
+    """The 405 of every path (API routes, the console, the API documents): the envelope, and `Allow`."""
+    response = fail(405, messages.METHOD_NOT_ALLOWED)
+    response["Allow"] = ", ".join(allowed_methods)  # RFC 9110: a 405 lists the methods the resource supports
+    return response
 
 
 def error_response(error: DomainError) -> HttpResponse:
@@ -234,13 +237,6 @@ def endpoint(
     return decorator
 
 
-class RouteView(Protocol):
-    operations: dict[str, Operation]
-    csrf_exempt: bool
-
-    def __call__(self, request: HttpRequest, **params: Any) -> HttpResponse: ...
-
-
 def route(pattern: str, *operations: Operation) -> URLPattern:
     """A path and its operations, one per method; any other method is 405, before any auth check."""
     by_method = {operation.method: operation for operation in operations}
@@ -250,12 +246,8 @@ def route(pattern: str, *operations: Operation) -> URLPattern:
     def dispatch(request: HttpRequest, **params: Any) -> HttpResponse:
         operation = by_method.get(request.method or "")
         if operation is None:
-            response = fail(405, messages.METHOD_NOT_ALLOWED)
-            response["Allow"] = allow  # RFC 9110: a 405 lists the methods the resource supports
-            return response
+            return method_not_allowed(by_method)
         return operation(request, **params)
-
-    allow = ", ".join(by_method)
 
     dispatch.operations = by_method  # type: ignore[attr-defined]
     return path(pattern, csrf_exempt(dispatch), name=operations[0].name)
@@ -299,8 +291,26 @@ def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """handler400: e.g. a Host that is not in ALLOWED_HOSTS (with DEBUG off)."""
+    """handler400 (and BadHostMiddleware's answer)."""
     return fail(400, messages.BAD_REQUEST)
+
+
+class BadHostMiddleware:
+    """A Host Django refuses (not in ALLOWED_HOSTS, or not a host name at all) is the JSON 400 in every mode.
+    Left to Django, DEBUG answers it with the HTML debug page instead of handler400. First in MIDDLEWARE, so
+    the Host is checked before anything else reads it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            request.get_host()
+        except DisallowedHost as error:
+            # Django's logger for it, without the traceback Django would add: a client's mistake, not ours.
+            logging.getLogger("django.security.DisallowedHost").warning("%s", error)
+            return bad_request(request, error)
+        return self.get_response(request)
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None, reason: str = "") -> HttpResponse:

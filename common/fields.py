@@ -1,4 +1,4 @@
-"""ObjectId identifiers on every backend (DESIGN.md "Identifiers")."""
+"""ObjectId identifiers on every backend (docs/api.md; docs/mongodb.md)."""
 
 from __future__ import annotations
 

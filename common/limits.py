@@ -1,10 +1,12 @@
-"""Limits against abuse (DESIGN.md "Limits against abuse"): the counters, with no transport in them.
+"""Limits against abuse (docs/production.md "Limits against abuse"): the counters, with no transport in them.
 
 - Failed logins (`login_attempt`): fixed-window counters in Django's cache `CACHES["limits"]` — local
   memory per process by default, Redis shared by every worker when REDIS_URL is set. accounts.services
-  calls it before any password is hashed and raises what it raises.
+  (/auth/login) and accounts.admin (the admin's login form) call it, with the same counters, before any
+  password is hashed.
 - Messages per socket (`MessageRate`): a token bucket, and at most one warning a second.
-- Open sockets per user in this process (`open_sockets`).
+- Sign-ups per client address (`signup_attempt`): a fixed window in the same cache.
+- Open sockets per user and per client address in this process (`open_sockets`, `open_sockets_per_ip`).
 
 A limit set to 0 is off. The transports only map what these say: HTTP answers TooManyRequests with 429 and
 Retry-After (common.api); the WebSocket consumer sends its ERROR (live.consumers).
@@ -16,7 +18,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -30,7 +32,10 @@ from common.errors import TooManyRequests
 
 logger = logging.getLogger(__name__)
 
-RETRY_AFTER_MAX_SECONDS = 900  # DESIGN.md: Retry-After is 1–900 whole seconds
+# Retry-After is 1–900 whole seconds for every limit (docs/api.md). A sign-up window is an hour: a client
+# told to come back within 900 s may be refused again then, with the time that is left.
+RETRY_AFTER_MAX_SECONDS = 900
+SIGNUP_WINDOW_SECONDS = 3600  # SIGNUPS_PER_IP counts sign-ups per hour
 # A counter outlives its window by this much, so that an attempt that began just before the window ended
 # can still give its count back.
 KEY_GRACE_SECONDS = 60
@@ -44,6 +49,15 @@ def client_ip(request: HttpRequest) -> str:
     PROXY_HEADERS on, from the last X-Forwarded-For hop (server.daphne_limits: the hop our own
     proxy added, not the first, which the client can write)."""
     return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def scope_client_ip(scope: Mapping[str, Any]) -> str | None:
+    """The same address for an ASGI scope (a WebSocket's): `scope["client"]`, where Django's REMOTE_ADDR
+    comes from, set by Daphne by the same rule. None if the server names no client (Daphne always does
+    over TCP; in-process test clients do not): a limit per address has nothing to count against then,
+    rather than lumping every such client into one."""
+    client = scope.get("client")
+    return str(client[0]) if client and client[0] else None
 
 
 # --- failed logins: fixed windows in the cache -------------------------------------------------------
@@ -83,6 +97,7 @@ class Attempt:
         self.is_failure = False
 
     def failed(self) -> None:
+        """Keep this attempt's counts (a failed login; any sign-up)."""
         self.is_failure = True
 
     def __enter__(self) -> Attempt:
@@ -126,16 +141,27 @@ def reserve(checks: list[tuple[FixedWindow, str]], *, cache: Any = None, now: fl
     return Attempt(cache, held)
 
 
+def login_subject(email: str) -> str:
+    """How the failed-login limits name an email, whichever door it came through (/auth/login, the admin)."""
+    return email.strip().lower()
+
+
 def login_attempt(email: str, ip: str) -> Attempt:
     """A login attempt by `email` from `ip`, counted against the failed-login limits (per email and address,
     per address) before its password is checked: raises TooManyRequests when either is reached."""
     seconds = settings.LOGIN_FAILURE_WINDOW_SECONDS
     return reserve(
         [
-            (FixedWindow("login-email", settings.LOGIN_FAILURES_PER_EMAIL, seconds), f"{email.lower()}\0{ip}"),
+            (FixedWindow("login-email", settings.LOGIN_FAILURES_PER_EMAIL, seconds), f"{login_subject(email)}\0{ip}"),
             (FixedWindow("login-ip", settings.LOGIN_FAILURES_PER_IP, seconds), ip),
         ]
     )
+
+
+def signup_attempt(ip: str) -> None:
+    """Count one sign-up from `ip` against SIGNUPS_PER_IP (an hour's window), before any password is hashed:
+    raises TooManyRequests when the address is over it (that refusal is not counted)."""
+    reserve([(FixedWindow("signup-ip", settings.SIGNUPS_PER_IP, SIGNUP_WINDOW_SECONDS), ip)]).failed()
 
 
 def _increment(cache: Any, key: str, timeout: int) -> int:
@@ -213,20 +239,22 @@ class MessageRate:
         return True
 
 
-# --- open sockets per user, in this process ------------------------------------------------------------
+# --- open sockets per user and per client address, in this process -------------------------------------------
 
 
 class SocketSlots:
-    """Who holds a slot: user → their sockets. Plain dict updates on the event loop thread, so `release`
-    completes on every exit path, a cancelled consumer included."""
+    """Who holds a slot: holder (a user id, or a client address) → their sockets. Plain dict updates on the
+    event loop thread, so `release` completes on every exit path, a cancelled consumer included.
+    `setting` names the cap, read at each acquire (so that it can change under tests)."""
 
-    def __init__(self) -> None:
-        self.by_user: dict[str, set[str]] = {}
-        self.user_of: dict[str, str] = {}
+    def __init__(self, setting: str = "WS_MAX_SOCKETS_PER_USER") -> None:
+        self.setting = setting
+        self.by_user: dict[str, set[str]] = {}  # holder → sockets (named for the first holders: users)
+        self.user_of: dict[str, str] = {}  # socket → holder
 
     def acquire(self, user_id: str, socket_id: str, limit: int | None = None) -> bool:
         """Take a slot for `socket_id`, unless `user_id` already holds `limit` (0: no limit)."""
-        cap: int = settings.WS_MAX_SOCKETS_PER_USER if limit is None else limit
+        cap: int = getattr(settings, self.setting) if limit is None else limit
         held = self.by_user.setdefault(user_id, set())
         if socket_id in held:
             return True
@@ -253,4 +281,5 @@ class SocketSlots:
         return len(self.by_user.get(user_id, ()))
 
 
-open_sockets = SocketSlots()  # this process's
+open_sockets = SocketSlots("WS_MAX_SOCKETS_PER_USER")  # this process's, per user
+open_sockets_per_ip = SocketSlots("WS_MAX_SOCKETS_PER_IP")  # this process's, per client address

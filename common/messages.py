@@ -1,4 +1,4 @@
-"""Every message of the contract (DESIGN.md), exactly, defined once.
+"""Every message of the contract (docs/api.md), exactly, defined once.
 
 The code raises and sends these; the API documents list them; the tests keep their own copies on purpose,
 so that a change here that breaks the contract fails them.

@@ -27,7 +27,7 @@ from accounts.tokens import verify_token
 from common import messages
 from common.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
 from common.fields import is_object_id
-from common.limits import MessageRate, open_sockets
+from common.limits import MessageRate, open_sockets, open_sockets_per_ip, scope_client_ip
 from common.schemas import RequestBody, ResponseModel
 from live import services, upkeep
 from live.db import db_call
@@ -124,7 +124,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         self.early_notices: list[dict[str, Any]] | None = []  # membership notices before the classes were read
         self.expiry: asyncio.TimerHandle | None = None
         self.pending: set[asyncio.Task[None]] = set()  # the expiry's revoke, kept referenced while it runs
-        self.message_rate = MessageRate.from_settings()  # DESIGN.md limits: WS_RATE_BURST, WS_RATE_PER_SECOND
+        self.message_rate = MessageRate.from_settings()  # docs/production.md limits: WS_RATE_BURST, WS_RATE_PER_SECOND
         self.direct: DirectSocket | None = None  # under our Daphne: broadcasts written outside ASGI
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -149,6 +149,10 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         """Join the user's and the classes' groups before completing the handshake, so that a broadcast
         sent after the client saw `open` reaches it; the user group first, so that an enrolment made
         while the classes are being read is not missed either."""
+        address = scope_client_ip(self.scope)
+        if address is not None and not open_sockets_per_ip.acquire(address, self.member_id):
+            await self.refuse(messages.TOO_MANY_CONNECTIONS)  # WS_MAX_SOCKETS_PER_IP, in this process
+            return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("token") or [None])[0]
         claims = verify_token(token) if token else None
@@ -181,7 +185,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         self.held.clear()
 
     async def refuse(self, message: str) -> None:
-        """Accept only to say why, then close 1008 (DESIGN.md: the auth ERROR, too many connections)."""
+        """Accept only to say why, then close 1008 (docs/api.md: the auth ERROR, too many connections)."""
         self.forget()
         await self.accept()
         await self.send_event("ERROR", ErrorPayload(message=message))
@@ -205,6 +209,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         """Leave every group, now (synchronous: safe on any exit path)."""
         self.closed = True
         open_sockets.release(self.member_id)
+        open_sockets_per_ip.release(self.member_id)
         if self.expiry is not None:
             self.expiry.cancel()
             self.expiry = None
@@ -220,7 +225,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.authenticated or self.closed:
             return  # refused, or closed by us (frames already in flight are not served)
-        if not self.message_rate.allow():  # DESIGN.md limits: not processed, the socket stays open
+        if not self.message_rate.allow():  # docs/production.md limits: not processed, the socket stays open
             if self.message_rate.warn():
                 await self.send_error(messages.TOO_MANY_MESSAGES)
             return
@@ -262,7 +267,8 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         await self.broadcast(session.class_id, "ATTENDANCE_MARKED", MarkedPayload(**payload.model_dump()))
 
     async def on_today_summary(self, session: Session, payload: NoData) -> None:
-        await self.broadcast(session.class_id, "TODAY_SUMMARY", SummaryPayload(**session.counts()))
+        counts = await db_call(services.today_summary)(session)
+        await self.broadcast(session.class_id, "TODAY_SUMMARY", SummaryPayload(**counts))
 
     async def on_my_attendance(self, sessions: list[Session], payload: MyAttendanceData) -> None:
         status = services.my_live_status(sessions, self.user.id, payload.classId)

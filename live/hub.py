@@ -9,7 +9,7 @@ consumer dispatches and, with the in-memory layer, an O(sockets) expiry sweep pe
 With the in-memory layer the hub serves one process; with channels-redis every process's hub
 subscribes to the same groups, so a broadcast reaches participants connected to any process.
 
-The hub never stops for good (DESIGN.md "Faults"): one supervised task receives from the layer; when
+The hub never stops for good (docs/production.md): one supervised task receives from the layer; when
 receiving fails (Redis restarted, a connection dropped or killed) it waits a moment, subscribes every
 group again — a restarted Redis has forgotten them — and goes on, with a growing but short back-off.
 Local membership changes are plain dict updates (safe even from a consumer being cancelled); the layer's
@@ -23,10 +23,11 @@ import contextlib
 import logging
 import time
 import uuid
-import weakref
 from typing import Any, Protocol
 
 from channels.layers import BaseChannelLayer, get_channel_layer
+
+from common.loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ GROUP_REFRESH_SECONDS = 3600.0
 RETRY_FIRST_SECONDS = 0.05
 RETRY_MAX_SECONDS = 1.0
 # The end-to-end probe: at most PROBE_INTERVAL + PROBE_TIMEOUT (+ one re-subscription) without broadcasts
-# after the layer silently lost our subscriptions — within the 5 s DESIGN.md promises.
+# after the layer silently lost our subscriptions — within the 5 s docs/production.md promises.
 PROBE_INTERVAL_SECONDS = 2.0
 PROBE_TIMEOUT_SECONDS = 1.5
 
@@ -246,16 +247,12 @@ class Hub:
         self._task = self._probe_task = None
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+_hubs: PerLoop[Hub] = PerLoop(Hub)
 
 
 def get_hub() -> Hub:
     """This event loop's hub (one per process in production; tests may run several loops)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        hub = _hubs[loop] = Hub()
-    return hub
+    return _hubs.get()
 
 
 async def publish(group: str, message: dict[str, Any]) -> None:

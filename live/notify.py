@@ -53,7 +53,7 @@ def left(user_id: str, class_id: str) -> None:
 
 
 def revoked(user_id: str) -> None:
-    """The user was deleted or deactivated: their open sockets close."""
+    """The user was deleted or deactivated, or their role changed: their open sockets close."""
     notify(user_group(user_id), {"kind": "revoke"})
 
 
@@ -79,7 +79,11 @@ def _class_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def _user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
-    if not created and not instance.is_active:
+    # A role change too: a socket acts with the role it connected with (a teacher turned student must not
+    # keep marking; reconnecting gives the new role).
+    update_fields = kwargs.get("update_fields")
+    role_saved = update_fields is None or "role" in update_fields
+    if not created and (not instance.is_active or (role_saved and instance.role_changed)):
         revoked(instance.id)
 
 

@@ -10,9 +10,9 @@ at once, as before.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import Any
 
+from common.loops import PerLoop
 from live import services
 from live.db import db_call
 
@@ -53,13 +53,9 @@ class ParticipantLookup:
             self.task = None
 
 
-_lookups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ParticipantLookup] = weakref.WeakKeyDictionary()
+_lookups: PerLoop[ParticipantLookup] = PerLoop(ParticipantLookup)
 
 
 async def lookup_participant(claims: dict[str, Any]) -> services.Participant | None:
     """This event loop's batched lookup (see the module's docstring)."""
-    loop = asyncio.get_running_loop()
-    lookups = _lookups.get(loop)
-    if lookups is None:
-        lookups = _lookups[loop] = ParticipantLookup()
-    return await lookups.lookup(claims)
+    return await _lookups.get().lookup(claims)

@@ -90,6 +90,11 @@ async def mark_attendance(session: Session, student_id: str, status: str) -> Ses
     return updated
 
 
+def today_summary(session: Session) -> Summary:
+    """TODAY_SUMMARY: the marks of the students enrolled now, those DONE would persist (one query)."""
+    return session.counts(set(classes.student_ids(session.class_id)))
+
+
 async def student_sessions(class_ids: set[str]) -> list[Session]:
     """Live sessions of the classes a student is enrolled in, most recent first."""
     return await get_session_store().for_classes(class_ids) if class_ids else []
@@ -240,7 +245,7 @@ def is_persisted(session: Session) -> bool:
 
 
 async def recover_claims() -> int:
-    """Settle claims whose claimer went away (DESIGN.md "Faults"): a session that was persisted is released
+    """Settle claims whose claimer went away (docs/production.md): a session that was persisted is released
     (its DONE happened); one whose worker died before committing becomes active again (or, if the teacher
     has started a newer one, is parked); a parked one is persisted. Returns how many were settled."""
     store = get_session_store()

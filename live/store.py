@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import TypedDict
@@ -45,9 +45,12 @@ class Session:
         """True when `other` is this very session (not a later one that replaced it)."""
         return other is not None and (other.class_id, other.started_at) == (self.class_id, self.started_at)
 
-    def counts(self) -> Summary:
-        present = sum(1 for status in self.attendance.values() if status == Status.PRESENT)
-        absent = sum(1 for status in self.attendance.values() if status == Status.ABSENT)
+    def counts(self, students: Collection[str] | None = None) -> Summary:
+        """The marks so far; only those of `students` when given (the enrolled: a mark of a student removed or
+        deleted since does not count, as DONE does not persist it)."""
+        statuses = [s for sid, s in self.attendance.items() if students is None or sid in students]
+        present = sum(1 for status in statuses if status == Status.PRESENT)
+        absent = sum(1 for status in statuses if status == Status.ABSENT)
         return {"present": present, "absent": absent, "total": present + absent}
 
 

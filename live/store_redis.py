@@ -38,10 +38,7 @@ server) and from tests' loops; so it keeps one client per running loop.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import threading
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -49,6 +46,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.commands.core import AsyncScript
 
+from common.loops import PerLoop
 from common.redis_client import redis_retry
 from live.store import Session, SessionStore, claim_lease_seconds
 
@@ -224,10 +222,8 @@ class RedisSessionStore(SessionStore):
         self.ttl_ms = int(ttl * 1000)
         if self.ttl_ms <= 0:
             raise ValueError("the session TTL must be positive")
-        self._lock = threading.Lock()
-        self._connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Connection] = (
-            weakref.WeakKeyDictionary()
-        )
+        # One client per event loop: an asyncio connection cannot be used from another loop.
+        self._connections: PerLoop[_Connection] = PerLoop(self._connect)
 
     # --- keys ----------------------------------------------------------------------------------
 
@@ -251,45 +247,38 @@ class RedisSessionStore(SessionStore):
     # --- connections -----------------------------------------------------------------------------
 
     def _connection(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            connection = self._connections.get(loop)
-            if connection is None:
-                # Loops that async_to_sync created and closed leave clients nobody can use again.
-                for closed in [other for other in self._connections if other.is_closed()]:
-                    del self._connections[closed]
-                # A blocking pool: a burst of events waits for a free connection instead of failing
-                # with "Too many connections" as the default pool does.
-                pool = aioredis.BlockingConnectionPool.from_url(
-                    self.url,
-                    max_connections=MAX_CONNECTIONS,
-                    timeout=POOL_TIMEOUT_SECONDS,
-                    decode_responses=True,
-                    socket_connect_timeout=5,
-                    socket_timeout=10,
-                    socket_keepalive=True,
-                    retry=redis_retry(),  # every script here is safe to repeat
-                )
-                client = aioredis.Redis.from_pool(pool)
-                connection = _Connection(
-                    client=client,
-                    start=client.register_script(START),
-                    mark=client.register_script(MARK),
-                    claim=client.register_script(CLAIM),
-                    restore=client.register_script(RESTORE),
-                    release=client.register_script(RELEASE),
-                    park=client.register_script(PARK),
-                    take_stale=client.register_script(TAKE_STALE),
-                    for_classes=client.register_script(FOR_CLASSES),
-                )
-                self._connections[loop] = connection
-            return connection
+        # Loops that async_to_sync created and closed leave clients nobody can use again: PerLoop drops them.
+        return self._connections.get()
+
+    def _connect(self) -> _Connection:
+        # A blocking pool: a burst of events waits for a free connection instead of failing
+        # with "Too many connections" as the default pool does.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_TIMEOUT_SECONDS,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            socket_timeout=10,
+            socket_keepalive=True,
+            retry=redis_retry(),  # every script here is safe to repeat
+        )
+        client = aioredis.Redis.from_pool(pool)
+        return _Connection(
+            client=client,
+            start=client.register_script(START),
+            mark=client.register_script(MARK),
+            claim=client.register_script(CLAIM),
+            restore=client.register_script(RESTORE),
+            release=client.register_script(RELEASE),
+            park=client.register_script(PARK),
+            take_stale=client.register_script(TAKE_STALE),
+            for_classes=client.register_script(FOR_CLASSES),
+        )
 
     async def aclose(self) -> None:
         """Close the client of the running loop (tests; servers just exit)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            connection = self._connections.pop(loop, None)
+        connection = self._connections.pop()
         if connection is not None:
             await connection.client.aclose()
 

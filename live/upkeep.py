@@ -1,5 +1,5 @@
 """Periodic work of a process with open sockets: sockets follow their accounts, and claims left by a dead
-worker are settled (DESIGN.md "Faults").
+worker are settled (docs/production.md "What survives what").
 
 One task per event loop, started by the first socket and stopped when the process has none left (like the
 hub, so that nothing outlives its loop). Every UPKEEP_SECONDS, with jitter so that workers do not beat in step:
@@ -20,13 +20,13 @@ import asyncio
 import gc
 import logging
 import random
-import weakref
 from typing import Any
 
 from django.conf import settings
 
 from accounts.models import User
 from common.limits import open_sockets
+from common.loops import PerLoop
 from live import services
 from live.db import db_call
 from live.hub import get_hub
@@ -36,12 +36,13 @@ logger = logging.getLogger(__name__)
 USER_GROUP_PREFIX = "user."
 
 
-def active_user_ids(user_ids: list[str]) -> set[str]:
-    return set(User.objects.filter(pk__in=user_ids, is_active=True).values_list("id", flat=True))
+def active_user_roles(user_ids: list[str]) -> dict[str, str]:
+    """The role of each of these users who is still active."""
+    return dict(User.objects.filter(pk__in=user_ids, is_active=True).values_list("id", "role"))
 
 
 async def check_accounts() -> int:
-    """Close the sockets of users who are gone; returns how many sockets were closed."""
+    """Close the sockets of users who are gone or whose role changed; returns how many sockets were closed."""
     hub = get_hub()
     by_user = {
         group[len(USER_GROUP_PREFIX) :]: hub.local_members(group)
@@ -50,11 +51,14 @@ async def check_accounts() -> int:
     }
     if not by_user:
         return 0
-    active = await db_call(active_user_ids)(list(by_user))
+    roles = await db_call(active_user_roles)(list(by_user))
     closed = 0
     for user_id, members in by_user.items():
-        if user_id not in active:
-            for member in members:
+        for member in members:
+            # A socket acts with the role it connected with: one whose role changed since is closed too (a
+            # socket still connecting has no user yet; it reads the account after joining its user's group).
+            user = getattr(member, "user", None)
+            if user_id not in roles or (user is not None and user.role != roles[user_id]):
                 await member.on_group_message({"kind": "revoke"})
                 closed += 1
     return closed
@@ -119,13 +123,13 @@ async def _run() -> None:
                 logger.exception("Upkeep job %s failed", job.__name__)
 
 
-_tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = weakref.WeakKeyDictionary()
+_tasks: PerLoop[asyncio.Task[Any]] = PerLoop()
 
 
 def ensure_running() -> None:
     """Start this loop's upkeep if it is not running (called by every socket that connects)."""
     loop = asyncio.get_running_loop()
     _note_connect(loop)
-    task = _tasks.get(loop)
+    task = _tasks.peek()
     if task is None or task.done():
-        _tasks[loop] = loop.create_task(_run(), name="live-upkeep")
+        _tasks.set(loop.create_task(_run(), name="live-upkeep"))

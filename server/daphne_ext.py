@@ -1,15 +1,22 @@
-"""What the project needs from Daphne/Autobahn beyond what they do out of the box.
+"""What the project needs from Daphne/Autobahn beyond what they do out of the box, as extensions that
+server.gate installs at start-up when the installed versions are the ones they were written for.
+
+Both paths (`CloseCodes`: Autobahn's public sendCloseFrame and failByDrop option):
 
 - The auth ERROR closes with 1008 (policy violation); Autobahn lets applications use only 1000 and
   3000–4999, so our protocol sends such standard codes as a plain close frame.
 - A message over the size limit is answered with close 1009 instead of a dropped TCP connection
   (Autobahn's `failByDrop`), so the client learns why.
+
+The fast path (`FastSockets`; LIVE_FAST_PATH=0 or other versions leave it out, and Daphne's own server and
+protocol serve instead):
+
 - Broadcasts at the cost of a plain socket write (docs/benchmark.md): frames are written now when the
   connection's buffer is empty (server.write_now), and every WebSocket's ASGI scope carries a
   `DirectSocket` under `scope["extensions"][SOCKET_EXTENSION]`, through which the live hub writes one frame,
   built once, to each local recipient in a plain loop — no coroutine chain per recipient. Other ASGI
-  servers (runserver, Channels' test communicator) do not set the extension, and the consumer then sends
-  through ASGI as usual.
+  servers (runserver, Channels' test communicator, Daphne's own server) do not set the extension, and the
+  consumer then sends through ASGI as usual.
 - Memory per socket: each WebSocket's ASGI input queue is an `ApplicationQueue` (no asyncio.Queue: its four
   deques are ~3 KiB per connection for a queue that is nearly always empty), and Autobahn's options are read
   from the factory instead of copied into every connection (`FactoryOption`), and what Autobahn keeps of the
@@ -27,8 +34,10 @@ from autobahn.websocket.protocol import PreparedMessage
 from daphne import cli as daphne_cli
 from daphne import server as daphne_server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from twisted.internet.testing import StringTransport
 
-from server.write_now import write_now
+from server.gate import Extension, Patches, missing_attributes
+from server.write_now import WriteNow, write_now
 
 STANDARD_CLOSE_CODES = {1008, 1009, 1011}
 NOTHING_QUEUED: tuple[()] = ()
@@ -43,7 +52,7 @@ class DirectSocket:
 
     __slots__ = ("_protocol",)
 
-    def __init__(self, protocol: AttendanceWebSocketProtocol) -> None:
+    def __init__(self, protocol: FastWebSocketProtocol) -> None:
         self._protocol = protocol
 
     @staticmethod
@@ -125,8 +134,10 @@ class ApplicationQueue:
 
 
 class AttendanceServer(daphne_server.Server):
+    """Daphne's server, giving each of our fast WebSockets a DirectSocket and an ApplicationQueue."""
+
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
-        if not isinstance(protocol, AttendanceWebSocketProtocol):
+        if not isinstance(protocol, FastWebSocketProtocol):
             return super().create_application(protocol, scope)
         # Daphne's create_application (4.2), with a lighter input queue and the socket extension.
         assert "application_instance" not in self.connections[protocol]
@@ -160,6 +171,18 @@ class FactoryOption:
 
 
 class AttendanceWebSocketProtocol(WebSocketProtocol):
+    """Daphne's WebSocket protocol, closing with the standard codes the contract uses (on both paths)."""
+
+    def serverClose(self, code: int | None = None) -> None:  # noqa: N802 (Daphne's name)
+        if code in STANDARD_CLOSE_CODES and self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=code, isReply=False)
+        else:
+            super().serverClose(code)
+
+
+class FastWebSocketProtocol(AttendanceWebSocketProtocol):
+    """The fast path's protocol: writes now, and keeps a few hundred bytes per socket instead of kilobytes."""
+
     # Autobahn copies each of its ~29 options from the factory into every connection's __dict__ (and logs
     # them, pformat'ed, at debug level): with thousands of sockets that is memory and connect time for
     # values every connection shares. Read through FactoryOption instead (set below).
@@ -203,11 +226,11 @@ class AttendanceWebSocketProtocol(WebSocketProtocol):
             self.__dict__["_send_queue"] = deque()
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:  # noqa: N802
-        """Autobahn's sendData, writing now when it can (server.write_now); Autobahn's own queue
-        (sync writes, chopped writes, anything queued before) and every other case take Autobahn's path."""
+        """Autobahn's sendData, writing now when it can (server.write_now, when installed); Autobahn's own
+        queue (sync writes, chopped writes, anything queued before) and every other case take Autobahn's path."""
         if sync or chopsize:
             self._queue_for_sending()
-        if sync or chopsize or self.send_queue or not write_now(self.transport, data):
+        if sync or chopsize or self.send_queue or not WriteNow.on or not write_now(self.transport, data):
             super().sendData(data, sync, chopsize)
             return
         # The bookkeeping of Autobahn's direct path.
@@ -218,16 +241,10 @@ class AttendanceWebSocketProtocol(WebSocketProtocol):
         if self.logOctets:
             self.logTxOctets(data, False)
 
-    def serverClose(self, code: int | None = None) -> None:  # noqa: N802 (Daphne's name)
-        if code in STANDARD_CLOSE_CODES and self.state == self.STATE_OPEN:
-            self.sendCloseFrame(code=code, isReply=False)
-        else:
-            super().serverClose(code)
 
-
-for _option in WebSocketProtocol.CONFIG_ATTRS:
+for _option in getattr(WebSocketProtocol, "CONFIG_ATTRS", ()):
     if not hasattr(WebSocketProtocol, _option):  # a value of the class itself wins, as in Autobahn's copy
-        setattr(AttendanceWebSocketProtocol, _option, FactoryOption(_option))
+        setattr(FastWebSocketProtocol, _option, FactoryOption(_option))
 
 
 class AttendanceWebSocketFactory(WebSocketFactory):
@@ -237,7 +254,69 @@ class AttendanceWebSocketFactory(WebSocketFactory):
         super().setProtocolOptions(failByDrop=False, **options)
 
 
-def install() -> None:
-    """Make Daphne build our server and factory (it looks both up when it starts, after loading the app)."""
-    daphne_server.WebSocketFactory = AttendanceWebSocketFactory
-    daphne_cli.CommandLineInterface.server_class = AttendanceServer
+class FastWebSocketFactory(AttendanceWebSocketFactory):
+    protocol = FastWebSocketProtocol
+
+
+# --- the extensions, as server.gate installs them ------------------------------------------------------------
+class CloseCodes(Extension):
+    """Our protocol (close 1008/1009 as close frames) in Daphne's WebSocket factory: public Autobahn API only,
+    so any release of the lines it was written for."""
+
+    name = "close codes"
+    versions = {"daphne": "4.2.*", "autobahn": "26.11.*"}
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        missing = missing_attributes(daphne_server, ["WebSocketFactory"], "daphne.server")
+        missing += missing_attributes(WebSocketProtocol, ["serverClose", "sendCloseFrame", "STATE_OPEN"])
+        factory = AttendanceWebSocketFactory(None, server="gate")
+        factory.setProtocolOptions()  # a TypeError here (no failByDrop option) fails the check too
+        if getattr(factory, "failByDrop", None) is not False:
+            missing.append("Autobahn's failByDrop option")
+        return missing
+
+    @classmethod
+    def setup_once(cls, patches: Patches) -> None:
+        patches.set(daphne_server, "WebSocketFactory", AttendanceWebSocketFactory)  # Server.run builds it
+
+
+class FastSockets(Extension):
+    """Our server (DirectSocket, ApplicationQueue) and fast protocol (FactoryOption, no handshake leftovers,
+    a lazy send queue): Daphne's and Autobahn's internals, so exactly the versions they were written for."""
+
+    name = "fast sockets"
+    versions = {"daphne": "4.2.3", "autobahn": "26.11.1"}
+    fast_path = True
+    requires = (CloseCodes.name,)
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        missing = missing_attributes(daphne_cli.CommandLineInterface, ["server_class"])
+        missing += missing_attributes(daphne_server.Server, ["create_application", "handle_reply"])
+        server = daphne_server.Server(application=None, endpoints=["tcp:port=0"])  # not started
+        missing += missing_attributes(server, ["application"], "daphne.server.Server()")
+        missing += missing_attributes(WebSocketProtocol, [
+            "CONFIG_ATTRS", "onOpen", "sendData", "sendPreparedMessage", "_trigger", "logTxOctets", "muted",
+            "STATE_OPEN", "STATE_CONNECTING", "STATE_PROXY_CONNECTING",
+        ])
+        # A connection as Autobahn sets one up (no handshake timer: nothing is left scheduled).
+        factory = FastWebSocketFactory(None, server="gate")
+        factory.setProtocolOptions(openHandshakeTimeout=0)
+        protocol = factory.buildProtocol(("127.0.0.1", 0))
+        protocol.makeConnection(StringTransport())  # type: ignore[no-untyped-call]
+        label = "a connected WebSocketProtocol"
+        missing += missing_attributes(protocol, ["state", "trafficStats", "logOctets", "factory"], label)
+        missing += missing_attributes(protocol.trafficStats, [
+            "outgoingOctetsWireLevel", "preopenOutgoingOctetsWireLevel"], "TrafficStats")
+        if "_send_queue" not in vars(protocol):
+            missing.append(f"{label}.send_queue (set at connect)")
+        copied = [name for name in getattr(WebSocketProtocol, "CONFIG_ATTRS", ()) if name in vars(protocol)]
+        if copied:
+            missing.append(f"options read from the factory (Autobahn copied {', '.join(copied)})")
+        return missing
+
+    @classmethod
+    def setup_once(cls, patches: Patches) -> None:
+        patches.set(daphne_server, "WebSocketFactory", FastWebSocketFactory)
+        patches.set(daphne_cli.CommandLineInterface, "server_class", AttendanceServer)  # the CLI builds it

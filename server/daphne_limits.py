@@ -1,4 +1,5 @@
-"""Two things Daphne needs for the limits against abuse (DESIGN.md), installed when the ASGI app loads.
+"""Two things Daphne needs for the limits against abuse (docs/production.md), installed by server.gate at start-up
+(`RequestLimits`; on both paths: it uses Twisted's and Daphne's public hooks).
 
 - **A request deadline.** A connection must deliver its whole request — headers and body, or a
   WebSocket's upgrade request — within REQUEST_DEADLINE_SECONDS (10 s; 0 = off) of opening, or, on a kept-alive
@@ -28,26 +29,39 @@ from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.http_headers import Headers
 
+from server import http_guard
+from server.gate import Extension, Patches, missing_attributes
+
 _daphne_parse_x_forwarded_for = utils.parse_x_forwarded_for
 
 
-class DeadlineHTTPChannel(http.HTTPChannel):
-    """Twisted's HTTP/1.1 channel with a deadline for receiving each request."""
+class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
+    """Twisted's HTTP/1.1 channel with a deadline for receiving each request (and, from server.http_guard, the
+    body limit)."""
 
     _deadline_call: Any = None
+    # Between requests: from the connection's start, and again once a request's response is done, until the
+    # next request is all in (Twisted's own flag for this is private).
+    _awaiting_request = True
 
     def connectionMade(self) -> None:  # noqa: N802 (Twisted's names)
         super().connectionMade()
         self._start_deadline()
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
-        if self._deadline_call is None and not self._handlingRequest:
+        if self._deadline_call is None and self._awaiting_request:
             self._start_deadline()  # the first bytes of the next request on a kept-alive connection
         super().dataReceived(data)
 
     def allContentReceived(self) -> None:  # noqa: N802
+        self._awaiting_request = False
         self._cancel_deadline()  # the whole request is in: what follows is the server's time
         super().allContentReceived()
+
+    def requestDone(self, request: Any) -> None:  # noqa: N802
+        # Before Twisted's: it replays pipelined bytes (the next request's) through dataReceived.
+        self._awaiting_request = True
+        super().requestDone(request)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
         self._cancel_deadline()
@@ -73,6 +87,11 @@ class DeadlineHTTPFactory(http_protocol.HTTPFactory):
     # Plain HTTP/1.1 channels (Daphne negotiates HTTP/2 only over its own TLS with the http2 extras,
     # which this project does not use: nginx terminates TLS).
     protocol = DeadlineHTTPChannel
+
+    def buildProtocol(self, addr: Any) -> Any:  # noqa: N802 (Twisted's name)
+        protocol = super().buildProtocol(addr)
+        protocol.requestFactory = http_guard.GuardedRequest  # Daphne's WebRequest, guarded (server.http_guard)
+        return protocol
 
 
 def last_hop(values: Sequence[bytes]) -> str | None:
@@ -110,8 +129,33 @@ def parse_x_forwarded_for(
     return [hop, addr[1] if addr else 0], scheme
 
 
-def install() -> None:
-    """Make Daphne's Server build our HTTP factory, and both protocols read the last hop."""
-    daphne_server.HTTPFactory = DeadlineHTTPFactory
-    http_protocol.parse_x_forwarded_for = parse_x_forwarded_for
-    ws_protocol.parse_x_forwarded_for = parse_x_forwarded_for
+class RequestLimits(Extension):
+    """Our HTTP factory (the deadline) and the last hop: public hooks, so any release of the lines they were
+    written for."""
+
+    name = "request limits"
+    versions = {"daphne": "4.2.*", "twisted": "26.10.*"}
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        return [
+            *missing_attributes(daphne_server, ["HTTPFactory"], "daphne.server"),
+            *missing_attributes(http_protocol.HTTPFactory, ["protocol", "buildProtocol"]),
+            *missing_attributes(http.HTTPChannel, [
+                "connectionMade", "dataReceived", "allContentReceived", "requestDone", "connectionLost",
+                "callLater", "timeoutConnection",
+                # server.http_guard's channel and request
+                "allHeadersReceived", "rawDataReceived", "length", "persistent",
+            ]),
+            *missing_attributes(http_protocol.WebRequest, ["handleContentChunk", "process"]),
+            *missing_attributes(utils, ["parse_x_forwarded_for"], "daphne.utils"),
+            *missing_attributes(http_protocol, ["parse_x_forwarded_for"], "daphne.http_protocol"),
+            *missing_attributes(ws_protocol, ["parse_x_forwarded_for"], "daphne.ws_protocol"),
+        ]
+
+    @classmethod
+    def setup_once(cls, patches: Patches) -> None:
+        """Make Daphne's Server build our HTTP factory, and both protocols read the last hop."""
+        patches.set(daphne_server, "HTTPFactory", DeadlineHTTPFactory)
+        patches.set(http_protocol, "parse_x_forwarded_for", parse_x_forwarded_for)
+        patches.set(ws_protocol, "parse_x_forwarded_for", parse_x_forwarded_for)

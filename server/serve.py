@@ -1,7 +1,8 @@
 """Run the API and the WebSocket with Daphne, configured from the environment.
 
 `make run` and the over-the-wire tests both start the server through this module, so they serve
-with the same options (port, WebSocket frame limits).
+with the same options (port, WebSocket frame limits) and the same extensions of Daphne (server.gate).
+Once the server accepts connections it prints `Listening on http://HOST:PORT` on stdout.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import gc
 import os
 import sys
 import time
+from typing import Any
 
 from django.conf import settings
 
@@ -52,11 +54,22 @@ def log_gc_pauses(path: str) -> None:
     gc.callbacks.append(callback)
 
 
+def announce_listening(server: Any) -> None:
+    """Print where the Daphne `server` accepts connections (stdout, flushed): called once, when the reactor
+    starts running, after the server has opened its listening sockets."""
+    for host, port in server.listening_addresses:
+        shown = f"[{host}]" if ":" in host else host  # an IPv6 address, as URLs write it
+        print(f"Listening on http://{shown}:{port}", flush=True)
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "attendance_site.settings")
     import django
 
     django.setup()  # fails fast on bad settings (e.g. the default secret with DEBUG off)
+    from server import gate
+
+    gate.install()  # before Daphne builds its server, factories and protocols (one warning if not all fit)
     # Database work runs on a worker thread while the event loop thread serves sockets. With the default
     # 5 ms GIL switch interval, a busy loop makes every thread hop wait up to 5 ms for the GIL (the
     # "convoy effect"); 1 ms keeps socket connects and DB-backed events quick under load.
@@ -69,10 +82,14 @@ def main() -> None:
     if os.environ.get("GC_DIAG"):
         log_gc_pauses(os.environ["GC_DIAG"])
     from daphne.cli import CommandLineInterface
+    from twisted.internet import reactor  # Daphne's asyncio reactor (daphne.server installs it on import)
 
     host = os.environ.get("HOST", "127.0.0.1")
-    sys.argv = daphne_argv(settings.PORT, host, settings.PROXY_HEADERS)  # one reading of PROXY_HEADERS
-    CommandLineInterface.entrypoint()
+    argv = daphne_argv(settings.PORT, host, settings.PROXY_HEADERS)  # one reading of PROXY_HEADERS
+    cli = CommandLineInterface()
+    # Daphne listens before it runs the reactor, and never runs it if listening failed.
+    reactor.callWhenRunning(lambda: announce_listening(cli.server))
+    cli.run(argv[1:])
 
 
 if __name__ == "__main__":

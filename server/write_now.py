@@ -22,14 +22,20 @@ through `transport.write` unchanged:
 nothing. `EAGAIN`/`EWOULDBLOCK`/`ENOBUFS`: all of it to `transport.write`. Any other error (the peer reset
 the connection, a closed descriptor): `transport.write` too, whose own write then meets the error and
 closes the connection the way Twisted always does — this module never closes or loses a connection itself.
+
+The fast protocol (server.daphne_ext) writes now only once server.gate has installed `WriteNow`: it reads
+Twisted's private attributes, so only on the Twisted version it was written for.
 """
 
 from __future__ import annotations
 
 import errno
-from typing import Any
+import socket
+from typing import Any, ClassVar
 
 from twisted.internet import tcp
+
+from server.gate import Extension, Patches, missing_attributes
 
 # As in twisted.internet.tcp.Connection.writeSomeData: "try again later", not an error.
 _RETRY_LATER = {errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS}
@@ -66,3 +72,34 @@ def write_now(transport: Any, data: bytes) -> bool:
     if sent < len(data):
         transport.write(data[sent:])
     return True
+
+
+class WriteNow(Extension):
+    """The fast protocol's sends write now (`on`)."""
+
+    name = "write-now"
+    versions = {"twisted": "26.10.0"}
+    fast_path = True
+    requires = ("fast sockets",)  # the protocol whose sendData writes now
+    on: ClassVar[bool] = False
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        own_end, other_end = socket.socketpair()
+        try:  # a connection as Twisted makes one (FileDescriptor sets some of these in __init__)
+            connection = tcp.Connection(own_end, None, reactor=_NoReactor())  # type: ignore[arg-type]
+            return missing_attributes(connection, [
+                "TLS", "connected", "disconnecting", "_writeDisconnected", "_tempDataBuffer", "dataBuffer",
+                "offset", "producer", "streamingProducer", "producerPaused", "socket", "write",
+            ], "twisted.internet.tcp.Connection()")
+        finally:
+            own_end.close()
+            other_end.close()
+
+    @classmethod
+    def setup_once(cls, patches: Patches) -> None:
+        patches.set(cls, "on", True)
+
+
+class _NoReactor:
+    """A reactor for a connection that is only looked at, never registered."""

@@ -37,14 +37,15 @@ _static_root: Path | None = None
 
 
 def collected_static() -> Path:
-    """A scratch STATIC_ROOT filled by `collectstatic` (as `make run` does), once per test process and
+    """A scratch STATIC_ROOT filled by `server.prepare` (as `make run` does), once per test process and
     shared by every server: with DEBUG off the pages name hashed files that only collectstatic makes."""
     global _static_root
     if _static_root is None:
-        root = Path(tempfile.mkdtemp(prefix="attendance-static-"))
-        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        scratch = Path(tempfile.mkdtemp(prefix="attendance-static-"))
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        root = scratch / "static"  # server.prepare makes it a link to its build, beside it
         subprocess.run(
-            [sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=ROOT, check=True, capture_output=True,
+            [sys.executable, "-m", "server.prepare", "--only", "static"], cwd=ROOT, check=True, capture_output=True,
             env={**os.environ, "DEBUG": "0", "SECRET_KEY": "collectstatic", "STATIC_ROOT": str(root)},
         )
         _static_root = root
@@ -117,6 +118,8 @@ class DaphneServer:
             "DEBUG": "0",
             "SECRET_KEY": os.environ.get("SECRET_KEY", "wire-test-secret"),
             "BCRYPT_ROUNDS": os.environ.get("BCRYPT_ROUNDS", "4"),
+            # Every test signs up from 127.0.0.1, hundreds of accounts a run: off unless a test sets it.
+            "SIGNUPS_PER_IP": "0",
             "STATIC_ROOT": str(collected_static()),
             **env,
             "PORT": str(self.port),
@@ -134,7 +137,7 @@ class DaphneServer:
 
     def migrate(self) -> None:
         subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=self.env, check=True,
+            [sys.executable, "-m", "server.prepare", "--only", "migrate"], cwd=ROOT, env=self.env, check=True,
             capture_output=True,
         )
 

@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.servers import DaphneServer, backend_of, process_cpu_seconds, scratch_database
 
-# --- The contract's exact strings (DESIGN.md) ------------------------------------------------------------
+# --- The contract's exact strings (docs/api.md) ----------------------------------------------------------
 INVALID_SCHEMA = "Invalid request schema"
 UNAUTHORIZED = "Unauthorized, token missing or invalid"
 TEACHER_REQUIRED = "Forbidden, teacher access required"
@@ -259,7 +259,7 @@ async def comm_silent(communicator: Any, timeout: float = QUIET) -> None:
 
 # --- Over the wire: people and classes -------------------------------------------------------------------------
 def server_jwt_secret(server: Any) -> str:
-    """The key a DaphneServer signs with: JWT_SECRET, defaulting to SECRET_KEY (DESIGN.md)."""
+    """The key a DaphneServer signs with: JWT_SECRET, defaulting to SECRET_KEY (docs/configuration.md)."""
     return server.env.get("JWT_SECRET") or server.env["SECRET_KEY"]
 
 
@@ -444,7 +444,7 @@ async def expect_close(ws: ClientConnection, code: int, timeout: float = 5) -> N
 
 # --- Limits against abuse -------------------------------------------------------------------------------------------
 def assert_too_many_requests(response: Any) -> int:
-    """A 429 in the envelope with a Retry-After of 1–900 whole seconds (DESIGN.md); returns Retry-After."""
+    """A 429 in the envelope with a Retry-After of 1–900 whole seconds (docs/production.md); returns Retry-After."""
     assert_error(response, 429, TOO_MANY_REQUESTS)
     retry_after = response.headers["Retry-After"]
     assert retry_after.isdigit() and 1 <= int(retry_after) <= 900, retry_after
@@ -476,6 +476,8 @@ UNLIMITED = {
     "WS_RATE_BURST": "0",
     "WS_RATE_PER_SECOND": "0",
     "WS_MAX_SOCKETS_PER_USER": "0",
+    "WS_MAX_SOCKETS_PER_IP": "0",
+    "SIGNUPS_PER_IP": "0",
     "REQUEST_DEADLINE_SECONDS": "0",
 }
 
@@ -813,7 +815,7 @@ async def communicators(fresh_live: None) -> AsyncIterator[Any]:
 def wire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
     """A real Daphne process serving the whole app, on a scratch database.
 
-    It runs with the default limits (DESIGN.md "Limits against abuse") and every test reaches it from
+    It runs with the default limits (docs/production.md "Limits against abuse") and every test reaches it from
     127.0.0.1: keep failed logins to a few per test (50 in 15 minutes lock the address out for the rest of
     the session); tests of the limits use `own_wire_server`."""
     with own_wire_server(tmp_path_factory.mktemp("wire")) as server:

@@ -131,7 +131,7 @@ def test_login_wrong_method_is_405(site, method):
     assert_error(site.request(method, "/auth/login"), 405, METHOD_NOT_ALLOWED)
 
 
-# --- the failed-login limits (DESIGN.md "Limits against abuse"; over the wire: test_wire_limits.py) ----------------
+# --- the failed-login limits (docs/production.md "Limits against abuse"; over the wire: test_wire_limits.py) -------
 @pytest.fixture
 def bcrypt_checks(monkeypatch):
     """How many times a password was checked (a bcrypt computation each)."""

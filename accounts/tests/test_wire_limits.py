@@ -1,13 +1,15 @@
-"""Over the wire: the failed-login limits (DESIGN.md "Limits against abuse") on real Daphne processes.
+"""Over the wire: the failed-login limits (docs/production.md "Limits against abuse") on real Daphne processes.
 
 They count per client address, and every test reaches the servers from 127.0.0.1, so these tests use
 servers of their own (never the session's shared wire server): one with the default limits, one behind a
 "proxy" (PROXY_HEADERS on, small limits; each test names its own client addresses in X-Forwarded-For), one
-with the limits off, and two workers sharing Redis.
+with the limits off, and two workers sharing Redis. Then the admin's login (counted with /auth/login's
+failures) and sign-ups per address, on one more server behind a "proxy".
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -17,13 +19,14 @@ import pytest
 import redis
 from django.conf import settings
 
-from common.limits import FixedWindow
+from common.limits import SIGNUP_WINDOW_SECONDS, FixedWindow
 from live.tests.services_available import redis_url, require_redis
 from tests.servers import DaphneServer, scratch_database
 from tests.support import (
     BAD_CREDENTIALS,
     INVALID_SCHEMA,
     PASSWORD,
+    TOO_MANY_REQUESTS,
     Person,
     assert_error,
     assert_ok,
@@ -245,3 +248,106 @@ def test_two_workers_sharing_redis_count_failures_together(two_workers):
         assert_error(login(worker, unique_email("guess"), "wrong-password"), 400, BAD_CREDENTIALS)
     assert_too_many_requests(login(a, unique_email("guess")))
     assert_too_many_requests(login(b, unique_email("guess")))
+
+
+# --- the admin's login and sign-ups, per client address (behind a "proxy": each test names its addresses) -------------
+SIGNUPS = 3
+ADMIN_PAGE_REFUSED = b"Please enter the correct email and password for a staff account"
+
+
+@pytest.fixture(scope="module")
+def per_address_server(tmp_path_factory) -> Iterator[DaphneServer]:
+    env = {"PROXY_HEADERS": "1", "LOGIN_FAILURES_PER_EMAIL": "3", "SIGNUPS_PER_IP": str(SIGNUPS)}
+    with own_wire_server(tmp_path_factory.mktemp("per-address"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def superuser_email(per_address_server) -> str:
+    email = unique_email("admin")
+    per_address_server.shell(
+        "from accounts.models import User\n"
+        f"User.objects.create_superuser(email={email!r}, password={PASSWORD!r}, name='Ada Admin')\n"
+    )
+    return email
+
+
+def admin_login(client: httpx.Client, email: str, password: str, address: str) -> httpx.Response:
+    """Log in through the admin's form as a browser would (its page, its CSRF cookie and field), from `address`:
+    the client keeps the session cookie when it logs in."""
+    headers = {"X-Forwarded-For": address}
+    page = client.get("/admin/login/", headers=headers)
+    assert page.status_code == 200, page.text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    form = {"csrfmiddlewaretoken": token, "username": email, "password": password, "next": "/admin/"}
+    return client.post("/admin/login/", data=form, headers=headers)
+
+
+def is_admin(client: httpx.Client, address: str) -> bool:
+    return client.get("/admin/", headers={"X-Forwarded-For": address}).status_code == 200
+
+
+def test_the_admin_login_is_refused_after_the_limit_even_with_the_right_password(per_address_server, superuser_email):
+    address = random_ip(superuser_email)
+    with client_for(per_address_server) as client:
+        for _ in range(2):
+            response = admin_login(client, superuser_email, "wrong-password", address)
+            assert response.status_code == 200 and ADMIN_PAGE_REFUSED in response.content
+    # Below the limit (3), the right password logs in ...
+    with client_for(per_address_server) as client:
+        response = admin_login(client, superuser_email, PASSWORD, address)
+        assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+        assert is_admin(client, address)
+    with client_for(per_address_server) as client:
+        assert admin_login(client, superuser_email, "wrong-password", address).status_code == 200
+    # ... and at the limit it is refused, its password not checked: the form again, with the limits' error.
+    with client_for(per_address_server) as client:
+        assert_too_many_requests_page(admin_login(client, superuser_email, PASSWORD, address))
+        assert not is_admin(client, address)
+    # The same counters as /auth/login's.
+    with client_for(per_address_server) as api:
+        assert_too_many_requests(login(api, superuser_email, forwarded_for=address))
+        assert_ok(login(api, superuser_email, forwarded_for=random_ip(superuser_email)))
+
+
+def test_failures_through_auth_login_lock_the_admin_login_too(per_address_server, superuser_email):
+    address = random_ip(superuser_email)
+    with client_for(per_address_server) as client:
+        for _ in range(3):
+            assert_error(login(client, superuser_email, "wrong-password", forwarded_for=address), 400, BAD_CREDENTIALS)
+        assert_too_many_requests_page(admin_login(client, superuser_email, PASSWORD, address))
+        assert not is_admin(client, address)
+
+
+def assert_too_many_requests_page(response: httpx.Response) -> None:
+    assert response.status_code == 429 and b"<form" in response.content, response.status_code
+    assert TOO_MANY_REQUESTS.encode() in response.content and ADMIN_PAGE_REFUSED not in response.content
+    retry_after = response.headers["Retry-After"]
+    assert retry_after.isdigit() and 1 <= int(retry_after) <= 900, retry_after
+
+
+def steady_signup_ip() -> str:
+    """A made-up address whose sign-up window (an hour) has at least STEADY_SECONDS left."""
+    while True:
+        address = "198.18.{}.{}".format(*secrets.token_bytes(2))
+        now = time.time()
+        if FixedWindow("signup-ip", 1, SIGNUP_WINDOW_SECONDS).slot(address, now)[1] - now >= STEADY_SECONDS:
+            return address
+
+
+def test_signups_over_the_limit_of_an_address_are_429_with_retry_after(per_address_server):
+    address = steady_signup_ip()
+    with client_for(per_address_server) as client:
+
+        def signup(forwarded_for: str) -> httpx.Response:
+            body = {"name": "Rahul", "email": unique_email("rahul"), "password": PASSWORD, "role": "student"}
+            return client.post("/auth/signup", json=body, headers={"X-Forwarded-For": forwarded_for})
+
+        for _ in range(SIGNUPS):
+            assert_ok(signup(address), 201)
+        for _ in range(2):
+            refused = signup(address)
+            assert_error(refused, 429, TOO_MANY_REQUESTS)
+            retry_after = refused.headers["Retry-After"]
+            assert retry_after.isdigit() and 1 <= int(retry_after) <= SIGNUP_WINDOW_SECONDS, retry_after
+        assert_ok(signup(steady_signup_ip()), 201)  # another address signs up

@@ -1,4 +1,4 @@
-"""The documents leave nothing out: every message of the contract that the API can answer, and the README's
+"""The documents leave nothing out: every message of the contract that the API can answer, and docs/api.md's
 tables say nothing the documents contradict."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from apidocs.openapi import build_openapi
 from common import messages
 from common.api import http_status, iter_routes
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "api.md"  # the API tables, moved out of README.md
 
 # Messages no API route or socket answers, and why. Each must be absent from the documents, so that an entry
 # that stops being true fails here.
@@ -63,8 +63,8 @@ def readme_rows(heading: str) -> list[list[str]]:
 
 
 def as_readme_path(path: str) -> str:
-    """`/class/{class_id}/sessions/{session_id}` → `/class/:id/sessions/:sessionId` (the README's, the spec's
-    and DESIGN.md's notation: the class is `:id`, any other parameter its camelCase name)."""
+    """`/class/{class_id}/sessions/{session_id}` → `/class/:id/sessions/:sessionId` (docs/api.md's and the
+    original spec's notation: the class is `:id`, any other parameter its camelCase name)."""
 
     def name(match: re.Match[str]) -> str:
         first, *rest = match[1].split("_")

@@ -7,6 +7,7 @@ import re
 from html import unescape
 
 import pytest
+from django.conf import settings
 from django.contrib.staticfiles import finders
 
 from apidocs.asyncapi import build_asyncapi
@@ -28,6 +29,13 @@ def test_docs_is_a_public_html_page_with_its_own_policy(client):
     html = response.content.decode()
     assert "<script>" not in html and "style=" not in html  # nothing inline: the policy allows none
     assert 'data-url="/openapi.json"' in html and 'href="/asyncapi.json"' in html
+
+
+def test_docs_policy_is_the_pages_base_plus_data_images(client):
+    sent = policy(client.get("/docs")["Content-Security-Policy"])
+    expected = {name: set(values) for name, values in settings.PAGE_CSP.items()}
+    expected["img-src"].add("data:")  # Swagger UI's CSS draws its icons as data: SVGs
+    assert sent == expected
 
 
 def test_docs_assets_are_the_projects_own_static_files(client):

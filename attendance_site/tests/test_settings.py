@@ -1,4 +1,4 @@
-"""Settings read from the environment (DESIGN.md "Environment"), checked in fresh interpreters."""
+"""Settings read from the environment (docs/configuration.md), checked in fresh interpreters."""
 
 import json
 import os

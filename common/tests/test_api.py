@@ -18,8 +18,8 @@ from common.api import (
     fail,
     http_status,
     iter_routes,
+    method_not_allowed,
     not_found,
-    ok,
     parse_body,
     parse_json_object,
     route,
@@ -51,17 +51,20 @@ from tests.support import (
 )
 
 
-# --- ok / fail -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("data", [{"a": 1}, [1, "two"], None, "text", 0])
-def test_ok_wraps_data(data):
-    response = ok(data)
+# --- the envelope: success (Operation.render), fail, 405 ----------------------------------------------
+@pytest.mark.parametrize(
+    ("schema", "data"),
+    [(dict[str, int], {"a": 1}), (list[int | str], [1, "two"]), (None | int, None), (str, "text"), (int, 0)],
+)
+def test_an_operation_wraps_its_data_in_the_envelope(schema, data):
+    response = endpoint("GET", response=schema)(lambda request: data).render(data)
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert orjson.loads(response.content) == {"success": True, "data": data}
 
 
-def test_ok_with_status():
-    assert ok({}, status=201).status_code == 201
+def test_an_operation_answers_its_declared_status():
+    assert endpoint("POST", response=dict, status=201)(lambda request: {})(post()).status_code == 201
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 413, 500])
@@ -70,6 +73,13 @@ def test_fail_is_error_envelope(status):
     assert response.status_code == status
     assert response["Content-Type"] == "application/json"
     assert orjson.loads(response.content) == {"success": False, "error": "Something"}
+
+
+def test_method_not_allowed_is_the_envelope_with_allow():
+    response = method_not_allowed(("GET", "HEAD"))
+    assert (response.status_code, response["Content-Type"]) == (405, "application/json")
+    assert orjson.loads(response.content) == {"success": False, "error": METHOD_NOT_ALLOWED}
+    assert response["Allow"] == "GET, HEAD"
 
 
 @pytest.mark.parametrize(
@@ -372,7 +382,7 @@ def test_not_found_view():
 
 # --- JsonErrorMiddleware -----------------------------------------------------------------------------
 def test_middleware_turns_exception_into_500_and_logs_it(caplog):
-    middleware = JsonErrorMiddleware(lambda request: ok(None))
+    middleware = JsonErrorMiddleware(lambda request: HttpResponse())
     request = RequestFactory().get("/class/x")
     try:
         raise RuntimeError("secret detail")
@@ -385,7 +395,7 @@ def test_middleware_turns_exception_into_500_and_logs_it(caplog):
 
 
 def test_middleware_leaves_admin_errors_to_django():
-    middleware = JsonErrorMiddleware(lambda request: ok(None))
+    middleware = JsonErrorMiddleware(lambda request: HttpResponse())
     assert middleware.process_exception(RequestFactory().get("/admin/x"), RuntimeError("x")) is None
 
 
@@ -444,7 +454,7 @@ def test_api_post_needs_no_csrf_token(client):
 
 @pytest.mark.django_db
 def test_unexpected_exception_is_json_500_without_details(client, monkeypatch, caplog):
-    def explode(body):
+    def explode(*args):
         raise RuntimeError("database exploded: secret detail")
 
     monkeypatch.setattr("accounts.services.signup", explode)

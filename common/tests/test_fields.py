@@ -1,4 +1,4 @@
-"""ObjectIdField and the id helpers (DESIGN.md "Identifiers")."""
+"""ObjectIdField and the id helpers (docs/api.md: ids)."""
 
 from types import SimpleNamespace
 

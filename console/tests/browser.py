@@ -2,7 +2,7 @@
 a fresh context per person, every request and socket recorded so that tests can prove the console talks
 to its own server only.
 
-Locators are role-based with the accessible names of DESIGN.md "Web console".
+Locators are role-based with the accessible names of docs/console.md "Accessible names".
 """
 
 from __future__ import annotations

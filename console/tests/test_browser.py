@@ -20,7 +20,7 @@ from tests.support import Person, create_class, enrol, start
 
 pytestmark = [pytest.mark.wire, pytest.mark.browser]
 
-# DESIGN.md: a student's status follows the teacher's click "within 1 s".
+# docs/console.md: a student's status follows the teacher's click "within 1 s".
 LIVE_LATENCY_MS = 1000
 
 
@@ -368,7 +368,7 @@ def test_the_console_reconnects_by_itself_after_a_server_restart(console, tmp_pa
         redis_server.kill()
 
 
-# --- History and reports: these need DESIGN.md "History and reports (HTTP)" (GET /classes, /attendance/active,
+# --- History and reports: these need the history routes of docs/api.md (GET /classes, /attendance/active,
 # the sessions, report and my-history routes), built in parallel (issue 12).
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from tests.support import assert_error
+from django.conf import settings
+
+from tests.support import METHOD_NOT_ALLOWED, assert_error
+
+
+def directives(header: str) -> dict[str, list[str]]:
+    return {d.split()[0]: d.split()[1:] for d in header.split(";") if d.strip()}
 
 
 def test_the_page_and_its_policy(client):
@@ -25,7 +31,13 @@ def test_the_page_and_its_policy(client):
 def test_head_is_answered_and_other_methods_are_the_api_405(client):
     assert client.head("/").status_code == 200
     for method in ("post", "put", "patch", "delete"):
-        assert_error(getattr(client, method)("/"), 405, "Method not allowed")
+        response = getattr(client, method)("/")
+        assert_error(response, 405, METHOD_NOT_ALLOWED)
+        assert response["Allow"] == "GET, HEAD"  # like every API route's 405
+
+
+def test_the_policy_is_the_pages_base_as_it_is(client):
+    assert directives(client.get("/")["Content-Security-Policy"]) == settings.PAGE_CSP
 
 
 def test_only_the_page_carries_the_policy(client):

@@ -200,7 +200,7 @@ async def test_failed_persist_keeps_the_session_and_a_retry_persists(communicato
     assert await comm_ask(teacher, frame("DONE")) == error(NO_SESSION)
 
 
-# --- sockets follow their account and memberships (DESIGN.md "Faults") ----------------------------------
+# --- sockets follow their account and memberships (docs/production.md "What survives what") -------------
 
 
 async def expect_revoked(ws, timeout: float = 5) -> None:

@@ -1,4 +1,4 @@
-"""The socket limits in-process (DESIGN.md "Limits against abuse"): messages per socket, sockets per user.
+"""The socket limits in-process (docs/production.md "Limits against abuse"): messages per socket, sockets per user.
 Over the wire, with the default limits: test_wire_limits.py."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DESIGN.md "Faults": a database connection that broke between events is replaced on next use; at most the
+"""A fault of docs/production.md: a database connection that broke between events is replaced on next use; at most the
 event that met the break gets an ERROR. Held with a real Daphne process on the run's backend:
 - PostgreSQL: every backend serving the server's database terminated under it (what a server restart or a
   failover does to every open connection);

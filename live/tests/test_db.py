@@ -1,5 +1,5 @@
 """live.db: the socket thread keeps its database connection between events and checks it after an idle gap
-(DESIGN.md "Faults": a connection that broke between events is replaced on next use, on every backend).
+(docs/production.md: a connection that broke between events is replaced on next use, on every backend).
 
 These run on whichever backend the run selects: the check is SQL's `is_usable()` or MongoDB's `ping`.
 test_wire_live.py holds the same promise over the wire, with a real Daphne left idle past the interval."""

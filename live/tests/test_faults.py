@@ -1,4 +1,4 @@
-"""DESIGN.md "Faults", held with real processes: two Daphne workers sharing a private redis-server (started
+"""Faults of docs/production.md, held with real processes: two Daphne workers sharing a private redis-server (started
 here on a free port, never the shared one) and a scratch database of the run's backend; the tests kill and
 restart Redis, cut its connections, SIGKILL a worker mid-DONE, let tokens expire and accounts go, and keep
 quiet for longer than every timeout in the path — with no client ever reconnecting unless it was cut off.

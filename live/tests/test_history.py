@@ -1,4 +1,4 @@
-"""History and reports (DESIGN.md "History and reports (HTTP)"): every scenario runs in-process and over the
+"""History and reports (docs/api.md "HTTP API"): every scenario runs in-process and over the
 wire (the `site` fixture), against the same expectations."""
 
 from __future__ import annotations

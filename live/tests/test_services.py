@@ -370,7 +370,7 @@ async def test_finish_session_failure_does_not_undo_a_newer_session(live_class, 
     assert await get_session_store().for_teacher(teacher.id) == new
 
 
-# --- DONE converges (DESIGN.md "Faults") ----------------------------------------------------------------
+# --- DONE converges (docs/production.md "What survives what") -------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
@@ -472,5 +472,5 @@ async def test_recovery_settles_claims_left_by_a_dead_worker(live_class, setting
 
 
 def test_default_recovery_is_within_the_promised_minute(settings):
-    """Lease + one upkeep period (with its 20 % jitter) ≤ 60 s (DESIGN.md "Faults")."""
+    """Lease + one upkeep period (with its 20 % jitter) ≤ 60 s (docs/production.md "What survives what")."""
     assert settings.LIVE_CLAIM_LEASE_SECONDS + 1.2 * settings.LIVE_UPKEEP_SECONDS <= 60

@@ -1,6 +1,6 @@
 """The live WebSocket's contract, written once and run in-process (Channels' communicator, in-memory layer and
-store) and over the wire (a real Daphne, a real WebSocket client): the `live_site` fixture (DESIGN.md
-"WebSocket contract", "Sessions", "Details that the tables leave open").
+store) and over the wire (a real Daphne, a real WebSocket client): the `live_site` fixture (docs/api.md
+"WebSocket API"; docs/choices.md).
 
 Every test makes its own teachers, students and classes, so tests do not see each other's sessions on the
 shared wire server. Every wait has a timeout; "receives nothing" is checked only after a later message to

@@ -1,4 +1,4 @@
-"""Over the wire: the socket limits (DESIGN.md "Limits against abuse") with the default limits on the shared
+"""Over the wire: the socket limits (docs/production.md "Limits against abuse") with the default limits on the shared
 wire server — bursts of 500 frames refilled at 50 a second per socket, 20 sockets per user — and off."""
 
 from __future__ import annotations

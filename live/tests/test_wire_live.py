@@ -1,5 +1,5 @@
-"""The live WebSocket over the wire: a real Daphne process, a real WebSocket client (DESIGN.md
-"WebSocket contract", "Sessions", "Details that the tables leave open").
+"""The live WebSocket over the wire: a real Daphne process, a real WebSocket client (docs/api.md
+"WebSocket API"; docs/choices.md).
 
 Every test makes its own teachers, students and classes on the shared wire server, so tests do
 not see each other's sessions. Every wait has a timeout; "receives nothing" is checked only after

@@ -10,7 +10,7 @@ def test_daphne_serves_the_asgi_app_on_the_port_with_the_64_kib_frame_limit():
     assert argv[argv.index("-b") + 1] == "0.0.0.0"
     assert argv[argv.index("--websocket-max-message-size") + 1] == str(64 * 1024)
     assert argv[argv.index("--websocket-max-frame-size") + 1] == str(64 * 1024)
-    # DESIGN.md limits: a handshake not completed within 10 s is closed (the request itself: daphne_limits).
+    # docs/production.md limits: a handshake not completed within 10 s is closed (the request itself: daphne_limits).
     assert argv[argv.index("--websocket_connect_timeout") + 1] == "10"
     assert "--proxy-headers" not in argv
 

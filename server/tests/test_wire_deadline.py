@@ -1,5 +1,5 @@
 """Over the wire: a connection that has not completed its request or handshake within 10 s is closed
-(DESIGN.md "Limits against abuse"; server.daphne_limits). Raw TCP clients against the real server.
+(docs/production.md "Limits against abuse"; server.daphne_limits). Raw TCP clients against the real server.
 
 Every case runs at once, so the module takes one deadline (~10 s), not one per case.
 """

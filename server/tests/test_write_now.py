@@ -21,8 +21,9 @@ from daphne import cli as daphne_cli
 from twisted.internet import main, tcp
 from twisted.internet.testing import StringTransport
 
-from server.daphne_ext import SOCKET_EXTENSION, AttendanceServer, AttendanceWebSocketProtocol, DirectSocket
-from server.write_now import can_write_now, write_now
+from server import gate
+from server.daphne_ext import SOCKET_EXTENSION, AttendanceServer, DirectSocket, FastWebSocketProtocol
+from server.write_now import WriteNow, can_write_now, write_now
 
 
 class RecordingReactor:
@@ -225,9 +226,18 @@ class Producer:
 
 
 # --- the protocol: sendData and prepared frames ---------------------------------------------------------------------
-def open_protocol(link: Link) -> AttendanceWebSocketProtocol:
+@pytest.fixture
+def fast_path() -> Iterator[None]:
+    """The extensions installed as the launcher installs them (server.gate, LIVE_FAST_PATH on); removed after."""
+    gate.reset()
+    assert "write-now" in gate.install(fast_path=True)
+    yield
+    gate.reset()
+
+
+def open_protocol(link: Link) -> FastWebSocketProtocol:
     """Our protocol, open, on the link's transport (the handshake is Autobahn's and tested over the wire)."""
-    protocol = AttendanceWebSocketProtocol()
+    protocol = FastWebSocketProtocol()
     protocol.transport = link.transport
     protocol.state = protocol.STATE_OPEN
     protocol.send_queue = deque()
@@ -238,14 +248,14 @@ def open_protocol(link: Link) -> AttendanceWebSocketProtocol:
     return protocol
 
 
-def test_send_data_writes_now_and_counts_the_octets(link):
+def test_send_data_writes_now_and_counts_the_octets(link, fast_path):
     protocol = open_protocol(link)
     protocol.sendData(b"frame-1")
     assert link.reactor.writers == set() and link.read_all() == b"frame-1"
     assert protocol.trafficStats.outgoingOctetsWireLevel == 7
 
 
-def test_send_data_keeps_autobahns_queue_first(link):
+def test_send_data_keeps_autobahns_queue_first(link, fast_path):
     protocol = open_protocol(link)
     triggered = []
     protocol._trigger = lambda: triggered.append(True)  # type: ignore[method-assign]
@@ -266,7 +276,7 @@ def test_a_chopped_send_goes_through_autobahns_queue_in_order(link):
     assert list(protocol.send_queue) == [(b"abcd", True), (b"ef", True)]
 
 
-def test_a_prepared_frame_is_one_text_frame_and_is_not_sent_on_a_closed_socket(link):
+def test_a_prepared_frame_is_one_text_frame_and_is_not_sent_on_a_closed_socket(link, fast_path):
     protocol = open_protocol(link)
     socket_ = DirectSocket(protocol)
     frame = DirectSocket.prepare('{"event":"DONE"}')
@@ -279,11 +289,18 @@ def test_a_prepared_frame_is_one_text_frame_and_is_not_sent_on_a_closed_socket(l
     assert socket_.send_prepared(frame) is False and link.read_all() == b""
 
 
-# --- the scope extension: how the live hub reaches the protocol ---------------------------------------------------
-async def test_our_daphne_gives_each_websocket_scope_a_direct_socket_and_http_none():
-    import attendance_site.asgi  # noqa: F401 (installs our server and factory, as Daphne loading the app does)
+def test_without_write_now_send_data_writes_through_twisted(link):
+    gate.reset()  # write-now not installed (LIVE_FAST_PATH=0, or another Twisted)
+    assert WriteNow.on is False
+    protocol = open_protocol(link)
+    protocol.sendData(b"frame-1")
+    assert link.read_all() == b"" and link.transport in link.reactor.writers  # Twisted's deferred write
+    assert link.drain(7) == b"frame-1"
 
-    assert daphne_cli.CommandLineInterface.server_class is AttendanceServer
+
+# --- the scope extension: how the live hub reaches the protocol ---------------------------------------------------
+async def test_our_daphne_gives_each_websocket_scope_a_direct_socket_and_http_none(fast_path):
+    assert daphne_cli.CommandLineInterface.server_class is AttendanceServer  # installed as server.serve does
     scopes: list[dict[str, Any]] = []
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -291,7 +308,7 @@ async def test_our_daphne_gives_each_websocket_scope_a_direct_socket_and_http_no
 
     server = AttendanceServer(application=application, endpoints=["tcp:port=0:interface=127.0.0.1"])  # not started
     server.connections = {}  # what Server.run() would set up
-    websocket, http = AttendanceWebSocketProtocol(), object()
+    websocket, http = FastWebSocketProtocol(), object()
     for protocol, kind in ((websocket, "websocket"), (http, "http")):
         server.connections[protocol] = {}
         server.create_application(protocol, {"type": kind})
@@ -306,9 +323,9 @@ def test_protocol_options_are_read_from_the_factory_not_copied_into_each_connect
     (memory per socket), with the same values, and a connection may still set one of its own."""
     from autobahn.websocket.protocol import WebSocketServerProtocol
 
-    from server.daphne_ext import AttendanceWebSocketFactory
+    from server.daphne_ext import FastWebSocketFactory
 
-    factory = AttendanceWebSocketFactory(None, server="test")
+    factory = FastWebSocketFactory(None, server="test")
     factory.setProtocolOptions(maxMessagePayloadSize=4096, openHandshakeTimeout=7, autoPingTimeout=11)
     protocol = factory.buildProtocol(("127.0.0.1", 1))
     protocol.makeConnection(StringTransport())  # Autobahn's _connectionMade: where the copy used to happen
@@ -328,9 +345,9 @@ def test_protocol_options_are_read_from_the_factory_not_copied_into_each_connect
 def test_the_handshake_leftovers_are_dropped_once_open_and_the_path_is_kept() -> None:
     from autobahn.websocket.types import ConnectionRequest
 
-    from server.daphne_ext import AttendanceWebSocketFactory
+    from server.daphne_ext import FastWebSocketFactory
 
-    protocol = AttendanceWebSocketFactory(None, server="test").buildProtocol(("127.0.0.1", 1))
+    protocol = FastWebSocketFactory(None, server="test").buildProtocol(("127.0.0.1", 1))
     headers = {"host": "127.0.0.1", "sec-websocket-key": "k" * 24, "x-padding": "p" * 500}
     params = {"token": ["t" * 200]}
     protocol.http_headers, protocol.http_request_params = headers, params
@@ -342,6 +359,6 @@ def test_the_handshake_leftovers_are_dropped_once_open_and_the_path_is_kept() ->
 
     protocol.drop_handshake_leftovers()
 
-    for name in AttendanceWebSocketProtocol.HANDSHAKE_LEFTOVERS:
+    for name in FastWebSocketProtocol.HANDSHAKE_LEFTOVERS:
         assert not getattr(protocol, name), name
     assert (protocol.request.headers, protocol.request.params, protocol.request.path) == ({}, {}, "/ws")

@@ -1,0 +1,252 @@
+"""server.gate: the extensions of Daphne/Autobahn/Twisted install only on what they were written for, and the
+server then serves the contract on Daphne's plain paths too (close codes, the request deadline) and prints
+where it listens.
+
+The units restore the packages after each test (gate.reset); the wire tests start servers of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from autobahn.websocket import protocol as autobahn_protocol
+from daphne import cli as daphne_cli
+from daphne import http_protocol, utils, ws_protocol
+from daphne import server as daphne_server
+from daphne.ws_protocol import WebSocketFactory
+from twisted.internet import abstract, task
+from twisted.internet.testing import StringTransport
+from twisted.web import http
+
+from common.messages import WS_UNAUTHORIZED
+from server import daphne_limits, gate
+from server.daphne_ext import AttendanceServer, AttendanceWebSocketFactory, FastWebSocketFactory
+from server.daphne_limits import DeadlineHTTPChannel, DeadlineHTTPFactory
+from server.write_now import WriteNow
+from tests.support import (
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_POLICY_VIOLATION,
+    error,
+    expect_close,
+    mark,
+    marked,
+    new_classroom,
+    own_wire_server,
+    recv,
+    start,
+)
+
+ALL = ["request limits", "close codes", "fast sockets", "write-now"]
+WARNING = "Server extensions not installed"
+
+
+@pytest.fixture(autouse=True)
+def clean_gate() -> Iterator[None]:
+    """Each test starts with nothing installed, and leaves nothing installed."""
+    gate.reset()
+    yield
+    gate.reset()
+
+
+def gate_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records
+            if record.name == "server.gate" and record.levelno == logging.WARNING]
+
+
+def assert_plain_websockets() -> None:
+    """Daphne's own server and WebSocket factory, Twisted's writes (what no extension touched)."""
+    assert daphne_cli.CommandLineInterface.server_class is daphne_server.Server
+    assert daphne_server.WebSocketFactory is WebSocketFactory
+    assert WriteNow.on is False
+
+
+def assert_nothing_patched() -> None:
+    assert_plain_websockets()
+    assert daphne_server.HTTPFactory is http_protocol.HTTPFactory
+    assert http_protocol.parse_x_forwarded_for is utils.parse_x_forwarded_for
+    assert ws_protocol.parse_x_forwarded_for is utils.parse_x_forwarded_for
+    assert len(gate._patches) == 0
+
+
+def real_version(package: str) -> str:
+    return {"daphne": "4.2.3", "autobahn": "26.11.1", "twisted": "26.10.0"}.get(package, "1.0")
+
+
+# --- the gate, as units -------------------------------------------------------------------------------------------
+def test_on_the_versions_written_for_every_extension_installs_without_a_warning(caplog):
+    assert gate.install(fast_path=True) == ALL
+    assert daphne_cli.CommandLineInterface.server_class is AttendanceServer
+    assert daphne_server.WebSocketFactory is FastWebSocketFactory
+    assert daphne_server.HTTPFactory is DeadlineHTTPFactory
+    last_hop = daphne_limits.parse_x_forwarded_for
+    assert http_protocol.parse_x_forwarded_for is ws_protocol.parse_x_forwarded_for is last_hop
+    assert WriteNow.on is True
+    assert gate_warnings(caplog) == []
+
+
+def test_installing_twice_changes_nothing_and_warns_once(caplog):
+    assert gate.install(fast_path=False) == ["request limits", "close codes"]
+    patched = len(gate._patches)
+    assert gate.install(fast_path=True) == ["request limits", "close codes"]  # each extension is considered once
+    assert len(gate._patches) == patched
+    assert len(gate_warnings(caplog)) == 1
+
+
+def test_reset_restores_the_packages():
+    gate.install(fast_path=True)
+    gate.reset()
+    assert_nothing_patched()
+
+
+@pytest.mark.parametrize(
+    ("package", "installed", "still_installed"),
+    [
+        ("daphne", "4.3.0", []),  # every extension is Daphne's
+        # A patch release: the public parts still fit, what reads internals does not.
+        ("autobahn", "26.11.2", ["request limits", "close codes"]),
+        ("twisted", "26.10.1", ["request limits", "close codes", "fast sockets"]),
+        ("twisted", "27.1.0", ["close codes", "fast sockets"]),
+    ],
+)
+def test_a_version_not_written_for_leaves_its_extensions_out_with_one_warning(
+    monkeypatch, caplog, package, installed, still_installed
+):
+    monkeypatch.setattr(gate.metadata, "version", lambda name: installed if name == package else real_version(name))
+    assert gate.install(fast_path=True) == still_installed
+    assert WriteNow.on is False
+    if "fast sockets" not in still_installed:
+        assert daphne_cli.CommandLineInterface.server_class is daphne_server.Server
+    if not still_installed:
+        assert_nothing_patched()
+    [warning] = gate_warnings(caplog)
+    assert f"{package} {installed} (written for " in warning
+    for name in set(ALL) - set(still_installed):
+        assert f"{name}: " in warning
+
+
+def test_a_missing_private_attribute_leaves_its_extension_out_with_one_warning(monkeypatch, caplog):
+    monkeypatch.delattr(abstract.FileDescriptor, "_writeDisconnected")  # write-now reads it
+    assert gate.install(fast_path=True) == ["request limits", "close codes", "fast sockets"]
+    assert WriteNow.on is False  # the fast protocol sends through Twisted
+    [warning] = gate_warnings(caplog)
+    assert "write-now: missing twisted.internet.tcp.Connection()._writeDisconnected" in warning
+
+
+def test_a_missing_attribute_of_the_contract_protocol_leaves_the_sockets_plain(monkeypatch, caplog):
+    monkeypatch.delattr(autobahn_protocol.WebSocketProtocol, "sendCloseFrame")
+    assert gate.install(fast_path=True) == ["request limits"]
+    assert_plain_websockets()
+    [warning] = gate_warnings(caplog)
+    assert "close codes: missing" in warning and "sendCloseFrame" in warning
+    assert "fast sockets: needs close codes" in warning and "write-now: needs fast sockets" in warning
+
+
+def test_live_fast_path_0_keeps_the_contract_and_leaves_the_fast_path_out(settings, caplog):
+    settings.LIVE_FAST_PATH = False
+    assert gate.install() == ["request limits", "close codes"]
+    assert daphne_cli.CommandLineInterface.server_class is daphne_server.Server
+    assert daphne_server.WebSocketFactory is AttendanceWebSocketFactory  # the close codes' protocol, no more
+    assert daphne_server.HTTPFactory is DeadlineHTTPFactory
+    assert WriteNow.on is False
+    assert gate_warnings(caplog) == [f"{WARNING}, running on Daphne's plain paths for them — "
+                                     "fast sockets: LIVE_FAST_PATH=0; write-now: LIVE_FAST_PATH=0"]
+
+
+class HalfWay(gate.Extension):
+    name = "half way"
+    stand_in: ClassVar[Any] = object()
+
+    @classmethod
+    def setup_once(cls, patches: gate.Patches) -> None:
+        patches.set(daphne_server, "HTTPFactory", cls.stand_in)
+        raise gate.DidNotEnable("the second step did not fit")
+
+
+def test_an_extension_that_fails_half_way_is_rolled_back(caplog):
+    assert gate.install([HalfWay, "server.no_such_module.Extension"], fast_path=True) == []
+    assert_nothing_patched()
+    [warning] = gate_warnings(caplog)
+    assert "half way: the second step did not fit" in warning and "server.no_such_module.Extension" in warning
+
+
+# --- the deadline, through Twisted's public hooks ----------------------------------------------------------------
+class HeldRequest(http.Request):
+    """A request the test answers when it likes."""
+
+    held: ClassVar[list[HeldRequest]] = []
+
+    def process(self) -> None:
+        self.held.append(self)
+
+
+def test_the_deadline_is_off_while_a_request_is_served_and_restarts_with_the_next_one(settings):
+    settings.REQUEST_DEADLINE_SECONDS = 10
+    clock, transport = task.Clock(), StringTransport()
+    channel = DeadlineHTTPChannel()
+    channel.callLater = clock.callLater
+    channel.requestFactory = HeldRequest
+    HeldRequest.held = []
+    channel.makeConnection(transport)
+    channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    [first] = HeldRequest.held
+    channel.dataReceived(b"GET /b HTTP/1.1\r\n")  # pipelined, half of it: Twisted holds it while /a is served
+    clock.advance(11)
+    assert not transport.disconnecting  # the server's time, not the client's
+    first.finish()  # Twisted replays the held bytes: the next request's deadline starts
+    clock.advance(9)
+    assert not transport.disconnecting
+    clock.advance(2)
+    assert transport.disconnecting  # /b did not arrive whole within 10 s
+
+
+# --- over the wire ------------------------------------------------------------------------------------------------
+LISTENING = re.compile(r"^Listening on http://(\S+)$", re.MULTILINE)
+
+
+async def received(ws: Any, n: int) -> list[dict[str, Any]]:
+    return [await recv(ws) for _ in range(n)]
+
+
+def listening_lines(server: Any) -> list[str]:
+    return LISTENING.findall(server.log_path.read_text(errors="replace"))
+
+
+@pytest.mark.wire
+async def test_on_the_plain_path_sockets_close_with_codes_and_broadcasts_arrive(tmp_path, wire_sockets):
+    with own_wire_server(tmp_path, {"LIVE_FAST_PATH": "0"}) as server:
+        log = server.log_path.read_text(errors="replace")
+        assert log.count(WARNING) == 1 and "LIVE_FAST_PATH=0" in log
+        assert listening_lines(server) == [f"127.0.0.1:{server.port}"]
+
+        refused = await wire_sockets(server, "not-a-token")
+        assert await recv(refused) == error(WS_UNAUTHORIZED)
+        await expect_close(refused, CLOSE_POLICY_VIOLATION)
+
+        with httpx.Client(base_url=server.http_url, timeout=10) as api:
+            room = new_classroom(api, 2)
+            start(api, room.teacher, room.class_id)
+        teacher = await wire_sockets(server, room.teacher)
+        students = [await wire_sockets(server, student) for student in room.students]
+        for i in range(5):
+            await teacher.send(mark(room.students[0].id, "present" if i % 2 else "absent"))
+        expected = [marked(room.students[0].id, "present" if i % 2 else "absent") for i in range(5)]
+        got = await asyncio.gather(*(received(ws, 5) for ws in [teacher, *students]))
+        assert got == [expected] * 3  # the teacher's echoes, and the broadcasts (through ASGI here)
+
+        await students[1].send(b"x" * (64 * 1024 + 1))
+        await expect_close(students[1], CLOSE_MESSAGE_TOO_BIG)
+
+
+@pytest.mark.wire
+def test_a_server_prints_where_it_listens_once(wire_server):
+    from django.conf import settings
+
+    assert listening_lines(wire_server) == [f"127.0.0.1:{wire_server.port}"]
+    # The environment's LIVE_FAST_PATH, which the wire servers share: its plain path is the warned one.
+    assert (WARNING in wire_server.log_path.read_text(errors="replace")) is not settings.LIVE_FAST_PATH
