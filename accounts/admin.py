@@ -3,6 +3,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 
@@ -73,6 +74,8 @@ class LimitedLoginForm(AdminAuthenticationForm):
 
 
 admin.site.login_form = LimitedLoginForm
+# Roles are the users' `role` field; Django's groups and permissions are not used, so their section is hidden.
+admin.site.unregister(Group)
 
 
 def login(request: HttpRequest) -> HttpResponse:

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 
 from accounts import admin as accounts_admin
 from common.api import not_found
+from console import views as console_views
 
 urlpatterns = [
     # The admin's login answers 429 when the failed-login limits refuse it (accounts/admin.py).
@@ -13,6 +14,8 @@ urlpatterns = [
     path("", include("live.urls")),
     # /openapi.json, /asyncapi.json and /docs: generated from the routes above and the socket's tables.
     path("", include("apidocs.urls")),
+    # The console's icon where browsers look for one (console/views.py).
+    path("favicon.ico", console_views.favicon),
     # `/`: the web console (HTML; its files are under /static/, served by WhiteNoise before routing).
     path("", include("console.urls")),
     # Anything else is the contract's JSON 404, whatever DEBUG says.

@@ -1,5 +1,7 @@
 """The web console: one HTML page at `/`; everything else it needs is static files and the public API."""
 
+from pathlib import Path
+
 from csp.decorators import csp
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -10,6 +12,9 @@ from django.views.decorators.csrf import csrf_exempt
 from common.api import method_not_allowed
 
 SAFE_METHODS = ("GET", "HEAD")
+# The console's icon, also answered at /favicon.ico (browsers and the admin ask for it there).
+ICON = Path(__file__).resolve().parent / "static" / "console" / "icon.svg"
+ICON_MAX_AGE = 86_400
 
 
 @csrf_exempt  # it takes no form and no cookie: other methods get the API's JSON 405, not a CSRF 403
@@ -20,4 +25,12 @@ def index(request: HttpRequest) -> HttpResponse:
     response = render(request, "console/index.html")
     # Revalidate the page on every load so that a deploy's new (hashed) assets are picked up at once.
     patch_cache_control(response, no_cache=True)
+    return response
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    if request.method not in SAFE_METHODS:
+        return method_not_allowed(SAFE_METHODS)
+    response = HttpResponse(ICON.read_bytes(), content_type="image/svg+xml")
+    patch_cache_control(response, public=True, max_age=ICON_MAX_AGE)
     return response

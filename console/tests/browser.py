@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from tests.support import Person
@@ -20,6 +21,9 @@ from tests.support import Person
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1000, "height": 760}
+# axe-core's impacts that fail a page (docs/console.md "Accessibility").
+BLOCKING_IMPACTS = ("serious", "critical")
+_axe = Axe()  # axe-core as bundled in the axe-playwright-python wheel: nothing is fetched
 
 
 def update_screenshots() -> bool:
@@ -92,8 +96,39 @@ class Console:
     def alert(self) -> Locator:
         return self.page.get_by_role("alert")
 
+    def connection(self) -> Locator:
+        """The header's connection indicator (its value: "Connected", "Reconnecting…", ...)."""
+        return self.page.locator(".indicator-connection dd")
+
+    def session_state(self) -> Locator:
+        """The session indicator of a class page (its value: "Live", "Ended", "Not live")."""
+        return self.page.locator(".indicator-session dd")
+
     def connected(self, timeout: float = 10_000) -> None:
-        expect(self.page.locator(".connection")).to_have_text("Live", timeout=timeout)
+        expect(self.connection()).to_have_text("Connected", timeout=timeout)
+
+    def record_status_texts(self) -> None:
+        """Keep every text the role=status region shows from now on (read with `status_texts`)."""
+        self.page.evaluate(
+            "() => { window.__statusTexts = []; const seen = () => {"
+            " const box = document.querySelector('[role=status]');"
+            " if (box) window.__statusTexts.push(box.textContent); };"
+            " seen(); new MutationObserver(seen).observe(document.getElementById('main'),"
+            " {childList: true, characterData: true, subtree: true}); }"
+        )
+
+    def status_texts(self) -> list[str]:
+        return list(self.page.evaluate("window.__statusTexts"))
+
+    def accessibility_problems(self) -> list[str]:
+        """axe-core's serious and critical violations on the page as it is now."""
+        results = _axe.run(self.page)
+        return [
+            f"{self.page.url}: {v['id']} ({v['impact']}): {v['help']}: {node['html']} {node.get('failureSummary')}"
+            for v in results.response["violations"]
+            if v["impact"] in BLOCKING_IMPACTS
+            for node in v["nodes"]
+        ]
 
     # --- doing ---
     def open(self, fragment: str = "") -> Console:
@@ -125,7 +160,7 @@ class Console:
     def enrol(self, name: str) -> None:
         self.page.get_by_role("searchbox", name="Search students", exact=True).fill(name)
         matches = self.page.get_by_role("list", name="Matching students")
-        matches.get_by_role("listitem", name=name, exact=True).get_by_role("button", name="Add", exact=True).click()
+        matches.get_by_role("button", name=f"Add {name}", exact=True).click()
         enrolled = self.page.get_by_role("list", name="Enrolled students")
         expect(enrolled.get_by_text(name, exact=True)).to_be_visible()
 

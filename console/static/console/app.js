@@ -2,6 +2,7 @@
 
 import { ApiError, get, post, setUnauthorizedHandler } from "./api.js";
 import { auth } from "./auth.js";
+import { checkEmail, checkName, checkPassword, showFieldErrors } from "./checks.js";
 import { field, h, replace } from "./dom.js";
 import { AUTH_FAILED, LiveSocket } from "./live.js";
 import { studentClassPage } from "./student.js";
@@ -14,6 +15,7 @@ const account = document.getElementById("account");
 let socket = null;
 let view = null; // the mounted page: {onSocketEvent?, onSocketOpen?, dispose?}
 let connection = "closed";
+let sessionState = null; // the mounted class page's session: "live" | "ended" | "none"; null elsewhere
 
 // --- routes: #/login, #/signup, #/ (classes), #/class/<id>, #/class/<id>/sessions/<sessionId> ---------
 function parseRoute() {
@@ -35,6 +37,10 @@ function context() {
   return {
     user: auth.user,
     navigate,
+    setSession(state) {
+      sessionState = state;
+      renderIndicators();
+    },
     send: (event, data) => socket?.send(event, data) ?? false,
     get connected() {
       return socket?.isOpen ?? false;
@@ -45,11 +51,14 @@ function context() {
 function render() {
   view?.dispose?.();
   view = null;
+  sessionState = null;
   const route = parseRoute();
   const user = auth.user;
   renderAccount();
   if (!user) {
     if (route.name !== "signup" && route.name !== "login") {
+      // A deep link (a shared `#/class/<id>`) opened signed out: go there once logged in.
+      if (route.name !== "classes") auth.rememberNext(location.hash);
       history.replaceState(null, "", "#/login");
     }
     view = route.name === "signup" ? signupPage(main) : loginPage(main);
@@ -72,15 +81,35 @@ function render() {
   if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
-// --- header ---------------------------------------------------------------------------------------
+// --- header and indicators ----------------------------------------------------------------------------
+// Two separate indicators: the socket's connection, and (on a class page) that class's session.
 const CONNECTION_TEXT = {
   connecting: "Connecting…",
-  open: "Live",
+  open: "Connected",
   reconnecting: "Reconnecting…",
-  closed: "",
+  closed: "Offline",
 };
+const SESSION_TEXT = { live: "Live", ended: "Ended", none: "Not live" };
+
+const indicators = document.getElementById("indicators");
+const connectionValue = h("dd", { class: "indicator-value", "aria-live": "polite" });
+const sessionValue = h("dd", { class: "indicator-value", "aria-live": "polite" });
+const sessionIndicator = h("div", { class: "indicator indicator-session" }, h("dt", {}, "Session"), sessionValue);
+replace(indicators,
+  h("div", { class: "indicator indicator-connection" }, h("dt", {}, "Connection"), connectionValue),
+  sessionIndicator);
+
+function renderIndicators() {
+  indicators.hidden = !auth.user;
+  connectionValue.textContent = CONNECTION_TEXT[connection];
+  connectionValue.dataset.state = connection;
+  sessionIndicator.hidden = sessionState === null;
+  sessionValue.textContent = SESSION_TEXT[sessionState] ?? "";
+  sessionValue.dataset.state = sessionState ?? "";
+}
 
 function renderAccount() {
+  renderIndicators();
   const user = auth.user;
   if (!user) {
     replace(account);
@@ -89,8 +118,8 @@ function renderAccount() {
   const role = user.role === "teacher" ? "Teacher" : "Student";
   replace(
     account,
-    h("span", { class: `connection connection-${connection}`, "aria-live": "polite" }, CONNECTION_TEXT[connection]),
-    h("span", { class: "who" }, h("span", { class: "who-name" }, user.name), ` · ${role}`),
+    h("span", { class: "who", title: `${user.name} · ${role}` }, h("span", { class: "who-name" }, user.name),
+      ` · ${role}`),
     h("button", { type: "button", onclick: () => logOut() }, "Log out"),
   );
 }
@@ -101,7 +130,7 @@ function startSocket() {
   socket = new LiveSocket(auth.token, {
     onStateChange(state) {
       connection = state;
-      renderAccount();
+      renderIndicators();
     },
     onOpen() {
       view?.onSocketOpen?.();
@@ -121,11 +150,27 @@ function logOut(reason) {
   socket?.stop();
   socket = null;
   connection = "closed";
-  auth.clear();
+  auth.clear(); // every other tab hears it (the storage event) and logs out too
   clearErrors();
   if (reason) showError(reason);
   navigate("#/login");
 }
+
+// Another tab logged out, logged in (perhaps as someone else) or refreshed the user: follow it.
+auth.onOtherTab(() => {
+  if (!auth.token) {
+    if (socket) logOut("You logged out in another tab.");
+    return;
+  }
+  if (!auth.user) return; // the other tab is half-way through its log-in
+  if (!socket || socket.token !== auth.token) {
+    clearErrors();
+    startSocket();
+    render();
+  } else {
+    renderAccount();
+  }
+});
 
 setUnauthorizedHandler(() => logOut("Your login has expired or is no longer valid. Please log in again."));
 
@@ -136,7 +181,7 @@ async function logIn(email, password) {
   auth.save(token, user);
   clearErrors();
   startSocket();
-  navigate("#/");
+  navigate(auth.takeNext() ?? "#/");
 }
 
 // --- log-in and sign-up pages ----------------------------------------------------------------------
@@ -153,7 +198,7 @@ function loginPage(root) {
     type: "password", name: "password", autocomplete: "current-password", required: true,
   });
   const submit = h("button", { type: "submit", class: "primary" }, "Log in");
-  const form = h("form", { class: "card narrow", "aria-labelledby": "login-title" },
+  const form = h("form", { class: "card narrow", "aria-labelledby": "login-title", novalidate: true },
     h("h1", { id: "login-title" }, "Log in"),
     email.element, password.element,
     h("div", { class: "actions" }, submit),
@@ -161,6 +206,11 @@ function loginPage(root) {
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    const valid = showFieldErrors([
+      [email, checkEmail(email.input.value)],
+      [password, password.input.value ? null : "Password: enter your password."],
+    ]);
+    if (!valid) return;
     busy(submit, logIn(email.input.value, password.input.value)).catch((error) => showError(error.message));
   });
   replace(root, form);
@@ -177,10 +227,10 @@ function signupPage(root) {
   const radio = (value, label, checked) => h("label", { class: "choice" },
     h("input", { type: "radio", name: "role", value, required: true, checked }), label);
   const submit = h("button", { type: "submit", class: "primary" }, "Sign up");
-  const form = h("form", { class: "card narrow", "aria-labelledby": "signup-title" },
+  const form = h("form", { class: "card narrow", "aria-labelledby": "signup-title", novalidate: true },
     h("h1", { id: "signup-title" }, "Sign up"),
     name.element, email.element, password.element,
-    h("p", { class: "hint" }, "At least 6 characters."),
+    h("p", { class: "hint", id: "password-hint" }, "At least 6 characters."),
     h("fieldset", { class: "roles" }, h("legend", {}, "I am a"),
       radio("teacher", "Teacher", false), radio("student", "Student", false)),
     h("div", { class: "actions" }, submit),
@@ -188,7 +238,18 @@ function signupPage(root) {
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    const valid = showFieldErrors([
+      [name, checkName("Name", name.input.value)],
+      [email, checkEmail(email.input.value)],
+      [password, checkPassword(password.input.value)],
+    ]);
+    if (!valid) return;
     const role = form.elements.role.value;
+    if (!role) {
+      showError("I am a: choose Teacher or Student.");
+      form.querySelector("input[name=role]").focus();
+      return;
+    }
     const signUp = post("/auth/signup", {
       name: name.input.value, email: email.input.value, password: password.input.value, role,
     }).then(() => logIn(email.input.value, password.input.value));

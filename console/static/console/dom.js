@@ -39,9 +39,33 @@ export function uniqueId(prefix) {
   return `${prefix}-${uniqueCounter}`;
 }
 
-// A labelled form field: <label for=id>Label</label><input id=id ...>
+// A labelled form field: <label for=id>Label</label><input id=id ...>, and its own error message
+// (`setError("Email: …")`), tied to the input by aria-describedby and aria-invalid.
 export function field(label, inputProps) {
   const id = uniqueId("field");
   const input = h("input", { id, ...inputProps });
-  return { input, element: h("div", { class: "field" }, h("label", { for: id }, label), input) };
+  const error = h("p", { id: `${id}-error`, class: "field-error", hidden: true });
+  const setError = (message) => {
+    error.textContent = message ?? "";
+    error.hidden = !message;
+    if (message) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", error.id);
+    } else {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    }
+  };
+  input.addEventListener("input", () => setError(null));
+  return { input, setError, element: h("div", { class: "field" }, h("label", { for: id }, label), input, error) };
+}
+
+// An email address that may wrap only where a reader expects it: before the "@" and after each "." (<wbr>).
+export function emailText(email) {
+  const parts = [];
+  for (const piece of String(email).split(/(?=@)|(?<=\.)/)) {
+    if (parts.length) parts.push(h("wbr", {}));
+    parts.push(piece);
+  }
+  return parts;
 }

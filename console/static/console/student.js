@@ -2,20 +2,31 @@
 
 import { get } from "./api.js";
 import { h, replace } from "./dom.js";
-import { formatDate, loadingText, section, statusLabel } from "./ui.js";
+import { formatDateTime, loadingText, section, showError, statusLabel } from "./ui.js";
 
 const NO_SESSION = "No active attendance session";
 // While no session is live, ask now and then, in case one was started by a client that tells nobody.
 const IDLE_POLL_MS = 20_000;
 
+// What DONE made of a mark: unmarked students are absent (docs/api.md, DONE).
+const finalStatus = (status) => (status === "present" || status === "absent" ? status : "absent");
+
 export function studentClassPage(root, ctx, classId) {
   let alive = true;
   let loaded = false;
-  let live = false; // a session of this class is live
+  let live = false; // a session of this class is live (MY_ATTENDANCE answered with a status)
   let myStatus = null; // "present" | "absent" | "not yet updated" while live
-  let ended = false; // a session we watched has just ended
+  let lastMarked = null; // our own last ATTENDANCE_MARKED while live, until MY_ATTENDANCE confirms it
+  let doneSeen = null; // the final status a DONE broadcast gives us, until MY_ATTENDANCE says whose DONE it was
+  let ended = null; // the final status of the session we watched end (by DONE): "Session ended · …"
   let lastPersisted = null; // GET /class/:id/my-attendance: status of the latest saved session
-  let pending = 0; // MY_ATTENDANCE questions not answered yet (answers come in order)
+  // startedAt of the newest saved session before the one we saw live (undefined: history not loaded), to
+  // tell a session that was persisted while we were away from one that simply disappeared.
+  let newestSaved;
+  let newestBeforeLive;
+  // MY_ATTENDANCE questions not answered yet, in order (answers come in order): each says whether it was
+  // asked after a DONE we have not placed yet.
+  const questions = [];
 
   const title = h("h1", {}, "Class");
   const status = h("p", { role: "status", class: "live-status big" }, "Connecting…");
@@ -32,47 +43,95 @@ export function studentClassPage(root, ctx, classId) {
     if (live) {
       status.textContent = `Session in progress · ${statusLabel(myStatus)}`;
       status.classList.add(`status-${(myStatus ?? "none").replace(/ /g, "-")}`);
+      ctx.setSession("live");
     } else if (ended) {
-      status.textContent = `Session ended · ${statusLabel(lastPersisted)}`;
-      status.classList.add(`status-${lastPersisted ?? "none"}`);
+      status.textContent = `Session ended · ${statusLabel(ended)}`;
+      status.classList.add(`status-${ended}`);
+      ctx.setSession("ended");
     } else if (loaded) {
       status.textContent = lastPersisted
         ? `No live session · Last session: ${statusLabel(lastPersisted)}`
         : "No live session";
+      ctx.setSession("none");
     }
   }
 
   function ask() {
-    if (ctx.send("MY_ATTENDANCE", { classId })) pending += 1;
+    if (ctx.send("MY_ATTENDANCE", { classId })) questions.push(doneSeen !== null);
+  }
+
+  function renderHistory(history) {
+    newestSaved = history[0]?.startedAt ?? null;
+    if (history.length === 0) {
+      replace(historyArea, h("p", { class: "muted" }, "No saved session yet."));
+      return;
+    }
+    replace(historyArea, h("ul", { class: "sessions", "aria-label": "Past sessions" }, history.map((r) =>
+      h("li", {}, h("span", {}, formatDateTime(r.startedAt)), " · ",
+        h("span", { class: `status-${r.status}` }, statusLabel(r.status))))));
+  }
+
+  async function loadHistory() {
+    try {
+      const history = await get(`/class/${encodeURIComponent(classId)}/my-history`);
+      if (alive) renderHistory(history);
+      return history;
+    } catch (error) {
+      if (alive) {
+        replace(historyArea, h("p", { class: "error-text" }, `Could not load your history: ${error.message}`));
+      }
+      throw error;
+    }
   }
 
   async function loadPersisted() {
-    const [mine, history] = await Promise.all([
+    const [mine] = await Promise.all([
       get(`/class/${encodeURIComponent(classId)}/my-attendance`),
-      get(`/class/${encodeURIComponent(classId)}/my-history`).catch((error) => error),
+      loadHistory().catch(() => null), // shown in the history area
     ]);
     if (!alive) return;
     lastPersisted = mine.status;
     loaded = true;
     renderStatus();
-    if (history instanceof Error) {
-      replace(historyArea, h("p", { class: "error-text" }, `Could not load your history: ${history.message}`));
-    } else if (history.length === 0) {
-      replace(historyArea, h("p", { class: "muted" }, "No saved session yet."));
-    } else {
-      replace(historyArea, h("ul", { class: "sessions", "aria-label": "Past sessions" }, history.map((r) =>
-        h("li", {}, h("span", {}, formatDate(r.startedAt)), " · ",
-          h("span", { class: `status-${r.status}` }, statusLabel(r.status))))));
-    }
   }
 
+  function becameLive() {
+    if (!live) {
+      newestBeforeLive = newestSaved;
+      lastMarked = null;
+    }
+    live = true;
+    ended = null;
+  }
+
+  // The session we showed live is gone. After DONE its final status is the one the socket delivered; without
+  // DONE (the server restarted, the session was replaced or expired) it ended only if its record was saved.
   function sessionGone() {
     const wasLive = live;
+    const final = doneSeen;
     live = false;
     myStatus = null;
-    if (wasLive) ended = true;
+    doneSeen = null;
+    if (wasLive && final) {
+      ended = final;
+      lastPersisted = final;
+      renderStatus();
+      loadHistory().catch((error) => showError(`Could not load your history: ${error.message}`));
+      return;
+    }
     renderStatus();
-    if (wasLive) loadPersisted().catch(() => {});
+    if (!wasLive) return;
+    const before = newestBeforeLive;
+    loadHistory().then((history) => {
+      if (!alive || live) return;
+      const newest = history[0];
+      // Saved after the newest we knew of when it went live: the session we watched, persisted meanwhile.
+      if (newest && before !== undefined && (before === null || newest.startedAt > before)) {
+        ended = newest.status;
+        lastPersisted = newest.status;
+        renderStatus();
+      }
+    }).catch((error) => showError(`Could not check whether the session was saved: ${error.message}`));
   }
 
   get(`/class/${encodeURIComponent(classId)}`)
@@ -85,6 +144,7 @@ export function studentClassPage(root, ctx, classId) {
     .catch((error) => {
       if (!alive) return;
       status.textContent = error.message;
+      showError(error.message);
       replace(historyArea);
     });
   if (ctx.connected) ask();
@@ -96,20 +156,21 @@ export function studentClassPage(root, ctx, classId) {
       clearInterval(poll);
     },
     onSocketOpen() {
-      pending = 0;
+      questions.length = 0;
       ask(); // restore: the live status after a reload or a reconnect
     },
     onSocketEvent(event, data) {
       if (event === "MY_ATTENDANCE") {
-        pending = Math.max(0, pending - 1);
-        live = true;
-        ended = false;
+        const afterDone = questions.shift() ?? false;
+        becameLive();
         myStatus = data.status;
+        lastMarked = null; // this class's own answer is newer than any mark we held
+        if (afterDone) doneSeen = null; // still live after that DONE: it was another class's
         renderStatus();
         return true;
       }
-      if (event === "ERROR" && pending > 0) {
-        pending -= 1;
+      if (event === "ERROR" && questions.length > 0) {
+        questions.shift();
         if (data.message === NO_SESSION) {
           sessionGone();
           return true;
@@ -117,12 +178,22 @@ export function studentClassPage(root, ctx, classId) {
         return false;
       }
       if (event === "ATTENDANCE_MARKED") {
-        // Broadcasts do not name their class: ask about this class to know whether the mark is ours here.
-        if (data.studentId === ctx.user._id) ask();
+        // Broadcasts do not name their class: keep the mark, and ask about this class to know it is ours here.
+        if (data.studentId === ctx.user._id) {
+          if (live) lastMarked = data.status;
+          ask();
+        }
         return true;
       }
-      if (event === "TODAY_SUMMARY" || event === "DONE") {
-        ask(); // a session started, or one ended: which one, MY_ATTENDANCE for this class tells
+      if (event === "DONE") {
+        // Our final status is what the socket told us: our last mark, or absent when we were never marked.
+        // MY_ATTENDANCE then says whether this DONE ended this class's session or another's.
+        if (live) doneSeen = finalStatus(lastMarked ?? myStatus);
+        ask();
+        return true;
+      }
+      if (event === "TODAY_SUMMARY") {
+        ask(); // perhaps a session started: MY_ATTENDANCE for this class tells
         return true;
       }
       return false;

@@ -1,17 +1,25 @@
 // Teacher pages (and the classes list both roles share): classes, one class live, one past session.
 
 import { download, get, post } from "./api.js";
-import { field, h, replace } from "./dom.js";
+import { checkName, showFieldErrors } from "./checks.js";
+import { emailText, field, h, replace } from "./dom.js";
 import {
-  confirmDialog, formatDate, formatRate, loadingText, plural, section, showError, statusLabel,
+  confirmDialog, formatDate, formatDateTime, formatRate, loadingText, plural, section, showError, statusLabel,
 } from "./ui.js";
 
 const NOT_CONNECTED = "Not connected to the live server yet: reconnecting, please try again in a moment.";
 const NO_SESSION = "No active attendance session";
 const PICKER_LIMIT = 25;
+// A student's classes whose live state the list asks about over the socket (MY_ATTENDANCE, one per class).
+const LIVE_CHECK_LIMIT = 50;
 const SESSIONS_PAGE = 20;
 
 const byName = (a, b) => a.name.localeCompare(b.name) || a.email.localeCompare(b.email);
+
+// For the picker's search: lower case, accents dropped ("Chloé" → "chloe"), spaces collapsed.
+export function searchable(text) {
+  return String(text).normalize("NFD").replace(/\p{M}/gu, "").toLowerCase().replace(/\s+/g, " ").trim();
+}
 
 // Shown on the pressed button; hidden from the accessible name, which stays "Present" / "Absent".
 function check() {
@@ -32,10 +40,11 @@ export function classesPage(root, ctx) {
   if (isTeacher) {
     const className = field("Class name", { type: "text", name: "className", required: true, maxlength: 200 });
     const create = h("button", { type: "submit", class: "primary" }, "Create class");
-    const form = h("form", { class: "inline-form", "aria-label": "New class" },
+    const form = h("form", { class: "inline-form", "aria-label": "New class", novalidate: true },
       className.element, create);
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
+      if (!showFieldErrors([[className, checkName("Class name", className.input.value)]])) return;
       create.disabled = true;
       try {
         const klass = await post("/class", { className: className.input.value });
@@ -51,6 +60,22 @@ export function classesPage(root, ctx) {
   parts.push(section(isTeacher ? "Classes you teach" : "Classes you are enrolled in", listArea));
   replace(root, ...parts);
 
+  // Which classes have a live session: a teacher's from GET /attendance/active; a student's from the socket,
+  // MY_ATTENDANCE per class (a status: live; "No active attendance session": not).
+  const badges = new Map(); // classId → its "Live now" slot
+  const questions = []; // classIds asked, answers come in order
+  const setLive = (classId, isLive) => {
+    const slot = badges.get(classId);
+    if (slot) replace(slot, isLive ? h("span", { class: "badge" }, "Live now") : null);
+  };
+  const askAll = () => {
+    if (isTeacher) return;
+    questions.length = 0;
+    for (const classId of [...badges.keys()].slice(0, LIVE_CHECK_LIMIT)) {
+      if (ctx.send("MY_ATTENDANCE", { classId })) questions.push(classId);
+    }
+  };
+
   Promise.all([get("/classes"), isTeacher ? get("/attendance/active").catch(() => null) : null])
     .then(([classes, active]) => {
       if (!alive) return;
@@ -60,16 +85,39 @@ export function classesPage(root, ctx) {
           : "You are not enrolled in any class yet. Your teacher enrols you."));
         return;
       }
-      replace(listArea, h("ul", { class: "class-list", "aria-label": "Classes" }, classes.map((klass) =>
-        h("li", {},
+      replace(listArea, h("ul", { class: "class-list", "aria-label": "Classes" }, classes.map((klass) => {
+        const slot = h("span", { class: "live-slot" });
+        badges.set(klass._id, slot);
+        return h("li", {},
           h("a", { href: `#/class/${encodeURIComponent(klass._id)}` }, klass.className),
           h("span", { class: "muted" }, ` · ${plural(klass.studentCount, "student", "students")}`),
-          active && active.classId === klass._id ? h("span", { class: "badge" }, "Live now") : null,
-        ))));
+          slot);
+      })));
+      if (active) setLive(active.classId, true);
+      askAll();
     })
     .catch((error) => alive && replace(listArea, errorText(error, "your classes")));
 
-  return { dispose: () => { alive = false; } };
+  return {
+    dispose: () => { alive = false; },
+    onSocketOpen: askAll,
+    onSocketEvent(event, data) {
+      if (isTeacher) return false;
+      if (event === "MY_ATTENDANCE" && questions.length) {
+        setLive(questions.shift(), true);
+        return true;
+      }
+      if (event === "ERROR" && questions.length) {
+        setLive(questions.shift(), false);
+        return data.message === NO_SESSION;
+      }
+      if (event === "TODAY_SUMMARY" || event === "DONE") {
+        askAll(); // a session started or ended somewhere: ask again
+        return true;
+      }
+      return event === "ATTENDANCE_MARKED";
+    },
+  };
 }
 
 // --- #/class/<id> for the owning teacher -------------------------------------------------------------
@@ -117,6 +165,7 @@ export function teacherClassPage(root, ctx, classId) {
   }
 
   function renderStatus() {
+    ctx.setSession(session ? "live" : ended ? "ended" : "none");
     if (session) {
       const c = counts();
       status.textContent = `Session live since ${formatDate(session.startedAt)} · Present ${c.present} · `
@@ -213,7 +262,7 @@ export function teacherClassPage(root, ctx, classId) {
         "data-focus": `absent:${student._id}`, onclick: () => mark(student._id, "absent") }, check(), "Absent");
       body.append(h("tr", { "aria-label": student.name },
         h("th", { scope: "row" }, h("span", { class: "student-name" }, student.name),
-          h("span", { class: "student-email" }, student.email)),
+          h("span", { class: "student-email" }, emailText(student.email))),
         h("td", { class: "mark-buttons" }, present, absent)));
       rows.set(student._id, { present, absent });
       updateRow(student._id);
@@ -252,29 +301,41 @@ export function teacherClassPage(root, ctx, classId) {
   function renderEnrolled() {
     replace(enrolled, roster.length
       ? h("ul", { class: "people", "aria-label": "Enrolled students" }, roster.map((s) =>
-        h("li", {}, h("span", { class: "student-name" }, s.name), h("span", { class: "student-email" }, s.email))))
+        h("li", {}, h("span", { class: "student-name" }, s.name),
+          h("span", { class: "student-email" }, emailText(s.email)))))
       : h("p", { class: "muted" }, "No students enrolled yet."));
   }
 
   function renderPicker() {
+    // Nothing is listed before something is typed; then every word typed must appear in the name or the
+    // email, case and accents aside ("chloe m" finds "Chloé Martin").
+    const words = searchable(search.input.value).split(" ").filter(Boolean);
+    if (words.length === 0) {
+      replace(matches, h("p", { class: "muted" }, "Type a name or an email to find a student."));
+      return;
+    }
     if (allStudents === null) {
       replace(matches, loadingText("Loading students…"));
       return;
     }
     const enrolledIds = new Set(roster.map((s) => s._id));
-    const query = search.input.value.trim().toLowerCase();
-    const found = allStudents.filter((s) => !enrolledIds.has(s._id)
-      && (!query || s.name.toLowerCase().includes(query) || s.email.toLowerCase().includes(query)));
+    const found = allStudents.filter((s) => {
+      if (enrolledIds.has(s._id)) return false;
+      const text = `${searchable(s.name)} ${searchable(s.email)}`;
+      return words.every((word) => text.includes(word));
+    });
     if (found.length === 0) {
-      replace(matches, h("p", { class: "muted" }, query ? "No student matches." : "Every student is enrolled."));
+      replace(matches, h("p", { class: "muted" }, "No student matches (students already enrolled are left out)."));
       return;
     }
     replace(matches,
       h("ul", { class: "people", "aria-label": "Matching students" }, found.slice(0, PICKER_LIMIT).map((s) => {
-        const add = h("button", { type: "button" }, "Add");
+        // Named "Add <student name>": each button says whom it adds.
+        const add = h("button", { type: "button" }, "Add", h("span", { class: "visually-hidden" }, ` ${s.name}`));
         add.addEventListener("click", () => addStudent(s, add));
         return h("li", { "aria-label": s.name },
-          h("span", { class: "student-name" }, s.name), h("span", { class: "student-email" }, s.email), add);
+          h("span", { class: "student-name" }, s.name), h("span", { class: "student-email" }, emailText(s.email)),
+          add);
       })),
       found.length > PICKER_LIMIT
         ? h("p", { class: "muted" }, `${found.length - PICKER_LIMIT} more: type to narrow the list.`) : null);
@@ -297,10 +358,21 @@ export function teacherClassPage(root, ctx, classId) {
   }
 
   // --- history and report ---
-  function sessionItem(s) {
+  // Each session reads differently: to the second, and to the millisecond when another one listed shares
+  // its second.
+  function sessionItems(page, shown) {
+    const plain = page.map((s) => formatDateTime(s.startedAt));
+    const seen = new Map();
+    for (const label of [...shown, ...plain]) seen.set(label, (seen.get(label) ?? 0) + 1);
+    return page.map((s, i) => {
+      const label = seen.get(plain[i]) > 1 ? formatDateTime(s.startedAt, true) : plain[i];
+      return sessionItem(s, label);
+    });
+  }
+
+  function sessionItem(s, label) {
     return h("li", {},
-      h("a", { href: `#/class/${encodeURIComponent(classId)}/sessions/${encodeURIComponent(s._id)}` },
-        formatDate(s.startedAt)),
+      h("a", { href: `#/class/${encodeURIComponent(classId)}/sessions/${encodeURIComponent(s._id)}` }, label),
       h("span", { class: "muted" }, ` · ${s.present} present, ${s.absent} absent of ${s.total}`));
   }
 
@@ -315,7 +387,8 @@ export function teacherClassPage(root, ctx, classId) {
       list = h("ul", { class: "sessions", "aria-label": "Past sessions" });
       replace(sessionsArea, page.length ? list : h("p", { class: "muted" }, "No session saved yet."));
     }
-    list.append(...page.map(sessionItem));
+    const shown = [...list.querySelectorAll("a")].map((a) => a.textContent);
+    list.append(...sessionItems(page, shown));
     sessionsArea.querySelector(".more")?.remove();
     if (sessionsCursor) {
       const older = h("button", { type: "button", class: "more" }, "Older sessions");
@@ -341,8 +414,9 @@ export function teacherClassPage(root, ctx, classId) {
           h("thead", {}, h("tr", {}, ["Student", "Present", "Absent", "Rate"].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", {}, report.students.map((s) => h("tr", {},
             h("th", { scope: "row" }, h("span", { class: "student-name" }, s.name),
-              h("span", { class: "student-email" }, s.email)),
-            h("td", {}, String(s.present)), h("td", {}, String(s.absent)), h("td", {}, formatRate(s.rate))))))
+              h("span", { class: "student-email" }, emailText(s.email))),
+            h("td", {}, String(s.present)), h("td", {}, String(s.absent)),
+            h("td", { class: "rate" }, formatRate(s.rate))))))
         )
         : h("p", { class: "muted" }, "No students yet."),
       h("div", { class: "actions" }, csv));
@@ -437,7 +511,7 @@ export function sessionPage(root, ctx, classId, sessionId) {
   ]).then(([klass, s]) => {
     if (!alive) return;
     root.querySelector(".class-crumb").textContent = klass.className;
-    title.textContent = `${klass.className}: session of ${formatDate(s.startedAt)}`;
+    title.textContent = `${klass.className}: session of ${formatDateTime(s.startedAt)}`;
     document.title = `${title.textContent} · Live Attendance`;
     replace(body,
       h("p", {}, `Present ${s.present} · Absent ${s.absent} · Total ${s.total} · ended ${formatDate(s.endedAt)}`),
@@ -445,7 +519,7 @@ export function sessionPage(root, ctx, classId, sessionId) {
         h("thead", {}, h("tr", {}, ["Student", "Status"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, s.records.map((r) => h("tr", { "aria-label": r.name },
           h("th", { scope: "row" }, h("span", { class: "student-name" }, r.name),
-            h("span", { class: "student-email" }, r.email)),
+            h("span", { class: "student-email" }, emailText(r.email))),
           h("td", { class: `status-${r.status}` }, statusLabel(r.status))))))));
   }).catch((error) => alive && replace(body, errorText(error, "this session")));
   return { dispose: () => { alive = false; } };

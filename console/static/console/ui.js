@@ -52,6 +52,19 @@ export function formatDate(iso) {
   return Number.isNaN(date.getTime()) ? String(iso) : dateFormat.format(date);
 }
 
+// With the seconds: two sessions started in the same minute read differently in a history.
+// `precise`: with the milliseconds too, for sessions started within the same second.
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+const preciseFormat = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", second: "2-digit",
+  fractionalSecondDigits: 3,
+});
+export function formatDateTime(iso, precise = false) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return String(iso);
+  return (precise ? preciseFormat : dateTimeFormat).format(date);
+}
+
 export function statusLabel(status) {
   if (status === "present") return "Present";
   if (status === "absent") return "Absent";
@@ -60,7 +73,7 @@ export function statusLabel(status) {
 }
 
 export function formatRate(rate) {
-  return rate === null || rate === undefined ? "—" : `${Math.round(rate * 1000) / 10} %`;
+  return rate === null || rate === undefined ? "—" : `${Math.round(rate * 1000) / 10}\u00a0%`;
 }
 
 export function plural(count, one, many) {
