@@ -9,7 +9,7 @@ SERVER_STAMP := $(VENV)/.server-installed
 STAMP := $(VENV)/.dev-installed
 PIP_INSTALL := $(PY) -m pip install --quiet --require-hashes
 
-.PHONY: run test test-fast test-mongodb migrate collectstatic lint bench bench-done superuser clean
+.PHONY: run test test-fast test-mongodb migrate collectstatic lint bench bench-done bench-http superuser clean
 
 $(SERVER_STAMP): requirements/server.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ bench: $(STAMP)
 # DONE for 1,000 students on SQLite and, with BENCH_ARGS=--mongodb, on SecantusDB (both topologies), in one run.
 bench-done: $(STAMP)
 	$(PY) -m bench.done_bench $(BENCH_ARGS)
+
+# HTTP routes and a lesson start (N = 1,000) against the spec's own stack (Express, jsonwebtoken, ws,
+# better-sqlite3: bench/reference-node/, installed by the bench with `npm ci` the first time; needs Node 20).
+bench-http: $(STAMP)
+	$(PY) -m bench.http_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles staticfiles.builds .prepare.lock

@@ -12,11 +12,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from live.routing import websocket_urlpatterns  # noqa: E402
+from server.http_threads import KeptThreads  # noqa: E402
 
-# A plain ASGI application: the launcher (server.serve) extends Daphne itself, through server.gate.
+# A plain ASGI application: the launcher (server.serve) extends Daphne itself, through server.gate. HTTP requests
+# run on threads kept between requests, not one started per request (server.http_threads).
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": KeptThreads(django_asgi_app),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -1,0 +1,27 @@
+"""The HTTP benchmark's smoke run (`bench/http_bench.py --quick`): both servers start, the reference answers
+what the project answers, and every phase completes — so the bench still runs when someone needs its figures."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.servers import ROOT
+
+pytestmark = pytest.mark.wire
+
+
+@pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
+                    reason="node/npm not installed: the reference (bench/reference-node) runs on Node 20")
+def test_http_bench_quick_run() -> None:
+    # The first run installs the reference (`npm ci`, better-sqlite3 built from source): minutes, hence the bound.
+    result = subprocess.run([sys.executable, "-m", "bench.http_bench", "--quick"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "lesson start (N = 20)" in result.stdout
+    assert "WARNING" not in result.stdout, result.stdout  # the reference answered differently
+    for route in ("GET /auth/me", "GET /classes", "GET /class/:id (30 students)", "GET /class/:id/report (30 × 20)"):
+        assert route in result.stdout
