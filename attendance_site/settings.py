@@ -171,11 +171,14 @@ DB_IDLE_CHECK_SECONDS = env.float("DB_IDLE_CHECK_SECONDS", default=30.0)
 
 # --- Channels ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# A live session without a change for this long is expired (every backend: live.selectors, live.commands).
 SESSION_TTL_SECONDS = env.int("SESSION_TTL_SECONDS", default=12 * 3600)
-# How often a process with open sockets re-checks their accounts and settles claims left by a dead worker.
+# How often a process with open sockets re-checks their accounts, recovers claims left by a dead worker and
+# expires idle sessions.
 LIVE_UPKEEP_SECONDS = env.float("LIVE_UPKEEP_SECONDS", default=15.0)
-# How long a worker may take to persist a claimed session (DONE) before recovery assumes it died. With the
-# upkeep's period (± 20 % jitter) this bounds recovery: 30 + 18 s, within a minute (docs/production.md).
+# Without transactions (standalone MongoDB), how long a worker may take to persist a claimed session (DONE)
+# before recovery takes it back (and fences off its late commit). With the upkeep's period (± 20 % jitter)
+# this bounds recovery: 30 + 18 s, within a minute (docs/production.md).
 LIVE_CLAIM_LEASE_SECONDS = env.float("LIVE_CLAIM_LEASE_SECONDS", default=30.0)
 if REDIS_URL:
     from common.redis_client import redis_retry
@@ -205,12 +208,10 @@ if REDIS_URL:
     }
     # Lets several deployments share one Redis database.
     REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="live")
-    SESSION_STORE = "live.store_redis.RedisSessionStore"
 else:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "live.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
     }
-    SESSION_STORE = "live.store.InMemorySessionStore"
 
 # --- Auth ----------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -2,7 +2,7 @@
 
 Builds the data fast on a scratch database of the configured backend (SQLite by default; PostgreSQL
 through DATABASE_URL; MongoDB through MONGODB_URI; never your own database): N students, one class,
-S committed sessions and N × S attendance records, written with bulk_create. Then, R times each:
+S persisted sessions and N × S attendance records, written with bulk_create. Then, R times each:
 
 - in-process (Django's test client, the whole request path but the network): wall time and the number
   of database queries of the report, the CSV and the session list;
@@ -67,14 +67,17 @@ def build(students: int, sessions: int) -> tuple[Any, Any, Any]:
     markers, records = [], []
     for day in range(sessions):
         started_at = start + timedelta(days=day)
-        markers.append(
-            AttendanceSession(
-                klass=klass, started_at=started_at, ended_at=started_at + timedelta(minutes=5), committed=True
-            )
+        ended_at = started_at + timedelta(minutes=5)
+        session = AttendanceSession(
+            klass=klass, teacher=teacher, state="persisted", started_at=started_at, updated_at=ended_at,
+            ended_at=ended_at,
         )
+        markers.append(session)
         for index, user in enumerate(users):
             status = "absent" if (index * 7 + day * 3) % 20 < 3 else "present"
-            records.append(Attendance(klass=klass, student=user, status=status, started_at=started_at))
+            records.append(
+                Attendance(session=session, klass=klass, student=user, status=status, started_at=started_at)
+            )
     AttendanceSession.objects.bulk_create(markers, batch_size=1000)
     for offset in range(0, len(records), 10_000):
         Attendance.objects.bulk_create(records[offset : offset + 10_000], batch_size=10_000)

@@ -1,4 +1,4 @@
-"""Redis client options shared by the channel layer (settings) and the session store (live.store_redis)."""
+"""Redis client options shared by the channel layer (settings) and the limits' cache."""
 
 from __future__ import annotations
 

@@ -27,6 +27,27 @@ class ReadOnlyAdmin(admin.ModelAdmin[M]):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    # The model's `klass` (named so because `class` is a keyword) is shown as "class", in lists and pages.
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return [_labelled(name) for name in super().get_list_display(request)]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [_labelled(name) for name in super().get_fields(request, obj)]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [*(_labelled(name) for name in super().get_readonly_fields(request, obj)), CLASS]
+
+    @admin.display(description="class", ordering="klass__class_name")
+    def class_(self, record: Any) -> str:
+        return str(record.klass)
+
+
+CLASS = "class_"  # ReadOnlyAdmin.class_: the column and field that shows `klass`
+
+
+def _labelled(name: Any) -> Any:
+    return CLASS if name == "klass" else name
+
 
 @admin.register(Attendance)
 class AttendanceAdmin(ReadOnlyAdmin[Attendance]):
@@ -48,15 +69,17 @@ class SessionChangeList(ChangeList):
             setattr(session, COUNTS, counts.get((session.klass_id, session.started_at), (0, 0)))
 
 
-SESSION_FIELDS = ("id", "klass", "started_at", "ended_at", "committed", "present", "absent", "total", "records")
+SESSION_FIELDS = (
+    "id", "klass", "teacher", "state", "started_at", "updated_at", "ended_at", "present", "absent", "total", "records"
+)
 # Where a listed session keeps the counts its page read (set by SessionChangeList).
 COUNTS = "_attendance_counts"
 
 
 @admin.register(AttendanceSession)
 class AttendanceSessionAdmin(ReadOnlyAdmin[AttendanceSession]):
-    list_display = ["started_at", "ended_at", "klass", "committed", "present", "absent", "total"]
-    list_filter = ["committed"]
+    list_display = ["started_at", "ended_at", "klass", "state", "present", "absent", "total"]
+    list_filter = ["state"]
     search_fields = ["klass__class_name"]
     list_select_related = ["klass"]
     date_hierarchy = "started_at"
@@ -65,6 +88,16 @@ class AttendanceSessionAdmin(ReadOnlyAdmin[AttendanceSession]):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return SessionChangeList
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        # The page is titled by the session's class name and start, not by the class's raw id.
+        session = self.get_object(request, object_id)
+        if session is not None:
+            title = f"{session.klass.class_name}, started {session.started_at:%Y-%m-%d %H:%M:%S}"
+            extra_context = {**(extra_context or {}), "subtitle": title}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def _counts(self, session: AttendanceSession) -> tuple[int, int]:
         counts: tuple[int, int] | None = getattr(session, COUNTS, None)

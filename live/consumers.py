@@ -1,4 +1,4 @@
-"""The live WebSocket: parse, check, call live.services, reply. No business rules here.
+"""The live WebSocket: parse, check, call live.commands / live.selectors, reply. No business rules here.
 
 Every client event is one row of EVENTS (who may send it, the session it acts on, its payload schema, its
 handler), and one pipeline runs the contract's check order for all of them: role → session → payload →
@@ -29,24 +29,22 @@ from common.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
 from common.fields import is_object_id
 from common.limits import MessageRate, open_sockets, open_sockets_per_ip, scope_client_ip
 from common.schemas import RequestBody, ResponseModel
-from live import services, upkeep
+from live import commands, publisher, selectors, upkeep
 from live.db import db_call
-from live.hub import get_hub, publish
+from live.hub import get_hub
 from live.notify import class_group, user_group
 from live.participants import lookup_participant
 from live.schemas import (
     AttendanceMarkedData,
-    DonePayload,
     ErrorPayload,
     Frame,
-    MarkedPayload,
     MyAttendanceData,
     MyStatusPayload,
     NoData,
     SummaryPayload,
     encode,
 )
-from live.store import Session
+from live.selectors import Session
 from server.daphne_ext import SOCKET_EXTENSION, DirectSocket
 
 logger = logging.getLogger(__name__)
@@ -59,13 +57,18 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 
 
 async def teacher_session(consumer: AttendanceConsumer) -> Session:
-    """The teacher's active session."""
-    return await services.active_session(consumer.user.id)
+    """The teacher's live session, read from the database (its only copy)."""
+    return await db_call(selectors.active_session)(consumer.user.id)
+
+
+async def teacher_session_unread(consumer: AttendanceConsumer) -> Session:
+    """The teacher's live session without its marks (ATTENDANCE_MARKED and DONE do not read them)."""
+    return await db_call(selectors.active_session)(consumer.user.id, False)
 
 
 async def student_sessions(consumer: AttendanceConsumer) -> list[Session]:
     """The live sessions of the student's classes, most recent first (at least one)."""
-    sessions = await services.student_sessions(consumer.class_ids)
+    sessions = await db_call(selectors.student_sessions)(list(consumer.class_ids)) if consumer.class_ids else []
     if not sessions:
         raise NotFound(messages.NO_SESSION)
     return sessions
@@ -261,22 +264,23 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
             logger.exception("Unhandled error in %s", frame.event)
             await self.send_error(messages.INTERNAL_ERROR)
 
+    # A change is written, then broadcast by the command once committed (live.publisher: this socket first).
+    # Shielded: a socket closing meanwhile must not drop the broadcast of what was committed.
+
     async def on_attendance_marked(self, session: Session, payload: AttendanceMarkedData) -> None:
-        await db_call(services.check_enrolled)(session, payload.studentId)
-        session = await services.mark_attendance(session, payload.studentId, payload.status)
-        await self.broadcast(session.class_id, "ATTENDANCE_MARKED", MarkedPayload(**payload.model_dump()))
+        mark = db_call(commands.mark_attendance)(session, payload.studentId, payload.status, self.user.id, self)
+        await asyncio.shield(mark)
 
     async def on_today_summary(self, session: Session, payload: NoData) -> None:
-        counts = await db_call(services.today_summary)(session)
-        await self.broadcast(session.class_id, "TODAY_SUMMARY", SummaryPayload(**counts))
+        counts = await db_call(selectors.today_summary)(session)
+        await publisher.broadcast(session.class_id, "TODAY_SUMMARY", SummaryPayload(**counts), origin=self)
 
     async def on_my_attendance(self, sessions: list[Session], payload: MyAttendanceData) -> None:
-        status = services.my_live_status(sessions, self.user.id, payload.classId)
+        status = selectors.my_live_status(sessions, self.user.id, payload.classId)
         await self.send_event("MY_ATTENDANCE", MyStatusPayload.model_validate({"status": status}))
 
     async def on_done(self, session: Session, payload: NoData) -> None:
-        session, summary = await services.finish_session(self.user.id)
-        await self.broadcast(session.class_id, "DONE", DonePayload(**summary))
+        await asyncio.shield(db_call(commands.finish_session)(session, self))
 
     # --- server messages -------------------------------------------------------------------------------
 
@@ -285,12 +289,6 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
 
     async def send_error(self, message: str) -> None:
         await self.send_event("ERROR", ErrorPayload(message=message))
-
-    async def broadcast(self, class_id: str, event: str, data: ResponseModel) -> None:
-        """Serialise once; this socket first, then every other participant of the class."""
-        text = encode(event, data)
-        await self.send(text_data=text)
-        await publish(class_group(class_id), {"kind": "broadcast", "text": text, "skip": self.member_id})
 
     # --- group messages (from live.hub) --------------------------------------------------------------------
 
@@ -356,7 +354,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
 EVENTS: dict[str, SocketEvent] = {
     "ATTENDANCE_MARKED": SocketEvent(
         Role.TEACHER,
-        teacher_session,
+        teacher_session_unread,
         AttendanceMarkedData,
         AttendanceConsumer.on_attendance_marked,
         "Mark an enrolled student in the teacher's active session; broadcast to its participants.",
@@ -378,7 +376,7 @@ EVENTS: dict[str, SocketEvent] = {
     ),
     "DONE": SocketEvent(
         Role.TEACHER,
-        teacher_session,
+        teacher_session_unread,
         NoData,
         AttendanceConsumer.on_done,
         "Mark the unmarked enrolled students absent, persist, end the session, broadcast the final summary.",

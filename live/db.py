@@ -178,6 +178,36 @@ def database_threads() -> DatabaseThreads:
         return _pool
 
 
+Deferred = Callable[[], Awaitable[None]]
+
+
+def defer_to_caller(job: Deferred) -> bool:
+    """Inside a db_call: have the calling coroutine run `job` on its event loop once the call is over (True).
+    Elsewhere (a request's thread, a shell) nothing is deferred (False).
+
+    live.publisher hands its broadcasts over this way: a commit's callback runs on the database thread, and the
+    hub and the socket it came from belong to the loop; and the socket's own frame goes out before it reads
+    its next event, so the order of its frames stays that of its events."""
+    jobs: list[Deferred] | None = getattr(_thread_state, "deferred", None)
+    if jobs is None:
+        return False
+    jobs.append(job)
+    return True
+
+
+def _run_deferring(
+    fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+) -> tuple[R | None, BaseException | None, list[Deferred]]:
+    state = _thread_state
+    state.deferred = []
+    try:
+        return _run(fn, *args, **kwargs), None, state.deferred
+    except Exception as error:  # what committed before the error is still announced
+        return None, error, state.deferred
+    finally:
+        state.deferred = None
+
+
 def db_call(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`fn` as a coroutine function, run on one of the database threads with its kept connection."""
 
@@ -186,7 +216,14 @@ def db_call(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
         # sync_to_async (not a bare run_in_executor): context variables, and async_to_sync inside `fn` reaches
         # this event loop. Its annotation names ThreadPoolExecutor; any Executor is what it uses.
         executor = cast(Any, database_threads())
-        return await sync_to_async(_run, thread_sensitive=False, executor=executor)(fn, *args, **kwargs)
+        result, error, jobs = await sync_to_async(_run_deferring, thread_sensitive=False, executor=executor)(
+            fn, *args, **kwargs
+        )
+        for job in jobs:
+            await job()
+        if error is not None:
+            raise error
+        return cast(R, result)
 
     return call
 

@@ -1,10 +1,11 @@
 """Reading persisted attendance back: session history, per-student reports and their CSV export.
 
-Only persisted sessions count: an AttendanceSession that is `committed`, and the Attendance records of
-its class and `startedAt`. The database does the counting (grouped, conditional COUNTs), so the number of
-queries of every function here is the same for 1 student or 1,000 and for 1 session or 100. Works on
-SQLite, PostgreSQL and MongoDB alike: plain filters, `values()` + `annotate(Count(..., filter=...))`,
-one `__in` subquery, and forward joins (MongoDB `$lookup`) only to read the students' names.
+Only persisted sessions count: `AttendanceSession.objects.persisted()` and `Attendance.objects.counted()`
+(live.models) say which, and nothing else here restates it. The database does the counting (grouped,
+conditional COUNTs), so the number of queries of every function here is the same for 1 student or 1,000
+and for 1 session or 100. Works on SQLite, PostgreSQL and MongoDB alike: plain filters, `values()` +
+`annotate(Count(..., filter=...))`, one `__in` subquery, and forward joins (MongoDB `$lookup`) only to read
+the students' names.
 
 Access checks come first, from classes.services (404 class → 403 ownership / enrolment).
 """
@@ -17,7 +18,6 @@ import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from asgiref.sync import async_to_sync
 from django.db.models import Count, ExpressionWrapper, F, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
@@ -29,7 +29,6 @@ from common.fields import is_object_id
 from common.schemas import iso_z
 from live.models import Attendance, AttendanceSession, Status
 from live.schemas import (
-    ActiveSession,
     ClassReport,
     HistoryEntry,
     SessionDetail,
@@ -37,7 +36,6 @@ from live.schemas import (
     SessionSummary,
     StudentReport,
 )
-from live.store import get_session_store
 
 PRESENT = Count("id", filter=Q(status=Status.PRESENT))
 ABSENT = Count("id", filter=Q(status=Status.ABSENT))
@@ -51,17 +49,13 @@ RAW_STARTED_AT = Cast("started_at", TextField())
 RAW_STUDENT_ID = ExpressionWrapper(F("student_id"), output_field=TextField())
 
 
-def committed_sessions(class_id: str) -> QuerySet[AttendanceSession]:
-    return AttendanceSession.objects.filter(klass_id=class_id, committed=True)
+def persisted_sessions(class_id: str) -> QuerySet[AttendanceSession]:
+    return AttendanceSession.objects.persisted().filter(klass_id=class_id)
 
 
-def committed_records(class_id: str) -> QuerySet[Attendance]:
-    """The class's records that count: those of its committed sessions.
-
-    Records are tied to their session by (class, startedAt); a session being persisted (or whose persisting
-    failed without a transaction to undo it) is not committed, so its records are left out."""
-    starts = committed_sessions(class_id).values("started_at")
-    return Attendance.objects.filter(klass_id=class_id, started_at__in=starts)
+def counted_records(class_id: str) -> QuerySet[Attendance]:
+    """The class's records that count: those of its persisted sessions."""
+    return Attendance.objects.counted().filter(klass_id=class_id)
 
 
 def name_order(name: str, email: str, student_id: str) -> tuple[str, str, str, str]:
@@ -76,18 +70,6 @@ def attendance_rate(present: int, absent: int) -> float | None:
     return round(present / (present + absent), 4) if present + absent else None
 
 
-# --- the live session --------------------------------------------------------------------------------
-
-
-def live_session(teacher: User) -> ActiveSession | None:
-    """The teacher's live session as the session store holds it (what a client reloads), or None."""
-    session = async_to_sync(get_session_store().for_teacher)(teacher.id)
-    if session is None:
-        return None
-    marks = {student_id: Status(status) for student_id, status in session.attendance.items()}
-    return ActiveSession(classId=session.class_id, startedAt=session.started_at, attendance=marks)
-
-
 # --- sessions -------------------------------------------------------------------------------------------
 
 
@@ -95,7 +77,7 @@ def sessions_page(klass: Class, limit: int, before: datetime | None = None) -> l
     """Persisted sessions of a class, newest first: `limit` of them, started strictly before `before`.
 
     Two queries: the page of sessions, then their counts grouped by startedAt."""
-    sessions = committed_sessions(klass.id).order_by("-started_at")
+    sessions = persisted_sessions(klass.id).order_by("-started_at")
     if before is not None:
         sessions = sessions.filter(started_at__lt=_up_to_the_millisecond(before))
     page = list(sessions.values_list("id", "started_at", "ended_at")[:limit])
@@ -164,8 +146,8 @@ def _up_to_the_millisecond(moment: datetime) -> datetime:
 
 def session_detail(klass: Class, session_id: str) -> SessionDetail:
     """One persisted session of the class with its records by student name; NotFound for an unknown or
-    malformed id, or a session of another class (or one not committed). Two queries."""
-    session = committed_sessions(klass.id).filter(pk=session_id).first() if is_object_id(session_id) else None
+    malformed id, or a session of another class (or one not persisted). Two queries."""
+    session = persisted_sessions(klass.id).filter(pk=session_id).first() if is_object_id(session_id) else None
     if session is None:
         raise NotFound(messages.SESSION_NOT_FOUND)
     records = session_records(klass.id, session.started_at)
@@ -189,11 +171,11 @@ def class_report(klass: Class) -> ClassReport:
     """Every enrolled student and every student with a record (enrolled then, since removed), by name, with
     their counts over the persisted sessions.
 
-    Three queries whatever the size (four if students with records have left the class): the committed
+    Three queries whatever the size (four if students with records have left the class): the persisted
     sessions' starts; the counts of exactly those sessions' records, grouped by student in the database;
     the students' names. Counting over the starts read first keeps the counts and `sessions` in step even
     while another session is being persisted."""
-    starts = list(committed_sessions(klass.id).values_list("started_at", flat=True))
+    starts = list(persisted_sessions(klass.id).values_list("started_at", flat=True))
     counted = (
         Attendance.objects.filter(klass_id=klass.id, started_at__in=starts)
         .order_by()
@@ -245,7 +227,7 @@ def report_csv(klass: Class) -> str:
     session, status), the enrolled students, and the names of students with records who have left since
     (skipped when there are none). The export reads every record anyway, so it counts them as it places
     them: the columns and the counts agree even while another session is being persisted."""
-    sessions = committed_sessions(klass.id).order_by("started_at").annotate(key=RAW_STARTED_AT)
+    sessions = persisted_sessions(klass.id).order_by("started_at").annotate(key=RAW_STARTED_AT)
     starts = list(sessions.values_list("started_at", "key"))
     column = {key: index for index, (_, key) in enumerate(starts)}
     cells: dict[str, list[str]] = {}
@@ -284,7 +266,7 @@ def report_csv(klass: Class) -> str:
 def my_history(klass: Class, student: User) -> list[HistoryEntry]:
     """The student's status in each persisted session of the class that has a record of them, newest first."""
     rows = (
-        committed_records(klass.id)
+        counted_records(klass.id)
         .filter(student_id=student.id)
         .order_by("-started_at")
         .values_list("started_at", "status")

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.conf import settings
 from django.db import models
 
@@ -10,6 +12,34 @@ class Status(models.TextChoices):
     ABSENT = "absent"
 
 
+class MarkSource(models.TextChoices):
+    """Who made a live mark (`source` of a session's marks)."""
+
+    TEACHER = "teacher"
+
+
+class SessionState(models.TextChoices):
+    """Where a session is in its life. Only `persisted` sessions count (history, reports, my-attendance)."""
+
+    LIVE = "live"  # started, taking marks
+    PERSISTING = "persisting"  # DONE claimed it (a database without transactions: standalone MongoDB)
+    PERSISTED = "persisted"  # DONE wrote its records
+    REPLACED = "replaced"  # its teacher started another one
+    EXPIRED = "expired"  # SESSION_TTL_SECONDS without a change
+
+
+class AttendanceSessionQuerySet(models.QuerySet["AttendanceSession"]):
+    def persisted(self) -> AttendanceSessionQuerySet:
+        """The sessions whose records count: those DONE persisted."""
+        return self.filter(state=SessionState.PERSISTED)
+
+
+class AttendanceQuerySet(models.QuerySet["Attendance"]):
+    def counted(self) -> AttendanceQuerySet:
+        """The records that count: those of persisted sessions (the only place that says so)."""
+        return self.filter(session_id__in=AttendanceSession.objects.persisted().values("id"))
+
+
 class Attendance(models.Model):
     """One student's persisted status for one session of a class (the spec's Attendance, plus the
     session's `startedAt` so that history accumulates across sessions)."""
@@ -20,14 +50,20 @@ class Attendance(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attendance", db_column="studentId"
     )
     status = models.CharField(max_length=7, choices=Status.choices)
+    session = models.ForeignKey(
+        "AttendanceSession", on_delete=models.CASCADE, related_name="records", db_column="sessionId"
+    )
+    # The session's startedAt, kept on each record: history and reports sort and key by it.
     started_at = models.DateTimeField(db_column="startedAt")
+
+    objects = AttendanceQuerySet.as_manager()
 
     class Meta:
         db_table = "attendance"
         ordering = ["-started_at", "id"]
         constraints = [
             # A session is persisted once: a second write of it fails instead of duplicating it.
-            models.UniqueConstraint(fields=["klass", "started_at", "student"], name="one_record_per_session"),
+            models.UniqueConstraint(fields=["session", "student"], name="one_record_per_session_id"),
         ]
         indexes = [models.Index(fields=["klass", "student", "-started_at"], name="attendance_latest")]
 
@@ -36,29 +72,39 @@ class Attendance(models.Model):
 
 
 class AttendanceSession(models.Model):
-    """One persisted session of a class: the commit point of its Attendance records.
+    """A class's attendance session, from POST /attendance/start on: the database is its only copy.
 
-    persist_session writes it `committed=False` first, then the records, then flips it to `committed=True`
-    in one single-document write; readers count a record only when its session is committed. Where the
-    database has transactions (SQL, a MongoDB replica set) all of this is one transaction and the flag is
-    never seen false; on a standalone MongoDB, which has none, the flip is what makes a whole session
-    visible at once, and records of an attempt that failed before it stay invisible until a retry replaces
-    them.
+    `marks` holds the live marks ({studentId: {status, at, by, source}}), each written before it is
+    broadcast; DONE turns them into Attendance records and the state into `persisted` (live.commands).
+    `updated_at` is its last change: a live session older than SESSION_TTL_SECONDS is no longer live.
+    `claim` / `claim_until` fence DONE where the database has no transactions (standalone MongoDB).
 
-    `ended_at` is when DONE committed the session (null until then). Sessions persisted before the field
+    `ended_at` is when DONE persisted the session (null until then). Sessions persisted before the field
     existed have their start time there (migration 0003): when they ended was not recorded."""
 
     id = ObjectIdField(primary_key=True)
     klass = models.ForeignKey(Class, on_delete=models.CASCADE, related_name="sessions", db_column="classId")
+    teacher = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attendance_sessions", db_column="teacherId"
+    )
+    state = models.CharField(max_length=10, choices=SessionState.choices, default=SessionState.LIVE)
+    marks = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(db_column="startedAt")
+    updated_at = models.DateTimeField(db_column="updatedAt")
     ended_at = models.DateTimeField(db_column="endedAt", null=True, blank=True)
-    committed = models.BooleanField(default=False)
+    claim = models.CharField(max_length=32, null=True, blank=True)
+    claim_until = models.DateTimeField(db_column="claimUntil", null=True, blank=True)
+
+    objects = AttendanceSessionQuerySet.as_manager()
 
     class Meta:
         db_table = "attendance_sessions"
         ordering = ["-started_at", "id"]
         constraints = [models.UniqueConstraint(fields=["klass", "started_at"], name="one_session_per_start")]
+        indexes = [
+            models.Index(fields=["teacher", "state"], name="session_of_teacher"),
+            models.Index(fields=["klass", "state"], name="sessions_of_class"),
+        ]
 
     def __str__(self) -> str:
-        state = "persisted" if self.committed else "being persisted"
-        return f"{self.klass_id} at {self.started_at:%Y-%m-%d %H:%M} ({state})"
+        return f"{self.klass_id} at {self.started_at:%Y-%m-%d %H:%M} ({self.state})"

@@ -3,7 +3,7 @@
 A class starting means hundreds of sockets connecting within a second. Looked up one by one, each connect cost
 two ORM queries (most of it Django building the SQL, not the database) and a hop to the database thread of its
 own; the lookups of every socket that connects while one is in flight are instead queued and run together, one
-hop and three queries per batch (`services.connect_participants`). A socket that connects alone is looked up
+hop and three queries per batch (`selectors.connect_participants`). A socket that connects alone is looked up
 at once, as before.
 """
 
@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from common.loops import PerLoop
-from live import services
+from live import selectors
 from live.db import db_call
 
 # Bounds a batch's `IN (...)` lists (SQLite's default limit on query parameters is 32,766).
@@ -22,14 +22,14 @@ MAX_BATCH = 500
 
 class ParticipantLookup:
     def __init__(self) -> None:
-        self.queued: list[tuple[dict[str, Any], asyncio.Future[services.Participant | None]]] = []
+        self.queued: list[tuple[dict[str, Any], asyncio.Future[selectors.Participant | None]]] = []
         self.task: asyncio.Task[None] | None = None
 
-    async def lookup(self, claims: dict[str, Any]) -> services.Participant | None:
+    async def lookup(self, claims: dict[str, Any]) -> selectors.Participant | None:
         """The user verified `claims` name and their classes, or None if the user is gone. Read after this is
         called (the consumer's ordering: its user group is joined first)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[services.Participant | None] = loop.create_future()
+        future: asyncio.Future[selectors.Participant | None] = loop.create_future()
         self.queued.append((claims, future))
         if self.task is None:
             self.task = loop.create_task(self._drain(), name="live-participant-lookup")
@@ -40,7 +40,7 @@ class ParticipantLookup:
             while self.queued:
                 batch, self.queued = self.queued[:MAX_BATCH], self.queued[MAX_BATCH:]
                 try:
-                    found = await db_call(services.connect_participants)([claims for claims, _ in batch])
+                    found = await db_call(selectors.connect_participants)([claims for claims, _ in batch])
                 except Exception as error:  # each waiting connect fails as its own lookup would have
                     for _, future in batch:
                         if not future.done():
@@ -56,6 +56,6 @@ class ParticipantLookup:
 _lookups: PerLoop[ParticipantLookup] = PerLoop(ParticipantLookup)
 
 
-async def lookup_participant(claims: dict[str, Any]) -> services.Participant | None:
+async def lookup_participant(claims: dict[str, Any]) -> selectors.Participant | None:
     """This event loop's batched lookup (see the module's docstring)."""
     return await _lookups.get().lookup(claims)

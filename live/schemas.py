@@ -35,8 +35,9 @@ class PersistedStatus(ResponseModel):
 
 
 class ActiveSession(ResponseModel):
-    """The caller's live session, as the session store holds it (GET /attendance/active)."""
+    """The caller's live session, as the database holds it (GET /attendance/active)."""
 
+    sessionId: ObjectIdStr = Field(description="the session's `_id`: its records reference it once DONE persists it")
     classId: ObjectIdStr
     startedAt: IsoTimestamp
     attendance: dict[ObjectIdStr, Status] = Field(description="studentId → status, for the students marked so far")

@@ -1,12 +1,13 @@
-"""Periodic work of a process with open sockets: sockets follow their accounts, and claims left by a dead
-worker are settled (docs/production.md "What survives what").
+"""Periodic work of a process with open sockets: sockets follow their accounts, claims left by a dead
+worker (no transactions) are recovered and idle sessions expired (docs/production.md "What survives what").
 
 One task per event loop, started by the first socket and stopped when the process has none left (like the
 hub, so that nothing outlives its loop). Every UPKEEP_SECONDS, with jitter so that workers do not beat in step:
 
 - the users of this process's sockets are looked up in one query; sockets of a user who was deleted or
   deactivated are closed (notices from live.notify close them at once; this catches what a notice missed);
-- `live.services.recover_claims` settles claims whose lease ran out.
+- `live.commands.recover_claims` gives claims whose lease ran out back to live (standalone MongoDB);
+- `live.commands.expire_sessions` ends live sessions idle for SESSION_TTL_SECONDS.
 
 A token's expiry needs no sweep: each socket closes itself when its token expires (live.consumers).
 
@@ -27,7 +28,7 @@ from django.conf import settings
 from accounts.models import User
 from common.limits import open_sockets
 from common.loops import PerLoop
-from live import services
+from live import commands
 from live.db import db_call
 from live.hub import get_hub
 
@@ -62,6 +63,14 @@ async def check_accounts() -> int:
                 await member.on_group_message({"kind": "revoke"})
                 closed += 1
     return closed
+
+
+async def recover_claims() -> int:
+    return await db_call(commands.recover_claims)()
+
+
+async def expire_sessions() -> int:
+    return await db_call(commands.expire_sessions)()
 
 
 # --- garbage collection ---------------------------------------------------------------------------------
@@ -116,7 +125,7 @@ async def _run() -> None:
     while get_hub().members:
         await asyncio.sleep(interval * random.uniform(0.8, 1.2))
         _unfreeze_if_mostly_closed()
-        for job in (check_accounts, services.recover_claims):
+        for job in (check_accounts, recover_claims, expire_sessions):
             try:
                 await job()
             except Exception:

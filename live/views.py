@@ -10,7 +10,7 @@ from common import messages
 from common.api import endpoint
 from common.downloads import attachment
 from common.errors import Forbidden, NotFound
-from live import history, services
+from live import commands, history, selectors
 from live.schemas import (
     ActiveSession,
     ClassReport,
@@ -36,7 +36,7 @@ ENROLLED_CLASS_ERRORS = (NotFound(messages.CLASS_NOT_FOUND), Forbidden(messages.
 )
 def start_attendance(request: HttpRequest, user: User, body: StartAttendanceBody) -> StartedSession:
     """Start the live session of a class the caller teaches, replacing the caller's earlier one (empty marks)."""
-    session = services.start_session(user, body.classId)
+    session = commands.start_session(user, body.classId)
     return StartedSession(classId=session.class_id, startedAt=session.started_at)
 
 
@@ -48,13 +48,13 @@ def start_attendance(request: HttpRequest, user: User, body: StartAttendanceBody
 )
 def my_attendance(request: HttpRequest, user: User, class_id: str) -> PersistedStatus:
     """The caller's status in the class's most recent persisted session (null before any)."""
-    return services.my_persisted_status(class_id, user)
+    return selectors.my_persisted_status(class_id, user)
 
 
 @endpoint("GET", auth=auth.teacher, response=ActiveSession | None)
 def active_attendance(request: HttpRequest, user: User) -> ActiveSession | None:
     """The caller's live session with its marks so far (to pick it up again after a reload), or null."""
-    return history.live_session(user)
+    return selectors.live_session(user)
 
 
 # --- history and reports: persisted sessions ------------------------------------------------------------

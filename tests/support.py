@@ -626,31 +626,42 @@ class LocalSite(Site):
             Enrollment.objects.get_or_create(klass_id=class_id, student=student)
 
     def live(self, teacher: Any, class_id: str, marks: dict[str, str] | None = None) -> str:
-        from asgiref.sync import async_to_sync
+        from live import commands
 
-        from live import services
-
-        while services.iso_now() <= self._last_start:  # startedAt has milliseconds: one session per ms
+        while commands.iso_now() <= self._last_start:  # startedAt has milliseconds: one session per ms
             time.sleep(0.001)
-        session = services.start_session(teacher, class_id)
+        session = commands.start_session(teacher, class_id)
         self._last_start = session.started_at
         for student_id, status in (marks or {}).items():
-            session = async_to_sync(services.mark_attendance)(session, student_id, status)
+            commands.mark_attendance(session, student_id, status, teacher.id)
         return session.started_at
 
     def done(self, teacher: Any) -> dict[str, Any]:
-        from asgiref.sync import async_to_sync
+        from live import commands, selectors
 
-        from live import services
-        from live.store import get_session_store
+        # What DONE does, on this thread (the test's transaction).
+        return dict(commands.finish_session(selectors.active_session(teacher.id)))
 
-        store = get_session_store()
-        # What DONE does, on this thread (the test's transaction): claim, persist, release.
-        claimed = async_to_sync(store.claim)(teacher.id)
-        assert claimed is not None, "no live session"
-        summary = services.persist_session(claimed)
-        async_to_sync(store.release)(claimed)
-        return summary
+
+def persist_session(teacher: Any, class_id: str, started_at: str, marks: dict[str, str] | None = None) -> Any:
+    """A session of the class started at `started_at` (ISO, ms, Z) with these marks, persisted as DONE does;
+    returns DONE's summary."""
+    from django.utils import timezone
+    from django.utils.dateparse import parse_datetime
+
+    from live import commands
+    from live.models import AttendanceSession
+    from live.selectors import Session
+
+    row = AttendanceSession.objects.create(
+        klass_id=class_id,
+        teacher_id=teacher.id,
+        started_at=parse_datetime(started_at),
+        updated_at=timezone.now(),
+        marks={sid: {"status": status, "at": started_at, "by": teacher.id, "source": "teacher"}
+               for sid, status in (marks or {}).items()},
+    )
+    return commands.finish_session(Session.from_row(row))
 
 
 class WireSite(Site):
@@ -771,17 +782,12 @@ def admin_site_client(client: Any, superuser: Any) -> Any:
 
 @pytest.fixture
 def fresh_live(settings: Any) -> Iterator[None]:
-    """An empty in-memory session store and channel layer for this test alone.
+    """An empty in-memory channel layer for this test alone (sessions are in the test's database).
 
-    The store is a process-wide singleton (functools.cache) and the channel layer is cached too;
-    setting CHANNEL_LAYERS makes Channels drop its cached layers (and again when restored)."""
-    from live.store import get_session_store
-
+    The channel layer is cached; setting CHANNEL_LAYERS makes Channels drop its cached layers (and again when
+    restored)."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "live.layers.InMemoryChannelLayer"}}
-    settings.SESSION_STORE = "live.store.InMemorySessionStore"
-    get_session_store.cache_clear()
     yield
-    get_session_store.cache_clear()
 
 
 @pytest.fixture

@@ -261,9 +261,9 @@ def test_round_trip_through_the_orm() -> None:
     from accounts.models import Role, User
     from classes import services as classes
     from classes.models import Enrollment
-    from live import services as live
+    from common.errors import NotFound
+    from live import commands, selectors
     from live.models import Attendance
-    from live.store import Session
 
     assert connection.vendor == "mongodb"
     db = connection.get_database()
@@ -292,35 +292,38 @@ def test_round_trip_through_the_orm() -> None:
 
     detail = classes.class_detail(klass.id, teacher).model_dump(mode="json")  # a join ($lookup)
     assert detail["students"] == [{"_id": student.id, "name": "Student", "email": "s@example.com"}]
-    found = live.connect_participants([{"userId": teacher.id}, {"userId": student.id}])  # IN (...) on ObjectIds
+    found = selectors.connect_participants([{"userId": teacher.id}, {"userId": student.id}])  # IN (...) on ObjectIds
     assert [(user.id, class_ids) for user, class_ids in found] == [(teacher.id, {klass.id}), (student.id, {klass.id})]
 
-    assert live.my_persisted_status(klass.id, student).status is None
-    session = Session(
-        teacher_id=teacher.id,
-        class_id=klass.id,
-        started_at="2026-01-05T09:00:00.123Z",
-        attendance={student.id: "present"},
-    )
-    assert live.persist_session(session) == {"present": 1, "absent": 0, "total": 1}
+    assert selectors.my_persisted_status(klass.id, student).status is None
+    session = commands.start_session(teacher, klass.id)
+    commands.mark_attendance(session, student.id, "present", teacher.id)  # a single-document $set
+    live_doc = db["attendance_sessions"].find_one({"_id": ObjectId(session.id)})
+    assert live_doc["state"] == "live" and isinstance(live_doc["teacherId"], ObjectId)
+    assert live_doc["marks"][student.id]["status"] == "present"
+    assert selectors.active_session(teacher.id).attendance == {student.id: "present"}
+    assert commands.finish_session(session) == {"present": 1, "absent": 0, "total": 1}
     record = db["attendance"].find_one({"classId": ObjectId(klass.id)})
     assert isinstance(record["studentId"], ObjectId) and record["status"] == "present"
-    assert record["startedAt"].isoformat(timespec="milliseconds") == "2026-01-05T09:00:00.123"
-    assert live.my_persisted_status(klass.id, student).model_dump(mode="json") == {
+    assert record["sessionId"] == ObjectId(session.id)
+    assert record["startedAt"].isoformat(timespec="milliseconds") == session.started_at[:-1]
+    assert selectors.my_persisted_status(klass.id, student).model_dump(mode="json") == {
         "classId": klass.id,
         "status": "present",
     }
 
-    # A session is persisted once: persisting it again (a DONE retried after a lost reply) answers what was
-    # persisted and writes nothing; a second record for it is refused by the unique index.
-    assert live.persist_session(session) == {"present": 1, "absent": 0, "total": 1}
+    # A session is persisted once: a second DONE finds no session; a second record for it is refused by the
+    # unique index.
+    with pytest.raises(NotFound):
+        commands.finish_session(session)
     assert Attendance.objects.filter(klass=klass).count() == 1
     with pytest.raises(IntegrityError):
         Attendance.objects.create(
-            klass_id=klass.id, student_id=student.id, status="absent", started_at=parse_datetime(session.started_at)
+            session_id=session.id, klass_id=klass.id, student_id=student.id, status="absent",
+            started_at=parse_datetime(session.started_at),
         )
     assert Attendance.objects.filter(klass=klass).count() == 1
 
-    later = Session(teacher_id=teacher.id, class_id=klass.id, started_at="2026-01-06T09:00:00.000Z")
-    assert live.persist_session(later) == {"present": 0, "absent": 1, "total": 1}
-    assert live.my_persisted_status(klass.id, student).status == "absent"
+    later = commands.start_session(teacher, klass.id)
+    assert commands.finish_session(later) == {"present": 0, "absent": 1, "total": 1}
+    assert selectors.my_persisted_status(klass.id, student).status == "absent"

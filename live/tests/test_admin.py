@@ -2,10 +2,8 @@
 
 import pytest
 
-from live import services
 from live.models import Attendance, AttendanceSession
-from live.store import Session
-from tests.support import count_queries, make_class, make_user, make_users
+from tests.support import count_queries, make_class, make_user, make_users, persist_session
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +13,7 @@ def persisted(teacher):
     ann = make_user("student", name="Ann <b>Archer</b>")
     bob = make_user("student", name="Bob Baker")
     klass = make_class(teacher, [ann, bob], name="Maths 101")
-    services.persist_session(Session(teacher.id, klass.id, "2025-03-11T10:00:00.000Z", {ann.id: "present"}))
+    persist_session(teacher, klass.id, "2025-03-11T10:00:00.000Z", {ann.id: "present"})
     return klass, ann, bob, AttendanceSession.objects.get(klass=klass)
 
 
@@ -45,10 +43,10 @@ def test_nothing_can_be_added_or_changed(admin_site_client, persisted):
     assert admin_site_client.get("/admin/live/attendancesession/add/").status_code == 403
     assert admin_site_client.get("/admin/live/attendance/add/").status_code == 403
     response = admin_site_client.post(
-        f"/admin/live/attendancesession/{session.pk}/change/", {"committed": "", "started_at_0": "2020-01-01"}
+        f"/admin/live/attendancesession/{session.pk}/change/", {"state": "live", "started_at_0": "2020-01-01"}
     )
     assert response.status_code == 403
-    assert AttendanceSession.objects.get(pk=session.pk).committed
+    assert AttendanceSession.objects.get(pk=session.pk).state == "persisted"
     record = Attendance.objects.get(klass=klass, student=ann)
     response = admin_site_client.post(f"/admin/live/attendance/{record.pk}/change/", {"status": "absent"})
     assert response.status_code == 403
@@ -70,5 +68,5 @@ def test_session_list_query_count_does_not_grow_with_sessions(admin_site_client,
     students = make_users("student", 5)
     klass = make_class(teacher, students)
     for day in range(12, 20):
-        services.persist_session(Session(teacher.id, klass.id, f"2025-03-{day}T10:00:00.000Z", {}))
+        persist_session(teacher, klass.id, f"2025-03-{day}T10:00:00.000Z")
     assert queries() == one

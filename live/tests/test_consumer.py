@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import pytest
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
 from classes.models import Enrollment
-from live import services
+from live import commands, selectors
 from live.models import Attendance
 from tests.support import (
     CLOSE_POLICY_VIOLATION,
@@ -54,7 +55,7 @@ def room(transactional_db) -> Room:
 
 
 async def start(room: Room) -> None:
-    await database_sync_to_async(services.start_session)(room.teacher, room.klass.id)
+    await database_sync_to_async(commands.start_session)(room.teacher, room.klass.id)
 
 
 async def rows(klass) -> dict[str, str]:
@@ -65,7 +66,7 @@ async def rows(klass) -> dict[str, str]:
 
 async def persisted(klass, student) -> dict[str, str | None]:
     """What GET /class/:id/my-attendance would answer."""
-    return (await database_sync_to_async(services.my_persisted_status)(klass.id, student)).model_dump()
+    return (await database_sync_to_async(selectors.my_persisted_status)(klass.id, student)).model_dump()
 
 
 # --- connecting ----------------------------------------------------------------------------------
@@ -91,8 +92,8 @@ async def test_an_inactive_users_token_gets_error_then_close_1008(communicators,
 async def test_a_burst_of_connects_is_looked_up_together_and_each_socket_gets_its_own(communicators, room,
                                                                                        monkeypatch):
     batches = []
-    lookup = services.connect_participants
-    monkeypatch.setattr(services, "connect_participants", lambda claims: batches.append(len(claims)) or lookup(claims))
+    lookup = selectors.connect_participants
+    monkeypatch.setattr(selectors, "connect_participants", lambda claims: batches.append(len(claims)) or lookup(claims))
     await start(room)
     users = [room.teacher, *room.students, room.outsider]
     sockets = await asyncio.gather(*(communicators(token_for(u)) for u in users))
@@ -281,7 +282,7 @@ async def test_a_notice_rolled_back_with_its_transaction_is_never_sent(communica
     ws = await communicators(token_for(late))
 
     def enrol_then_fail() -> bool:
-        atomic = services.transaction_if_supported()
+        atomic = commands.transaction_if_supported()
         if atomic is None:
             Enrollment.objects.create(klass=room.klass, student=late)
             return False
@@ -319,12 +320,10 @@ async def test_a_consumer_cancelled_mid_event_leaves_the_hub(communicators, room
     from live.hub import get_hub
 
     await start(room)
-    release = asyncio.Event()
+    def slow_finish(session, origin=None):
+        time.sleep(0.5)
 
-    async def slow_finish(teacher_id):
-        await release.wait()
-
-    monkeypatch.setattr(services, "finish_session", slow_finish)
+    monkeypatch.setattr(commands, "finish_session", slow_finish)
     ws = await communicators(token_for(room.teacher))
     groups = [f"user.{room.teacher.id}", f"class.{room.klass.id}"]
     assert all(get_hub().local_members(group) for group in groups)

@@ -4,7 +4,7 @@ restart Redis, cut its connections, SIGKILL a worker mid-DONE, let tokens expire
 quiet for longer than every timeout in the path — with no client ever reconnecting unless it was cut off.
 
 The workers run with a short upkeep period and claim lease (LIVE_UPKEEP_SECONDS, LIVE_CLAIM_LEASE_SECONDS)
-so that recovery is observed in seconds; test_services checks that the defaults keep the promised minute.
+so that recovery is observed in seconds; test_commands checks that the defaults keep the promised minute.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ import json
 from accounts.models import User
 from accounts.tokens import issue_token
 from classes.models import Class, Enrollment
-from live.services import start_session
+from live.commands import start_session
 
 students = User.objects.bulk_create(
     [User(email=f"many-{i}-{token}@example.com", name=f"Many {i}", role="student") for i in range(30)]
@@ -307,11 +307,6 @@ def attendance_writes_blocked(db_env: dict[str, str]) -> Iterator[None]:
         yield  # MongoDB: no lock to hold; the worker is killed as soon as it has claimed (either outcome is checked)
 
 
-def claims_pending(cluster: Cluster) -> int:
-    with cluster.redis.client() as client:
-        return client.zcard("live:claims")
-
-
 async def test_a_worker_killed_between_claim_and_commit_leaves_a_session_that_recovers(cluster, sockets):
     r = room(cluster, n_students=3)
     teacher_a = await sockets(cluster.a, r.teacher)
@@ -325,22 +320,27 @@ async def test_a_worker_killed_between_claim_and_commit_leaves_a_session_that_re
 
     with attendance_writes_blocked(cluster.db_env):
         await teacher_a.send(frame("DONE"))
-        deadline = time.monotonic() + 10
-        while not claims_pending(cluster):
-            assert time.monotonic() < deadline, "DONE never claimed the session"
-            await asyncio.sleep(0.002)
+        # SQL: DONE has taken the session in its transaction and waits on the lock. Standalone MongoDB: no lock to
+        # hold, the kill comes as soon as it can (mid-claim, or after the commit: either outcome is checked). A
+        # MongoDB replica set: after the commit (SecantusDB, the CI's server, spins on a transaction whose client
+        # was killed, where MongoDB aborts it after transactionLifetimeLimitSeconds).
+        standalone = os.environ.get("MONGODB_TOPOLOGY") == "standalone"
+        await asyncio.sleep(1.0 if "DATABASE_URL" in cluster.db_env else 0.005 if standalone else 1.0)
         cluster.a.process.send_signal(signal.SIGKILL)  # between claim and commit
         cluster.a.process.wait(10)
     killed = time.monotonic()
 
-    # Worker B settles the orphaned claim by itself: the session is active again with its marks (or, if the
-    # commit made it before the kill, it is ended and its records are there).
+    # The session is live again with its marks: at once where the transaction died with the worker, after the
+    # lease where there is none (standalone MongoDB: worker B's recovery). Or, if the commit made it before the
+    # kill, it is ended and its records are there.
     rows = []
     while True:
         await teacher_b.send(frame("TODAY_SUMMARY"))
         reply = await recv(teacher_b)
+        if reply["event"] == "DONE":  # the commit made it before the kill: its broadcast
+            continue
         rows = wire_attendance_rows(cluster.b, r.class_id)
-        if reply == summary(1, 1) or (reply == error(NO_SESSION) and rows and not claims_pending(cluster)):
+        if reply == summary(1, 1) or (reply == error(NO_SESSION) and rows):
             break
         assert reply == error(NO_SESSION), reply
         assert time.monotonic() - killed < LEASE_SECONDS + 1.2 * UPKEEP_SECONDS + 5, "the claim was not recovered"
@@ -355,7 +355,6 @@ async def test_a_worker_killed_between_claim_and_commit_leaves_a_session_that_re
     assert sorted((sid, status) for sid, status, _ in rows) == sorted(
         [(r.students[0].id, "present"), (r.students[1].id, "absent"), (r.students[2].id, "absent")]
     )
-    assert claims_pending(cluster) == 0
 
 
 # --- sockets follow their account ---------------------------------------------------------------------------------

@@ -403,7 +403,9 @@ def test_active_session_until_done(site):
     assert assert_ok(site.get("/attendance/active", teacher)) is None
 
     started_at = site.live(teacher, class_id, {ann.id: "present", bob.id: "absent"})
-    assert assert_ok(site.get("/attendance/active", teacher)) == {
+    active = assert_ok(site.get("/attendance/active", teacher))
+    assert re.fullmatch("[0-9a-f]{24}", active.pop("sessionId"))  # the session's _id
+    assert active == {
         "classId": class_id,
         "startedAt": started_at,
         "attendance": {ann.id: "present", bob.id: "absent"},
@@ -418,8 +420,11 @@ def test_active_session_after_a_restart_has_empty_marks(site):
     teacher, ann = site.person("teacher"), site.person("student")
     class_id = site.new_class(teacher, [ann])
     site.live(teacher, class_id, {ann.id: "present"})
+    first = assert_ok(site.get("/attendance/active", teacher))["sessionId"]
     started_at = site.live(teacher, class_id)
-    assert assert_ok(site.get("/attendance/active", teacher)) == {
+    active = assert_ok(site.get("/attendance/active", teacher))
+    assert active.pop("sessionId") != first  # a new session, not the old one emptied
+    assert active == {
         "classId": class_id,
         "startedAt": started_at,
         "attendance": {},

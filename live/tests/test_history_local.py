@@ -14,10 +14,9 @@ from classes.models import Enrollment
 from common.api import validate
 from common.downloads import ascii_filename, content_disposition, utf8_filename
 from common.errors import Invalid
-from live import history, services
+from live import history
 from live.models import Attendance, AttendanceSession
 from live.schemas import SessionsQuery
-from live.store import Session
 from tests.support import (
     NOT_ENROLLED,
     SESSION_NOT_FOUND,
@@ -28,6 +27,7 @@ from tests.support import (
     make_class,
     make_user,
     make_users,
+    persist_session,
 )
 
 pytestmark = pytest.mark.django_db
@@ -41,9 +41,16 @@ def add_sessions(klass, students, count, *, first=0, committed=True):
     for day in range(first, first + count):
         started_at = T0 + timedelta(days=day)
         ended = started_at + timedelta(minutes=50)
-        sessions.append(AttendanceSession(klass=klass, started_at=started_at, ended_at=ended, committed=committed))
+        state = "persisted" if committed else "persisting"
+        session = AttendanceSession(
+            klass=klass, teacher_id=klass.teacher_id, state=state, started_at=started_at, updated_at=ended,
+            ended_at=ended,
+        )
+        sessions.append(session)
         status = "present" if day % 2 == 0 else "absent"
-        records += [Attendance(klass=klass, student=s, status=status, started_at=started_at) for s in students]
+        records += [
+            Attendance(session=session, klass=klass, student=s, status=status, started_at=started_at) for s in students
+        ]
     AttendanceSession.objects.bulk_create(sessions)
     Attendance.objects.bulk_create(records, batch_size=2000)
     return sessions
@@ -74,7 +81,10 @@ def test_query_count_does_not_grow_with_students_or_sessions(client, teacher, st
     others = make_users("student", 29)
     Enrollment.objects.bulk_create([Enrollment(klass=klass, student=other) for other in others])
     Attendance.objects.bulk_create(
-        [Attendance(klass=klass, student=o, status="present", started_at=session.started_at) for o in others]
+        [
+            Attendance(session=session, klass=klass, student=o, status="present", started_at=session.started_at)
+            for o in others
+        ]
     )
     assert queries() == one, "grew with students"
     add_sessions(klass, [student, *others], 19, first=1)
@@ -86,7 +96,7 @@ def test_query_count_does_not_grow_with_students_or_sessions(client, teacher, st
         assert client.get(path, headers=auth(teacher)).content.count(b"\r\n") == 31
 
 
-# --- what counts: committed sessions only ----------------------------------------------------------------
+# --- what counts: persisted sessions only ----------------------------------------------------------------
 
 
 def test_a_session_being_persisted_counts_nowhere(client, teacher, student):
@@ -131,10 +141,11 @@ def test_ended_at_of_a_session_committed_without_one_is_its_start(client, teache
 
 def test_persist_session_sets_ended_at_when_it_commits(teacher, student):
     klass = make_class(teacher, [student])
-    before = datetime.now(tz=UTC)
-    services.persist_session(Session(teacher.id, klass.id, "2025-03-11T10:00:00.000Z", {student.id: "present"}))
+    before = datetime.now(tz=UTC) - timedelta(milliseconds=1)  # ended_at is to the millisecond
+    persist_session(teacher, klass.id, "2025-03-11T10:00:00.000Z", {student.id: "present"})
     session = AttendanceSession.objects.get(klass=klass)
-    assert session.committed and before <= session.ended_at <= datetime.now(tz=UTC) + timedelta(milliseconds=1)
+    assert session.state == "persisted"
+    assert before <= session.ended_at <= datetime.now(tz=UTC) + timedelta(milliseconds=1)
 
 
 @pytest.mark.django_db(transaction=True)

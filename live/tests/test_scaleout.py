@@ -1,5 +1,5 @@
-"""Scale-out over the wire: two real Daphne processes on different ports, sharing Redis (channel layer and
-session store) and one PostgreSQL database, with real WebSocket and HTTP clients.
+"""Scale-out over the wire: two real Daphne processes on different ports, sharing Redis (the channel layer) and
+one PostgreSQL database (live sessions included), with real WebSocket and HTTP clients.
 
 The servers use Redis database 14 (REDIS_URL's server, or 127.0.0.1:6379); every group, channel and
 session key they write is named after ObjectIds created here, so runs never see each other's data, and

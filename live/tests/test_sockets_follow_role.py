@@ -8,7 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from accounts.models import User
-from live import services
+from live import commands
 from live.tests.test_consumer import expect_revoked
 from tests.support import comm_ask, comm_silent, make_class, make_user, mark, marked, token_for
 
@@ -50,7 +50,7 @@ async def test_a_role_change_through_the_admin_closes_the_users_sockets(communic
 
 async def test_saves_that_keep_the_role_leave_the_sockets_open(communicators, people):
     teacher, student, klass = people
-    await database_sync_to_async(services.start_session)(teacher, klass.id)
+    await database_sync_to_async(commands.start_session)(teacher, klass.id)
     ws = await communicators(token_for(teacher))
 
     def edit() -> None:

@@ -8,15 +8,15 @@ from channels.db import database_sync_to_async
 
 from accounts.models import User
 from classes.models import Enrollment
-from live import services
-from live.store import Session
+from live import commands
+from live.selectors import Session
 from tests.support import comm_ask, comm_recv, done, frame, make_class, make_user, mark, marked, summary, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_counts_only_the_given_students():
-    session = Session("t", "c", "2024-01-01T00:00:00.000Z", {"a": "present", "b": "absent", "gone": "present"})
+    session = Session("s", "t", "c", "2024-01-01T00:00:00.000Z", {"a": "present", "b": "absent", "gone": "present"})
     assert session.counts() == {"present": 2, "absent": 1, "total": 3}
     assert session.counts({"a", "b", "unmarked"}) == {"present": 1, "absent": 1, "total": 2}
 
@@ -30,7 +30,7 @@ def people(transactional_db):
 @pytest.mark.parametrize("how", ["deleted", "removed"])
 async def test_a_student_deleted_or_removed_after_their_mark_is_not_counted(communicators, people, how):
     teacher, kept, leaving, klass = people
-    await database_sync_to_async(services.start_session)(teacher, klass.id)
+    await database_sync_to_async(commands.start_session)(teacher, klass.id)
     ws = await communicators(token_for(teacher))
     assert await comm_ask(ws, mark(leaving.id, "present")) == marked(leaving.id, "present")
     assert await comm_ask(ws, mark(kept.id, "absent")) == marked(kept.id, "absent")

@@ -1,0 +1,72 @@
+"""The one way live events reach sockets: published by live.commands once their change has committed.
+
+A broadcast caused by a socket's event (its `origin`) reaches that socket first, then every other participant of
+the class, in every process (live.hub). HTTP, the admin and a socket take the same path: the commit's callback
+hands the broadcast to the calling socket's event loop when it runs on a database thread (live.db.db_call), or
+publishes it at once from a request's thread, as membership notices are (live.notify).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+
+from common.schemas import ResponseModel
+from live.db import defer_to_caller
+from live.hub import publish
+from live.notify import class_group
+from live.schemas import encode
+
+logger = logging.getLogger(__name__)
+
+
+class Origin(Protocol):
+    """The socket whose event caused a broadcast (live.consumers.AttendanceConsumer)."""
+
+    member_id: str
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None: ...
+
+
+def broadcast_on_commit(class_id: str, event: str, payload: ResponseModel, origin: Origin | None = None) -> None:
+    """Broadcast `event` to the class's participants once the current transaction commits (at once outside one);
+    never what was rolled back."""
+    text = encode(event, payload)
+
+    async def deliver() -> None:
+        await send_broadcast(class_id, text, origin)
+
+    def on_commit() -> None:
+        if defer_to_caller(deliver):
+            return
+        try:
+            async_to_sync(deliver)()
+        except Exception:
+            logger.exception("Could not broadcast %s to class %s", event, class_id)
+
+    transaction.on_commit(on_commit)
+
+
+async def broadcast(class_id: str, event: str, payload: ResponseModel, origin: Origin | None = None) -> None:
+    """Broadcast now: for events that change nothing (TODAY_SUMMARY)."""
+    await send_broadcast(class_id, encode(event, payload), origin)
+
+
+async def send_broadcast(class_id: str, text: str, origin: Origin | None = None) -> None:
+    """Serialised once: `origin` first, then every other participant of the class."""
+    message: dict[str, Any] = {"kind": "broadcast", "text": text, "skip": None}
+    if origin is not None:
+        message["skip"] = origin.member_id
+        try:
+            await origin.send(text_data=text)
+        except Exception:  # the socket went away: the others still get it
+            logger.warning("Sending a broadcast to its own socket failed", exc_info=True)
+    try:
+        await publish(class_group(class_id), message)
+    except Exception:
+        logger.exception("Could not broadcast to class %s", class_id)

@@ -1,0 +1,195 @@
+"""Reading live sessions and a student's own status: functions that change nothing.
+
+The database is the only copy of a live session (live.models.AttendanceSession): every event reads it
+here, one indexed query. A live session whose last change is older than SESSION_TTL_SECONDS is not live
+for any reader (live.commands.expire_sessions marks it expired later). History and reports of persisted
+sessions are live.history's.
+
+Sync functions: the consumer calls them through live.db.db_call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypedDict
+
+from django.conf import settings
+from django.db.models import Count
+
+from accounts.auth import active_users
+from accounts.models import Role, User
+from classes import services as classes
+from classes.models import Class, Enrollment
+from common import messages
+from common.errors import NotFound
+from common.fields import is_object_id
+from common.schemas import iso_z
+from live.models import Attendance, AttendanceSession, SessionState, Status
+from live.schemas import ActiveSession, PersistedStatus
+
+
+class Summary(TypedDict):
+    """Counts of a session: TODAY_SUMMARY's (total = marks so far) and DONE's (total = enrolled students)."""
+
+    present: int
+    absent: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Session:
+    """A live session as the consumer and the commands use it, read from its row."""
+
+    id: str
+    teacher_id: str
+    class_id: str
+    started_at: str  # ISO 8601 with milliseconds and "Z", as the spec's new Date().toISOString()
+    attendance: dict[str, str] = field(default_factory=dict)  # studentId → status (the spec's shape)
+
+    @classmethod
+    def from_row(cls, row: AttendanceSession, marks: bool = True) -> Session:
+        return cls(
+            id=row.id,
+            teacher_id=row.teacher_id,
+            class_id=row.klass_id,
+            started_at=iso_z(row.started_at),
+            attendance=statuses(row.marks) if marks else {},
+        )
+
+    def counts(self, students: Collection[str] | None = None) -> Summary:
+        """The marks so far; only those of `students` when given (the enrolled: a mark of a student removed or
+        deleted since does not count, as DONE does not persist it)."""
+        found = [s for sid, s in self.attendance.items() if students is None or sid in students]
+        present = sum(1 for status in found if status == Status.PRESENT)
+        absent = sum(1 for status in found if status == Status.ABSENT)
+        return {"present": present, "absent": absent, "total": present + absent}
+
+
+def statuses(marks: dict[str, Any]) -> dict[str, str]:
+    """studentId → status of a session's marks ({studentId: {status, at, by, source}})."""
+    return {student_id: mark["status"] for student_id, mark in (marks or {}).items()}
+
+
+def live_cutoff(now: datetime | None = None) -> datetime:
+    """A live session last changed before this is expired (SESSION_TTL_SECONDS, every backend)."""
+    return (now or datetime.now(tz=UTC)) - timedelta(seconds=settings.SESSION_TTL_SECONDS)
+
+
+def live_sessions() -> Any:
+    """The sessions that are live now: state live and changed within the TTL."""
+    return AttendanceSession.objects.filter(state=SessionState.LIVE, updated_at__gte=live_cutoff())
+
+
+def teacher_session(teacher_id: str, marks: bool = True) -> Session | None:
+    """The teacher's live session, or None (the newest, should two starts have raced without a transaction).
+
+    Without `marks`, its `attendance` is left empty and unread: for events that do not read the marks (a mark,
+    DONE), which would otherwise read and parse them all, a cost that grows with the class."""
+    rows = live_sessions().filter(teacher_id=teacher_id).order_by("-started_at")
+    row = (rows if marks else rows.defer("marks")).first()
+    return None if row is None else Session.from_row(row, marks)
+
+
+def active_session(teacher_id: str, marks: bool = True) -> Session:
+    """The teacher's live session; NotFound without one (the socket's "No active attendance session")."""
+    session = teacher_session(teacher_id, marks)
+    if session is None:
+        raise NotFound(messages.NO_SESSION)
+    return session
+
+
+def live_session(teacher: User) -> ActiveSession | None:
+    """GET /attendance/active: the teacher's live session with its marks so far (what a client reloads)."""
+    session = teacher_session(teacher.id)
+    if session is None:
+        return None
+    marks = {student_id: Status(status) for student_id, status in session.attendance.items()}
+    return ActiveSession(sessionId=session.id, classId=session.class_id, startedAt=session.started_at, attendance=marks)
+
+
+def student_sessions(class_ids: Iterable[str]) -> list[Session]:
+    """Live sessions of the classes a student is enrolled in, most recently started first."""
+    class_ids = list(class_ids)
+    if not class_ids:
+        return []
+    rows = live_sessions().filter(klass_id__in=class_ids).order_by("-started_at")
+    return [Session.from_row(row) for row in rows]
+
+
+def my_live_status(sessions: list[Session], student_id: str, class_id: str | None) -> str:
+    if class_id is not None:
+        sessions = [s for s in sessions if s.class_id == class_id]
+    if not sessions:
+        raise NotFound(messages.NO_SESSION)
+    return sessions[0].attendance.get(student_id, messages.NOT_YET_UPDATED)
+
+
+def check_enrolled(session: Session, student_id: str) -> None:
+    if not (is_object_id(student_id) and classes.is_enrolled(session.class_id, student_id)):
+        raise NotFound(messages.STUDENT_NOT_FOUND)
+
+
+def today_summary(session: Session) -> Summary:
+    """TODAY_SUMMARY: the marks of the students enrolled now, those DONE would persist (one query)."""
+    return session.counts(set(classes.student_ids(session.class_id)))
+
+
+def my_persisted_status(class_id: str, student: User) -> PersistedStatus:
+    """The student's status in the class's most recent persisted session, or None."""
+    klass = classes.enrolled_class(class_id, student)
+    status = (
+        Attendance.objects.counted()
+        .filter(klass_id=klass.id, student_id=student.id)
+        .order_by("-started_at")
+        .values_list("status", flat=True)
+        .first()
+    )
+    return PersistedStatus(classId=klass.id, status=None if status is None else Status(status))
+
+
+def session_state(session_id: str) -> str | None:
+    return AttendanceSession.objects.filter(pk=session_id).values_list("state", flat=True).first()
+
+
+def persisted_summary(session_id: str) -> Summary | None:
+    """The summary of a persisted session, from its records; None if the session is not persisted."""
+    if not AttendanceSession.objects.persisted().filter(pk=session_id).exists():
+        return None
+    counts = dict(
+        Attendance.objects.filter(session_id=session_id)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    present, absent = counts.get(Status.PRESENT, 0), counts.get(Status.ABSENT, 0)
+    return {"present": present, "absent": absent, "total": present + absent}
+
+
+Participant = tuple[User, set[str]]
+
+
+def connect_participants(claims: list[dict[str, Any]]) -> list[Participant | None]:
+    """Each connecting socket's user and the classes it takes part in (None: the token's user is gone), for a
+    burst of connects at once (live.participants): three queries, whatever their number — the active users,
+    the classes the teachers among them teach, the students' enrolments."""
+    users = {user.id: user for user in active_users(claims)}
+    classes_of: dict[str, set[str]] = {user_id: set() for user_id in users}
+    teachers = [pk for pk, user in users.items() if user.role == Role.TEACHER]
+    students = [pk for pk, user in users.items() if user.role != Role.TEACHER]
+    if teachers:
+        for teacher_id, class_id in Class.objects.filter(teacher_id__in=teachers).values_list("teacher_id", "id"):
+            classes_of[teacher_id].add(class_id)
+    if students:
+        for student_id, class_id in Enrollment.objects.filter(student_id__in=students).values_list(
+            "student_id", "klass_id"
+        ):
+            classes_of[student_id].add(class_id)
+    # Each socket gets its own set: a consumer changes its class ids as notices arrive.
+    found: list[Participant | None] = []
+    for c in claims:
+        user = users.get(c["userId"])
+        found.append(None if user is None else (user, set(classes_of[user.id])))
+    return found
