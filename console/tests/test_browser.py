@@ -323,8 +323,8 @@ def test_an_answer_about_the_live_session_older_than_the_start_is_dropped(consol
 
 
 def test_the_console_reconnects_by_itself_after_a_server_restart(console, tmp_path):
-    """Redis keeps the session while the only server process is killed and started again on the same
-    port: both pages reconnect without anyone touching them, keep their marks, and carry on live."""
+    """The only server process (with Redis for its fan-out) is killed and started again on the same port and
+    database, which keeps the session: both pages reconnect without anyone touching them, keep their marks, and carry on live."""
     if shutil.which("redis-server") is None:
         require_service("redis-server", "PATH", FileNotFoundError("apt-get install -y redis-server"))
     redis_server = RedisServer(tmp_path).start()
