@@ -29,7 +29,6 @@ import os
 import platform
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,8 +40,9 @@ from typing import Any
 
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench.stats import percentile
-from tests.servers import DaphneServer, free_port, process_cpu_seconds
+from bench.harness import ReferenceProcess, argument_parser, save
+from bench.stats import medians, percentile
+from tests.servers import DaphneServer, process_cpu_seconds
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference-node"
 
@@ -107,30 +107,10 @@ def install_reference() -> None:
                    cwd=REFERENCE_DIR, check=True)
 
 
-class ReferenceServer:
+def reference_server(database: Path, jwt_secret: str) -> ReferenceProcess:
     """bench/reference-node/server.js in a process of its own, on the project's database file."""
-
-    def __init__(self, database: Path, jwt_secret: str) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            ["node", "server.js", str(self.port), str(database)], cwd=REFERENCE_DIR, stdout=subprocess.PIPE,
-            env={**os.environ, "JWT_SECRET": jwt_secret, "NODE_ENV": "production"},
-        )
-        assert self.process.stdout is not None
-        if self.process.stdout.readline().strip() != b"ready":
-            raise RuntimeError("the reference server did not start")
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+    return ReferenceProcess(["node", "server.js"], str(database), cwd=REFERENCE_DIR,
+                            env={**os.environ, "JWT_SECRET": jwt_secret, "NODE_ENV": "production"})
 
 
 @dataclass
@@ -344,10 +324,6 @@ async def measure_route(target: Target, path: str, token: str, args: argparse.Na
             "cpu_us_per_request": cpu / max(result["requests"], 1) * 1e6}
 
 
-def medians(batches: list[dict[str, float]]) -> dict[str, float]:
-    return {key: round(statistics.median(b[key] for b in batches), 2) for key in batches[0]}
-
-
 async def run(args: argparse.Namespace, targets: list[Target], seeded: dict[str, Any]) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": f"{platform.node()} ({os.cpu_count()} cores, load "
                                           f"{os.getloadavg()[0]:.2f} at start)",
@@ -400,17 +376,14 @@ def report(results: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--students", type=int, default=1000, help="N: the lesson start's class size")
+    parser = argument_parser(__doc__, "N: the lesson start's class size")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per batch of one route")
-    parser.add_argument("--repeat", type=int, default=3, help="alternating batches (project, reference)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=100,
                         help="lesson start: students opening the console at once")
     parser.add_argument("--requests", type=int, default=0, help="stop each batch after this many (Python client)")
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--quick", action="store_true", help="a smoke run: N = 20, a few requests per route")
-    parser.add_argument("--save", type=Path, help="write the results as JSON")
     args = parser.parse_args()
     if args.quick:
         args.students, args.repeat, args.connections, args.requests, args.client = 20, 1, 2, 10, "python"
@@ -429,7 +402,7 @@ def main() -> None:
         code = f"import json; from bench.http_bench import seed; print(json.dumps(seed({args.students})))"
         seeded = json.loads(server.shell(code, timeout=300).strip().splitlines()[-1])
         server.start()
-        reference = ReferenceServer(database, secret)
+        reference = reference_server(database, secret)
         try:
             assert server.process is not None
             targets = [Target("project", server.port, server.process.pid, server.ws_url),
@@ -439,8 +412,7 @@ def main() -> None:
             reference.stop()
             server.stop()
     report(results)
-    if args.save:
-        args.save.write_text(json.dumps(results, indent=2))
+    save(results, args.save)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ import os
 import platform
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,8 +50,9 @@ from typing import Any
 import httpx
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench.stats import percentile
-from tests.servers import DaphneServer, RedisServer, free_port, process_cpu_seconds, scratch_database
+from bench.harness import ReferenceProcess, argument_parser, save
+from bench.stats import medians, percentile
+from tests.servers import DaphneServer, RedisServer, process_cpu_seconds, scratch_database
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -64,26 +64,9 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-
-
-class ReferenceServer:
+def reference_server() -> ReferenceProcess:
     """bench/reference_server.py in a process of its own."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen([sys.executable, str(BENCH_DIR / "reference_server.py"), str(self.port)],
-                                        stdout=subprocess.PIPE)
-        assert self.process.stdout is not None
-        if self.process.stdout.readline().strip() != b"ready":
-            raise RuntimeError("the reference server did not start")
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+    return ReferenceProcess([sys.executable, str(BENCH_DIR / "reference_server.py")])
 
 
 class Collector:
@@ -252,16 +235,12 @@ async def broadcast_batch(collector: Collector, teacher: Participant, audience: 
             "max_ms": max(latencies) * 1000, "cpu_us_per_delivery": cpu / (rounds * audience) * 1e6}
 
 
-def medians(batches: list[dict[str, float]]) -> dict[str, float]:
-    return {key: round(statistics.median(b[key] for b in batches), 2) for key in batches[0]}
-
-
 def on_scaleout_stack(args: argparse.Namespace) -> bool:
     """Redis and PostgreSQL (two processes need them; --redis puts one process on them too)."""
     return bool(args.processes == 2 or args.redis)
 
 
-async def run(args: argparse.Namespace, servers: list[DaphneServer], reference: ReferenceServer) -> dict[str, Any]:
+async def run(args: argparse.Namespace, servers: list[DaphneServer], reference: ReferenceProcess) -> dict[str, Any]:
     n = args.students
     ws_urls = [s.ws_url for s in servers]
     stack = "redis+postgresql" if on_scaleout_stack(args) else "memory+sqlite"
@@ -377,15 +356,12 @@ def report(results: dict[str, Any], previous: dict[str, Any] | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--students", type=int, default=1000, help="N (the issue's sizes: 1000, 5000)")
+    parser = argument_parser(__doc__, "N (the issue's sizes: 1000, 5000)")
     parser.add_argument("--rounds", type=int, default=30, help="broadcasts per batch")
-    parser.add_argument("--repeat", type=int, default=3, help="alternating batches (project, reference)")
     parser.add_argument("--processes", type=int, default=1, choices=[1, 2])
     parser.add_argument("--redis", action="store_true",
                         help="one process on the two-process stack (private Redis + PostgreSQL): the fair "
                              "'one process' to compare --processes 2 with")
-    parser.add_argument("--save", type=Path, help="write the results as JSON")
     parser.add_argument("--compare", type=Path, help="a JSON file from an earlier --save")
     parser.add_argument("--profile", type=Path, help="record the server with py-spy (raw format) to this file")
     parser.add_argument("--profile-phase", choices=["connect", "mark"], default="mark")
@@ -406,14 +382,13 @@ def main() -> None:
         for server in servers:
             server.start()
             stack.callback(server.stop)
-        reference = ReferenceServer()
+        reference = reference_server()
         stack.callback(reference.stop)
         results = asyncio.run(run(args, servers, reference))
     results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     previous = json.loads(args.compare.read_text()) if args.compare else None
     report(results, previous)
-    if args.save:
-        args.save.write_text(json.dumps(results, indent=2))
+    save(results, args.save)
 
 
 if __name__ == "__main__":

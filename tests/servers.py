@@ -108,7 +108,22 @@ def process_cpu_seconds(*pids: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-class DaphneServer:
+class LoopbackServer:
+    """A server on 127.0.0.1:`port`: its HTTP and WebSocket addresses (the project's and the benchmarks'
+    reference servers alike)."""
+
+    port: int
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+class DaphneServer(LoopbackServer):
     """One `python -m server.serve` process."""
 
     def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None) -> None:
@@ -126,14 +141,6 @@ class DaphneServer:
         }
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     def migrate(self) -> None:
         subprocess.run(

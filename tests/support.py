@@ -781,6 +781,23 @@ def admin_site_client(client: Any, superuser: Any) -> Any:
 
 
 @pytest.fixture
+def bcrypt_computations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The passwords bcrypt computed a hash for, in order: a sign-up's hash, a login's check (Django's verify
+    hashes again to compare) and the dummy hash of an unknown email alike — what the limits must spare."""
+    from accounts.hashers import ConfigurableBCryptSHA256PasswordHasher
+
+    calls: list[str] = []
+    encode = ConfigurableBCryptSHA256PasswordHasher.encode
+
+    def counting(self: Any, password: str, salt: str) -> str:
+        calls.append(password)
+        return encode(self, password, salt)
+
+    monkeypatch.setattr(ConfigurableBCryptSHA256PasswordHasher, "encode", counting)
+    return calls
+
+
+@pytest.fixture
 def fresh_live(settings: Any) -> Iterator[None]:
     """An empty in-memory channel layer for this test alone (sessions are in the test's database).
 

@@ -32,35 +32,19 @@ def assert_refused(response) -> int:
     return int(retry_after)
 
 
-@pytest.fixture
-def hashes(monkeypatch):
-    """The passwords hashed (a bcrypt computation each)."""
-    from accounts.hashers import ConfigurableBCryptSHA256PasswordHasher
-
-    calls = []
-    encode = ConfigurableBCryptSHA256PasswordHasher.encode
-
-    def counting(self, password, salt):
-        calls.append(password)
-        return encode(self, password, salt)
-
-    monkeypatch.setattr(ConfigurableBCryptSHA256PasswordHasher, "encode", counting)
-    return calls
-
-
 def test_the_signup_over_the_limit_is_429_before_any_hashing_and_another_address_still_signs_up(
-    client, settings, hashes
+    client, settings, bcrypt_computations
 ):
     settings.SIGNUPS_PER_IP = 3
     taken = unique_email("taken")
     assert_ok(signup(client, taken), 201)
     assert_error(signup(client, taken), 400, EMAIL_EXISTS)  # a refused sign-up counts too
     assert_ok(signup(client), 201)
-    assert len(hashes) == 2
+    assert len(bcrypt_computations) == 2
     users = User.objects.count()
     for _ in range(3):  # refusals are not counted, and hash nothing
         assert_refused(signup(client))
-    assert len(hashes) == 2 and User.objects.count() == users
+    assert len(bcrypt_computations) == 2 and User.objects.count() == users
     assert_ok(signup(client, ip="198.51.100.7"), 201)  # another address: its own count
 
 
