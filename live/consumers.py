@@ -20,6 +20,7 @@ import orjson
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 from pydantic import ValidationError
 
 from accounts.models import Role, User
@@ -36,8 +37,10 @@ from live.notify import class_group, user_group
 from live.participants import lookup_participant
 from live.schemas import (
     AttendanceMarkedData,
+    ClearedData,
     ErrorPayload,
     Frame,
+    MarkAllData,
     MyAttendanceData,
     MyStatusPayload,
     NoData,
@@ -64,6 +67,16 @@ async def teacher_session(consumer: AttendanceConsumer) -> Session:
 async def teacher_session_unread(consumer: AttendanceConsumer) -> Session:
     """The teacher's live session without its marks (ATTENDANCE_MARKED and DONE do not read them)."""
     return await db_call(selectors.active_session)(consumer.user.id, False)
+
+
+async def session_to_finish(consumer: AttendanceConsumer) -> Session:
+    """DONE's session. A database that fails this read fails the DONE as a failed write would: nothing was
+    persisted and the session is kept, so the teacher is told to try again (not an internal error)."""
+    try:
+        return await teacher_session_unread(consumer)
+    except DatabaseError:
+        logger.warning("Reading the session to finish failed", exc_info=True)
+        raise Unavailable(messages.PERSIST_FAILED) from None
 
 
 async def student_sessions(consumer: AttendanceConsumer) -> list[Session]:
@@ -268,8 +281,16 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
     # Shielded: a socket closing meanwhile must not drop the broadcast of what was committed.
 
     async def on_attendance_marked(self, session: Session, payload: AttendanceMarkedData) -> None:
-        mark = db_call(commands.mark_attendance)(session, payload.studentId, payload.status, self.user.id, self)
+        mark = db_call(commands.mark_attendance)(
+            session, payload.studentId, payload.status, self.user.id, self, payload.remark
+        )
         await asyncio.shield(mark)
+
+    async def on_mark_all(self, session: Session, payload: MarkAllData) -> None:
+        await asyncio.shield(db_call(commands.mark_all)(session, payload.status, self.user.id, self))
+
+    async def on_attendance_cleared(self, session: Session, payload: ClearedData) -> None:
+        await asyncio.shield(db_call(commands.clear_mark)(session, payload.studentId, self.user.id, self))
 
     async def on_today_summary(self, session: Session, payload: NoData) -> None:
         counts = await db_call(selectors.today_summary)(session)
@@ -357,7 +378,24 @@ EVENTS: dict[str, SocketEvent] = {
         teacher_session_unread,
         AttendanceMarkedData,
         AttendanceConsumer.on_attendance_marked,
-        "Mark an enrolled student in the teacher's active session; broadcast to its participants.",
+        "Mark an enrolled student in the teacher's active session (any of the four statuses; an optional "
+        "remark, never broadcast); broadcast `{studentId, status}` to its participants.",
+        errors=(NotFound(messages.STUDENT_NOT_FOUND),),
+    ),
+    "MARK_ALL": SocketEvent(
+        Role.TEACHER,
+        teacher_session_unread,
+        MarkAllData,
+        AttendanceConsumer.on_mark_all,
+        "Give every enrolled student without a mark `status` (default present), never overwriting a mark; "
+        "one broadcast with the ids it marked, in enrolment order.",
+    ),
+    "ATTENDANCE_CLEARED": SocketEvent(
+        Role.TEACHER,
+        teacher_session_unread,
+        ClearedData,
+        AttendanceConsumer.on_attendance_cleared,
+        "Unmark an enrolled student (the remark goes too); broadcast to the session's participants.",
         errors=(NotFound(messages.STUDENT_NOT_FOUND),),
     ),
     "TODAY_SUMMARY": SocketEvent(
@@ -376,7 +414,7 @@ EVENTS: dict[str, SocketEvent] = {
     ),
     "DONE": SocketEvent(
         Role.TEACHER,
-        teacher_session_unread,
+        session_to_finish,
         NoData,
         AttendanceConsumer.on_done,
         "Mark the unmarked enrolled students absent, persist, end the session, broadcast the final summary.",
