@@ -51,8 +51,8 @@ def _labelled(name: Any) -> Any:
 
 @admin.register(Attendance)
 class AttendanceAdmin(ReadOnlyAdmin[Attendance]):
-    list_display = ["started_at", "klass", "student", "status"]
-    list_filter = ["status"]
+    list_display = ["started_at", "klass", "student", "status", "remark", "by", "at", "source"]
+    list_filter = ["status", "source"]
     search_fields = ["klass__class_name", "student__name", "student__email"]
     list_select_related = ["klass", "student"]
     date_hierarchy = "started_at"
@@ -66,11 +66,12 @@ class SessionChangeList(ChangeList):
         sessions = list(self.result_list)  # evaluated once: the page renders these very objects
         counts = history.session_counts((session.klass_id, session.started_at) for session in sessions)
         for session in sessions:
-            setattr(session, COUNTS, counts.get((session.klass_id, session.started_at), (0, 0)))
+            setattr(session, COUNTS, counts.get((session.klass_id, session.started_at), history.NO_RECORDS))
 
 
 SESSION_FIELDS = (
-    "id", "klass", "teacher", "state", "started_at", "updated_at", "ended_at", "present", "absent", "total", "records"
+    "id", "klass", "teacher", "state", "started_at", "updated_at", "ended_at",
+    "present", "absent", "late", "excused", "total", "records", "changes",
 )
 # Where a listed session keeps the counts its page read (set by SessionChangeList).
 COUNTS = "_attendance_counts"
@@ -78,7 +79,7 @@ COUNTS = "_attendance_counts"
 
 @admin.register(AttendanceSession)
 class AttendanceSessionAdmin(ReadOnlyAdmin[AttendanceSession]):
-    list_display = ["started_at", "ended_at", "klass", "state", "present", "absent", "total"]
+    list_display = ["started_at", "ended_at", "klass", "state", "present", "absent", "late", "excused", "total"]
     list_filter = ["state"]
     search_fields = ["klass__class_name"]
     list_select_related = ["klass"]
@@ -99,11 +100,11 @@ class AttendanceSessionAdmin(ReadOnlyAdmin[AttendanceSession]):
             extra_context = {**(extra_context or {}), "subtitle": title}
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def _counts(self, session: AttendanceSession) -> tuple[int, int]:
-        counts: tuple[int, int] | None = getattr(session, COUNTS, None)
+    def _counts(self, session: AttendanceSession) -> history.Counts:
+        counts: history.Counts | None = getattr(session, COUNTS, None)
         if counts is None:  # the change page: one session
             key = (session.klass_id, session.started_at)
-            counts = history.session_counts([key]).get(key, (0, 0))
+            counts = history.session_counts([key]).get(key, history.NO_RECORDS)
             setattr(session, COUNTS, counts)
         return counts
 
@@ -114,6 +115,14 @@ class AttendanceSessionAdmin(ReadOnlyAdmin[AttendanceSession]):
     @admin.display(description="absent")
     def absent(self, session: AttendanceSession) -> int:
         return self._counts(session)[1]
+
+    @admin.display(description="late")
+    def late(self, session: AttendanceSession) -> int:
+        return self._counts(session)[2]
+
+    @admin.display(description="excused")
+    def excused(self, session: AttendanceSession) -> int:
+        return self._counts(session)[3]
 
     @admin.display(description="total")
     def total(self, session: AttendanceSession) -> int:
@@ -126,11 +135,32 @@ class AttendanceSessionAdmin(ReadOnlyAdmin[AttendanceSession]):
             return "—"
         body = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            ((r.name, r.email, r.status, r.studentId) for r in rows),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td>"
+            "<td><code>{}</code></td></tr>",
+            (
+                (r.name, r.email, r.status, r.remark or "", r.by or "", r.at or "", r.source or "", r.studentId)
+                for r in rows
+            ),
         )
         return format_html(
-            "<table><thead><tr><th>name</th><th>email</th><th>status</th><th>student id</th></tr></thead>"
-            "<tbody>{}</tbody></table>",
+            "<table><thead><tr><th>name</th><th>email</th><th>status</th><th>remark</th><th>by</th><th>at</th>"
+            "<th>source</th><th>student id</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    @admin.display(description="changes")
+    def changes(self, session: AttendanceSession) -> str:
+        """The session's change log, in the order made (read-only, as everything here)."""
+        rows = history.session_changes(session.klass, session.id)
+        if not rows:
+            return "—"
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            ((c.at, c.studentId, c.status or "cleared", c.remark or "", c.by, c.source) for c in rows),
+        )
+        return format_html(
+            "<table><thead><tr><th>at</th><th>student id</th><th>status</th><th>remark</th><th>by</th>"
+            "<th>source</th></tr></thead><tbody>{}</tbody></table>",
             body,
         )

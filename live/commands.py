@@ -10,8 +10,13 @@ atomic operation of the database, committed before it is broadcast (live.publish
   lease), writes the records, and commits with a conditional update on its token. Recovery (`recover_claims`)
   gives a claim whose lease ran out back to live; the claimer's late commit then matches nothing and it removes
   its records (it is fenced off).
-- A mark is a single-document conditional update on MongoDB (both topologies), and a locked read-modify-write
-  on SQL; either applies only to a session still live.
+- A mark or a clear is one conditional UPDATE on SQL that changes the student's key with the database's JSON
+  functions (SQLite json_set/json_remove, PostgreSQL jsonb_set/-), and a single-document conditional update on
+  MongoDB (both topologies); either applies only to a session still live. MARK_ALL fills only the blanks: on SQL
+  in a transaction that locks the row before reading its marks, on MongoDB in one update pipeline whose
+  $mergeObjects lets the marks already made win.
+- Each change appends to the session's change log (live.models.AttendanceChange) in the same transaction where
+  there is one; on standalone MongoDB right after the change (docs/choices.md).
 
 Sync functions: the consumer calls them through live.db.db_call.
 """
@@ -20,24 +25,31 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import secrets
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from pymongo import ReturnDocument
+from pymongo.errors import PyMongoError
 
 from accounts.models import User
 from classes import services as classes
 from common import messages
 from common.errors import NotFound, Unavailable
+from common.fields import is_object_id
 from common.schemas import iso_z
-from live.models import Attendance, AttendanceSession, MarkSource, SessionState, Status
+from live import history
+from live.models import Attendance, AttendanceChange, AttendanceSession, MarkSource, SessionState, Status
 from live.publisher import Origin, broadcast_on_commit
-from live.schemas import DonePayload, MarkedPayload
-from live.selectors import Session, Summary, check_enrolled, live_cutoff, persisted_summary, statuses
+from live.schemas import ClearedPayload, DonePayload, MarkAllPayload, MarkedPayload, SessionRecord
+from live.selectors import Session, Summary, check_enrolled, count_statuses, live_cutoff, persisted_summary
 
 logger = logging.getLogger(__name__)
 
@@ -104,66 +116,284 @@ def _start(teacher: User, class_id: str, started_at: datetime) -> Session:
     return Session.from_row(row)
 
 
-# --- mark -----------------------------------------------------------------------------------------------
+# --- mark, mark all, clear ------------------------------------------------------------------------------
+
+
+def _log(changes: list[AttendanceChange]) -> None:
+    """Append to the session's change log (in the change's own transaction where there is one)."""
+    if changes:
+        AttendanceChange.objects.bulk_create(changes, batch_size=5000)
+
+
+def _change(session_id: str, student_id: str, mark: dict[str, Any] | None, now: datetime, by: str,
+            source: str = MarkSource.TEACHER.value) -> AttendanceChange:
+    """The change log's entry: `mark` None for a clear."""
+    return AttendanceChange(
+        session_id=session_id,
+        student_id=student_id,
+        status=None if mark is None else mark["status"],
+        remark=None if mark is None else mark.get("remark"),
+        at=now,
+        by=by,
+        source=source,
+    )
+
+
+T = TypeVar("T")
+_TRANSIENT_RETRIES = 8
+
+
+def _atomically(change: Callable[[], T]) -> T:
+    """A change and its log entry in one transaction where the database has them; on standalone MongoDB the
+    log is written right after the change (docs/choices.md: the gap).
+
+    MongoDB fails a transaction's write that conflicts with another's at once (WriteConflict, labelled
+    TransientTransactionError) instead of waiting as SQL does: such a transaction is run again."""
+    if connection.vendor != "mongodb":
+        with transaction.atomic():
+            return change()
+    for attempt in range(_TRANSIENT_RETRIES):
+        atomic = transaction_if_supported()
+        try:
+            with atomic if atomic is not None else nullcontext():
+                return change()
+        except Exception as error:
+            if attempt + 1 == _TRANSIENT_RETRIES or not _transient(error):
+                raise
+            time.sleep(random.uniform(0.001, 0.005) * (attempt + 1))  # noqa: S311 (jitter, not security)
+    raise AssertionError("unreachable")
+
+
+def _transient(error: BaseException | None) -> bool:
+    """A MongoDB error worth retrying the transaction for (itself, or the driver's error it wraps)."""
+    while error is not None:
+        if isinstance(error, PyMongoError) and error.has_error_label("TransientTransactionError"):
+            return True
+        error = error.__cause__
+    return False
 
 
 def mark_attendance(
-    session: Session, student_id: str, status: str, by: str, origin: Origin | None = None
+    session: Session,
+    student_id: str,
+    status: str,
+    by: str,
+    origin: Origin | None = None,
+    remark: str | None = None,
 ) -> None:
-    """ATTENDANCE_MARKED: record the mark in the session if it is still live, then broadcast it.
+    """ATTENDANCE_MARKED: record the mark in the session if it is still live, log it, then broadcast it
+    (without the remark: remarks are never broadcast).
 
-    NotFound "Student not found" for a student not enrolled; "No active attendance session" when the session
-    ended meanwhile (a DONE won): the mark is then applied nowhere."""
+    `remark` None keeps the current remark, "" clears it. NotFound "Student not found" for a student not
+    enrolled; "No active attendance session" when the session ended meanwhile (a DONE won): the mark is then
+    applied nowhere."""
     check_enrolled(session, student_id)
     now = utc_now()
-    mark = {"status": str(Status(status)), "at": iso_z(now), "by": by, "source": MarkSource.TEACHER.value}
-    if connection.vendor == "mongodb":
-        applied = _mark_document(session.id, student_id, mark, now)
-    else:
-        with transaction.atomic():
-            applied = _mark_row(session.id, student_id, mark, now)
-            if applied:
-                broadcast_on_commit(session.class_id, "ATTENDANCE_MARKED", _marked(student_id, status), origin)
-    if not applied:
-        raise NotFound(messages.NO_SESSION)
-    if connection.vendor == "mongodb":
-        broadcast_on_commit(session.class_id, "ATTENDANCE_MARKED", _marked(student_id, status), origin)
+    mark: dict[str, Any] = {"status": Status(status).value, "at": iso_z(now), "by": by}
+    mark["source"] = MarkSource.TEACHER.value
+    if remark is not None:
+        mark["remark"] = remark or None
+    payload = MarkedPayload(studentId=student_id, status=Status(status))
+
+    def change() -> None:
+        if connection.vendor == "mongodb":
+            applied, current = _mark_document(session.id, student_id, mark, now)
+        else:
+            applied, current = _mark_row(session.id, student_id, mark, now)
+        if not applied:
+            raise NotFound(messages.NO_SESSION)
+        _log([_change(session.id, student_id, {**mark, "remark": current}, now, by)])
+        broadcast_on_commit(session.class_id, "ATTENDANCE_MARKED", payload, origin)
+
+    _atomically(change)
 
 
-def _marked(student_id: str, status: str) -> MarkedPayload:
-    return MarkedPayload(studentId=student_id, status=Status(status))
-
-
-# SQL: one conditional UPDATE that sets the one key in the database (no read of the other marks, whose number
-# grows with the class): it locks the row (SQLite: the database) and applies only to a session still live.
+# SQL: one conditional UPDATE that merges the mark into the student's key in the database (no read of the
+# other marks, whose number grows with the class; a mark without a remark keeps the current one): it locks the
+# row (SQLite: the database), applies only to a session still live, and returns the remark now current.
 _SET_MARK = {
-    "sqlite": "json_set(marks, %s, json(%s))",
-    "postgresql": "jsonb_set(marks, %s, %s::jsonb)",
+    "sqlite": (
+        "json_set(marks, %(path)s, json_patch(coalesce(json_extract(marks, %(path)s), '{}'), json(%(mark)s)))",
+        "json_extract(marks, %(path)s || '.remark')",
+    ),
+    "postgresql": (
+        "jsonb_set(marks, %(path)s, coalesce(marks -> %(key)s, '{}'::jsonb) || %(mark)s::jsonb)",
+        "marks -> %(key)s ->> 'remark'",
+    ),
 }
 
 
-def _mark_row(session_id: str, student_id: str, mark: dict[str, str], now: datetime) -> bool:
+def _mark_row(session_id: str, student_id: str, mark: dict[str, Any], now: datetime) -> tuple[bool, str | None]:
     ops = connection.ops
-    set_mark = _SET_MARK.get(connection.vendor)
-    if set_mark is None:  # another SQL database: read, change, write, under the row's lock
-        live = AttendanceSession.objects.select_for_update().filter(
-            pk=session_id, state=SessionState.LIVE, updated_at__gte=live_cutoff(now)
-        )
+    sql = _SET_MARK.get(connection.vendor)
+    if sql is None:  # another SQL database: read, change, write, under the row's lock
+        live = _live_row(session_id, now).select_for_update()
         marks = live.values_list("marks", flat=True).first()
         if marks is None:
+            return False, None
+        merged = {**marks.get(student_id, {}), **mark}
+        AttendanceSession.objects.filter(pk=session_id).update(marks={**marks, student_id: merged}, updated_at=now)
+        return True, merged.get("remark")
+    set_mark, remark = sql
+    table = ops.quote_name(AttendanceSession._meta.db_table)
+    updated = ops.quote_name("updatedAt")
+    params: dict[str, Any] = {
+        "path": f'$."{student_id}"' if connection.vendor == "sqlite" else [student_id],
+        "key": student_id,
+        # SQLite's json_patch removes a key set to null (a cleared remark); PostgreSQL keeps it null.
+        "mark": json.dumps(mark),
+        "now": ops.adapt_datetimefield_value(now),
+        "id": session_id,
+        "live": SessionState.LIVE.value,
+        "cutoff": ops.adapt_datetimefield_value(live_cutoff(now)),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET marks = {set_mark}, {updated} = %(now)s"  # noqa: S608 (names are ours, values bound)
+            f" WHERE {ops.quote_name('_id')} = %(id)s AND state = %(live)s AND {updated} >= %(cutoff)s"
+            f" RETURNING {remark}",
+            params,
+        )
+        row = cursor.fetchone()
+    return (False, None) if row is None else (True, row[0])
+
+
+def _live_row(session_id: str, now: datetime) -> Any:
+    return AttendanceSession.objects.filter(pk=session_id, state=SessionState.LIVE, updated_at__gte=live_cutoff(now))
+
+
+def _sessions() -> Any:
+    return connection.get_collection(AttendanceSession._meta.db_table)  # type: ignore[attr-defined]
+
+
+def _live_filter(session_id: str, now: datetime) -> dict[str, Any]:
+    return {"_id": ObjectId(session_id), "state": SessionState.LIVE.value, "updatedAt": {"$gte": live_cutoff(now)}}
+
+
+def _mark_document(session_id: str, student_id: str, mark: dict[str, Any], now: datetime) -> tuple[bool, str | None]:
+    """MongoDB: one single-document conditional update (atomic without a transaction; it waits for, or
+    conflicts with, a DONE's transaction holding the document); returns the remark now current."""
+    found = _sessions().find_one_and_update(
+        _live_filter(session_id, now),
+        {"$set": {**{f"marks.{student_id}.{key}": value for key, value in mark.items()}, "updatedAt": now}},
+        projection={f"marks.{student_id}.remark": 1},
+        return_document=ReturnDocument.AFTER,
+        session=_mongodb_session(),
+    )
+    if found is None:
+        return False, None
+    return True, found.get("marks", {}).get(student_id, {}).get("remark")
+
+
+def _mongodb_session() -> Any:
+    """The backend's transaction session, if a transaction is open (raw collection calls must pass it)."""
+    return getattr(connection, "session", None)
+
+
+def mark_all(session: Session, status: str, by: str, origin: Origin | None = None) -> list[str]:
+    """MARK_ALL: every enrolled student without a mark gets `status`; a mark already made (a concurrent one
+    included) is never overwritten. One broadcast: the ids it marked, in enrolment order."""
+    now = utc_now()
+    status = str(Status(status))
+    enrolled = classes.student_ids(session.class_id)
+    mark = {"status": status, "at": iso_z(now), "by": by, "source": MarkSource.TEACHER.value}
+
+    def change() -> list[str]:
+        if connection.vendor == "mongodb":
+            marked = _mark_all_document(session.id, enrolled, mark, now)
+        else:
+            marked = _mark_all_row(session.id, enrolled, mark, now)
+        if marked is None:
+            raise NotFound(messages.NO_SESSION)
+        _log([_change(session.id, sid, mark, now, by) for sid in marked])
+        payload = MarkAllPayload(status=Status(status), studentIds=marked)
+        broadcast_on_commit(session.class_id, "MARK_ALL", payload, origin)
+        return marked
+
+    return _atomically(change)
+
+
+def _mark_all_row(session_id: str, enrolled: list[str], mark: dict[str, Any], now: datetime) -> list[str] | None:
+    """SQL, in a transaction: the conditional UPDATE takes the row's lock first (SQLite: the database), so the
+    marks read next are final until the commit; then the blanks are filled."""
+    if not _live_row(session_id, now).update(updated_at=now):
+        return None
+    marks = AttendanceSession.objects.filter(pk=session_id).values_list("marks", flat=True).get() or {}
+    marked = [sid for sid in enrolled if sid not in marks]
+    if marked:
+        AttendanceSession.objects.filter(pk=session_id).update(marks={**marks, **{sid: mark for sid in marked}})
+    return marked
+
+
+def _mark_all_document(session_id: str, enrolled: list[str], mark: dict[str, Any], now: datetime) -> list[str] | None:
+    """MongoDB: one single-document update whose pipeline merges the blanks under the marks made (those win);
+    the document as it was before tells which students it marked."""
+    before = _sessions().find_one_and_update(
+        _live_filter(session_id, now),
+        [
+            {
+                "$set": {
+                    "marks": {"$mergeObjects": [{"$literal": {sid: mark for sid in enrolled}}, "$marks"]},
+                    "updatedAt": now,
+                }
+            }
+        ],
+        projection={"marks": 1},
+        return_document=ReturnDocument.BEFORE,
+        session=_mongodb_session(),
+    )
+    if before is None:
+        return None
+    made = before.get("marks") or {}
+    return [sid for sid in enrolled if sid not in made]
+
+
+def clear_mark(session: Session, student_id: str, by: str, origin: Origin | None = None) -> None:
+    """ATTENDANCE_CLEARED: the student is unmarked again (remark removed); logged; broadcast."""
+    check_enrolled(session, student_id)
+    now = utc_now()
+
+    def change() -> None:
+        if connection.vendor == "mongodb":
+            applied = bool(
+                _sessions()
+                .update_one(
+                    _live_filter(session.id, now),
+                    {"$unset": {f"marks.{student_id}": ""}, "$set": {"updatedAt": now}},
+                    session=_mongodb_session(),
+                )
+                .matched_count
+            )
+        else:
+            applied = _clear_row(session.id, student_id, now)
+        if not applied:
+            raise NotFound(messages.NO_SESSION)
+        _log([_change(session.id, student_id, None, now, by)])
+        broadcast_on_commit(session.class_id, "ATTENDANCE_CLEARED", ClearedPayload(studentId=student_id), origin)
+
+    _atomically(change)
+
+
+_REMOVE_MARK = {"sqlite": "json_remove(marks, %s)", "postgresql": "marks - %s"}
+
+
+def _clear_row(session_id: str, student_id: str, now: datetime) -> bool:
+    remove = _REMOVE_MARK.get(connection.vendor)
+    if remove is None:  # another SQL database: read, change, write, under the row's lock
+        marks = _live_row(session_id, now).select_for_update().values_list("marks", flat=True).first()
+        if marks is None:
             return False
-        AttendanceSession.objects.filter(pk=session_id).update(marks={**marks, student_id: mark}, updated_at=now)
-        return True
-    path: Any = f'$."{student_id}"' if connection.vendor == "sqlite" else [student_id]
+        marks.pop(student_id, None)
+        return bool(_live_row(session_id, now).update(marks=marks, updated_at=now))
+    ops = connection.ops
     table = ops.quote_name(AttendanceSession._meta.db_table)
     updated = ops.quote_name("updatedAt")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET marks = {set_mark}, {updated} = %s"  # noqa: S608 (names are ours, values bound)
+            f"UPDATE {table} SET marks = {remove}, {updated} = %s"  # noqa: S608 (names are ours, values bound)
             f" WHERE {ops.quote_name('_id')} = %s AND state = %s AND {updated} >= %s",
             [
-                path,
-                json.dumps(mark),
+                f'$."{student_id}"' if connection.vendor == "sqlite" else student_id,
                 ops.adapt_datetimefield_value(now),
                 session_id,
                 SessionState.LIVE.value,
@@ -171,17 +401,6 @@ def _mark_row(session_id: str, student_id: str, mark: dict[str, str], now: datet
             ],
         )
         return bool(cursor.rowcount)
-
-
-def _mark_document(session_id: str, student_id: str, mark: dict[str, str], now: datetime) -> bool:
-    """MongoDB: one single-document conditional update (atomic without a transaction; it waits for, or
-    conflicts with, a DONE's transaction holding the document)."""
-    collection = connection.get_collection(AttendanceSession._meta.db_table)  # type: ignore[attr-defined]
-    result = collection.update_one(
-        {"_id": ObjectId(session_id), "state": SessionState.LIVE.value, "updatedAt": {"$gte": live_cutoff(now)}},
-        {"$set": {f"marks.{student_id}": mark, "updatedAt": now}},
-    )
-    return bool(result.matched_count)
 
 
 # --- DONE -----------------------------------------------------------------------------------------------
@@ -218,26 +437,40 @@ def _take_and_write(session: Session) -> Summary:
     if not taken:
         raise NotFound(messages.NO_SESSION)
     row = AttendanceSession.objects.get(pk=session.id)
-    records, summary = _records(row)
+    records, summary = _records(row, now)
     Attendance.objects.bulk_create(records, batch_size=5000)
+    _log_done(records, now, row.teacher_id)
     return summary
 
 
-def _records(row: AttendanceSession) -> tuple[list[Attendance], Summary]:
-    marks = statuses(row.marks)
+def _records(row: AttendanceSession, now: datetime) -> tuple[list[Attendance], Summary]:
+    """One record per enrolled student: its mark (with remark, at, by, source), or absent made by DONE (by the
+    session's teacher, now)."""
+    marks = row.marks or {}
     enrolled = classes.student_ids(row.klass_id)
-    records = [
-        Attendance(
-            session_id=row.id,
-            klass_id=row.klass_id,
-            student_id=sid,
-            status=marks.get(sid, Status.ABSENT),
-            started_at=row.started_at,
+    records = []
+    for sid in enrolled:
+        mark = marks.get(sid)
+        records.append(
+            Attendance(
+                session_id=row.id,
+                klass_id=row.klass_id,
+                student_id=sid,
+                status=Status.ABSENT if mark is None else mark["status"],
+                started_at=row.started_at,
+                remark=None if mark is None else mark.get("remark"),
+                at=now if mark is None else datetime.fromisoformat(mark["at"]),
+                by=row.teacher_id if mark is None else mark["by"],
+                source=MarkSource.DONE if mark is None else mark["source"],
+            )
         )
-        for sid in enrolled
-    ]
-    present = sum(1 for record in records if record.status == Status.PRESENT)
-    return records, {"present": present, "absent": len(records) - present, "total": len(records)}
+    return records, count_statuses((record.status for record in records), len(records))
+
+
+def _log_done(records: list[Attendance], now: datetime, by: str) -> None:
+    """The change log gets DONE's absents (the other records' changes are logged already)."""
+    done = [r for r in records if r.source == MarkSource.DONE]
+    _log([_change(r.session_id, r.student_id, {"status": r.status}, now, by, MarkSource.DONE) for r in done])
 
 
 def _persisted_after_all(session: Session, origin: Origin | None) -> Summary:
@@ -266,8 +499,10 @@ def _finish_fenced(session: Session, origin: Origin | None) -> Summary:
         row = AttendanceSession.objects.get(pk=session.id)
         # Records left by an attempt that recovery took back (it removes them too; a late insert may follow).
         Attendance.objects.filter(session_id=session.id).delete()
-        records, summary = _records(row)
+        AttendanceChange.objects.filter(session_id=session.id, source=MarkSource.DONE).delete()
+        records, summary = _records(row, now)
         Attendance.objects.bulk_create(records, batch_size=5000)
+        _log_done(records, now, row.teacher_id)
         committed = _commit_claim(session.id, token)
     except DatabaseError:
         logger.exception("Persisting the session %s of class %s failed", session.id, session.class_id)
@@ -314,6 +549,42 @@ def _remove(records: list[Attendance]) -> None:
     if records:
         with suppress(DatabaseError):
             Attendance.objects.filter(pk__in=[record.pk for record in records]).delete()
+            AttendanceChange.objects.filter(session_id=records[0].session_id, source=MarkSource.DONE).delete()
+
+
+# --- corrections after DONE -----------------------------------------------------------------------------
+
+
+def correct_record(
+    teacher: User, class_id: str, session_id: str, student_id: str, status: str, remark: str | None
+) -> SessionRecord:
+    """PATCH …/records/:studentId: change a persisted record (source "correction"), logged in the same
+    transaction where there is one. Of two corrections at once both are logged and the last one wins (each is
+    one conditional update of the record). `remark` None keeps the current one, "" clears it.
+
+    Check order: 404 class → 403 ownership → 404 "Session not found" → 404 "Student not found"."""
+    klass = classes.owned_class(class_id, teacher)
+    session = history.persisted_session(klass, session_id)
+    now = utc_now()
+    fields: dict[str, Any] = {"status": Status(status).value, "at": now, "by": teacher.id}
+    fields["source"] = MarkSource.CORRECTION.value
+    if remark is not None:
+        fields["remark"] = remark or None
+
+    def change() -> SessionRecord:
+        found = is_object_id(student_id) and Attendance.objects.filter(
+            session_id=session.id, student_id=student_id
+        ).update(**fields)
+        if not found:
+            raise NotFound(messages.STUDENT_NOT_FOUND)
+        # The record as this correction left it (without a transaction, another one may have followed already).
+        current = history.record(klass, session, student_id)
+        kept = fields["remark"] if "remark" in fields else current.remark
+        _log([_change(session.id, student_id, {**fields, "remark": kept}, now, teacher.id, fields["source"])])
+        mine = {"status": Status(status), "remark": kept, "at": now, "by": teacher.id}
+        return current.model_copy(update={**mine, "source": MarkSource.CORRECTION})
+
+    return _atomically(change)
 
 
 # --- upkeep ---------------------------------------------------------------------------------------------
@@ -328,6 +599,7 @@ def recover_claims(limit: int = 100) -> int:
     for session_id, token in list(stale.values_list("id", "claim")[:limit]):
         if token is not None and _give_back(session_id, token):
             Attendance.objects.filter(session_id=session_id).delete()
+            AttendanceChange.objects.filter(session_id=session_id, source=MarkSource.DONE).delete()
             logger.warning("Recovered: the claimed session %s is live again", session_id)
             recovered += 1
     return recovered

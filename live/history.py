@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -27,8 +28,9 @@ from common import messages
 from common.errors import NotFound
 from common.fields import is_object_id
 from common.schemas import iso_z
-from live.models import Attendance, AttendanceSession, Status
+from live.models import Attendance, AttendanceChange, AttendanceSession, MarkSource, Status
 from live.schemas import (
+    ChangeEntry,
     ClassReport,
     HistoryEntry,
     SessionDetail,
@@ -37,8 +39,10 @@ from live.schemas import (
     StudentReport,
 )
 
-PRESENT = Count("id", filter=Q(status=Status.PRESENT))
-ABSENT = Count("id", filter=Q(status=Status.ABSENT))
+# The counts of each status, by the database: (present, absent, late, excused) everywhere below.
+COUNTS = {status.value: Count("id", filter=Q(status=status)) for status in Status}
+Counts = tuple[int, int, int, int]
+NO_RECORDS: Counts = (0, 0, 0, 0)
 # A record's startedAt as text, cast by the database: only used as a key to match records with their
 # session's column (the same column, cast the same way, in the same request). Converting 100,000
 # timestamps to aware datetimes in Python was most of the CSV's time (psycopg's loader under Django's
@@ -65,9 +69,11 @@ def name_order(name: str, email: str, student_id: str) -> tuple[str, str, str, s
     return folded, name, email, student_id
 
 
-def attendance_rate(present: int, absent: int) -> float | None:
-    """present / (present + absent), 4 decimal places; None without records."""
-    return round(present / (present + absent), 4) if present + absent else None
+def attendance_rate(present: int, absent: int, late: int = 0) -> float | None:
+    """(present + late) / (present + late + absent), 4 decimal places; `excused` is left out; None when the
+    denominator is 0. The one rule of the report, the CSV and the console (docs/api.md)."""
+    attended = present + late
+    return round(attended / (attended + absent), 4) if attended + absent else None
 
 
 # --- sessions -------------------------------------------------------------------------------------------
@@ -84,7 +90,7 @@ def sessions_page(klass: Class, limit: int, before: datetime | None = None) -> l
     counts = session_counts((klass.id, started_at) for _, started_at, _ in page)
     summaries = []
     for session_id, started_at, ended_at in page:
-        present, absent = counts.get((klass.id, started_at), (0, 0))
+        present, absent, late, excused = counts.get((klass.id, started_at), NO_RECORDS)
         summaries.append(
             SessionSummary(
                 id=session_id,
@@ -92,14 +98,16 @@ def sessions_page(klass: Class, limit: int, before: datetime | None = None) -> l
                 endedAt=ended_at or started_at,  # committed by a worker older than endedAt (a rolling upgrade)
                 present=present,
                 absent=absent,
-                total=present + absent,
+                late=late,
+                excused=excused,
+                total=present + absent + late + excused,
             )
         )
     return summaries
 
 
-def session_counts(sessions: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datetime], tuple[int, int]]:
-    """(present, absent) of each (classId, startedAt), counted by the database in one grouped query (none
+def session_counts(sessions: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datetime], Counts]:
+    """(present, absent, late, excused) of each (classId, startedAt), counted by the database in one grouped query (none
     for no sessions)."""
     sessions = list(sessions)
     if not sessions:
@@ -111,28 +119,44 @@ def session_counts(sessions: Iterable[tuple[str, datetime]]) -> dict[tuple[str, 
         )
         .order_by()
         .values("klass_id", "started_at")
-        .annotate(present=PRESENT, absent=ABSENT)
-        .values_list("klass_id", "started_at", "present", "absent")
+        .annotate(**COUNTS)
+        .values_list("klass_id", "started_at", *COUNTS)
     )
-    return {(class_id, started_at): (present, absent) for class_id, started_at, present, absent in counted}
+    return {(class_id, started_at): (p, a, late, e) for class_id, started_at, p, a, late, e in counted}
 
 
 def session_records(class_id: str, started_at: datetime) -> list[SessionRecord]:
     """The records of one session with their students' names and emails, by name (one query)."""
+    records = _records_of(class_id, started_at)
+    return sorted(records, key=lambda r: name_order(r.name, r.email, r.studentId))
+
+
+def _records_of(class_id: str, started_at: datetime, student_id: str | None = None) -> list[SessionRecord]:
+    records = Attendance.objects.filter(klass_id=class_id, started_at=started_at)
+    if student_id is not None:
+        records = records.filter(student_id=student_id)
     rows = (
-        Attendance.objects.filter(klass_id=class_id, started_at=started_at)
-        .order_by()
+        records.order_by()
         # The joined columns under flat names of their own. (On MongoDB that projects them as expressions,
         # `{"student_name": "$accounts_user.name"}`; `values_list("student__name")`, or an alias equal to the
         # column's name, projects the nested inclusion `{"accounts_user": {"name": 1}}`, which SecantusDB
         # 0.7, the CI's MongoDB emulator, answers with 1s.)
         .annotate(student_name=F("student__name"), student_email=F("student__email"))
-        .values_list("student_id", "student_name", "student_email", "status")
+        .values_list("student_id", "student_name", "student_email", "status", "remark", "at", "by", "source")
     )
-    records = [
-        SessionRecord(studentId=sid, name=name, email=email, status=Status(status)) for sid, name, email, status in rows
+    return [
+        SessionRecord(
+            studentId=sid,
+            name=name,
+            email=email,
+            status=Status(status),
+            remark=remark,
+            at=at,
+            by=by,
+            source=None if source is None else MarkSource(source),
+        )
+        for sid, name, email, status, remark, at, by, source in rows
     ]
-    return sorted(records, key=lambda r: name_order(r.name, r.email, r.studentId))
 
 
 def _up_to_the_millisecond(moment: datetime) -> datetime:
@@ -144,24 +168,65 @@ def _up_to_the_millisecond(moment: datetime) -> datetime:
     return moment + timedelta(microseconds=1000 - extra)
 
 
-def session_detail(klass: Class, session_id: str) -> SessionDetail:
-    """One persisted session of the class with its records by student name; NotFound for an unknown or
-    malformed id, or a session of another class (or one not persisted). Two queries."""
+def persisted_session(klass: Class, session_id: str) -> AttendanceSession:
+    """A persisted session of the class; NotFound "Session not found" for an unknown or malformed id, or a
+    session of another class (or one not persisted)."""
     session = persisted_sessions(klass.id).filter(pk=session_id).first() if is_object_id(session_id) else None
     if session is None:
         raise NotFound(messages.SESSION_NOT_FOUND)
+    return session
+
+
+def session_detail(klass: Class, session_id: str) -> SessionDetail:
+    """One persisted session of the class with its records by student name (persisted_session's NotFound).
+    Two queries."""
+    session = persisted_session(klass, session_id)
     records = session_records(klass.id, session.started_at)
-    present = sum(1 for record in records if record.status == Status.PRESENT)
+    counts = Counter(record.status for record in records)
     return SessionDetail(
         id=session.id,
         classId=klass.id,
         startedAt=session.started_at,
         endedAt=session.ended_at or session.started_at,
-        present=present,
-        absent=len(records) - present,
+        present=counts[Status.PRESENT],
+        absent=counts[Status.ABSENT],
+        late=counts[Status.LATE],
+        excused=counts[Status.EXCUSED],
         total=len(records),
         records=records,
     )
+
+
+def record(klass: Class, session: AttendanceSession, student_id: str) -> SessionRecord:
+    """One student's record of a session with their name and email; NotFound "Student not found"."""
+    found = _records_of(klass.id, session.started_at, student_id) if is_object_id(student_id) else []
+    if not found:
+        raise NotFound(messages.STUDENT_NOT_FOUND)
+    return found[0]
+
+
+def session_changes(klass: Class, session_id: str) -> list[ChangeEntry]:
+    """Every change of a session of the class in the order made, live ones included (a live session's log
+    is readable too: any session of the class, whatever its state). NotFound "Session not found"."""
+    found = is_object_id(session_id) and AttendanceSession.objects.filter(pk=session_id, klass_id=klass.id).exists()
+    if not found:
+        raise NotFound(messages.SESSION_NOT_FOUND)
+    rows = (
+        AttendanceChange.objects.filter(session_id=session_id)
+        .order_by("at", "id")
+        .values_list("student_id", "status", "remark", "at", "by", "source")
+    )
+    return [
+        ChangeEntry(
+            studentId=sid,
+            status=None if status is None else Status(status),
+            remark=remark,
+            at=at,
+            by=by,
+            source=MarkSource(source),
+        )
+        for sid, status, remark, at, by, source in rows
+    ]
 
 
 # --- reports --------------------------------------------------------------------------------------------
@@ -180,14 +245,16 @@ def class_report(klass: Class) -> ClassReport:
         Attendance.objects.filter(klass_id=klass.id, started_at__in=starts)
         .order_by()
         .values("student_id")
-        .annotate(present=PRESENT, absent=ABSENT)
-        .values_list("student_id", "present", "absent")
+        .annotate(**COUNTS)
+        .values_list("student_id", *COUNTS)
     )
-    counts = {sid: (present, absent) for sid, present, absent in counted}
+    counts: dict[str, Counts] = {sid: (p, a, late, e) for sid, p, a, late, e in counted}
     students = [
-        StudentReport(id=sid, name=name, email=email, present=p, absent=a, rate=attendance_rate(p, a))
+        StudentReport(
+            id=sid, name=name, email=email, present=p, absent=a, late=late, excused=e, rate=attendance_rate(p, a, late)
+        )
         for sid, name, email in students_by_name(klass, with_records=counts)
-        for p, a in [counts.get(sid, (0, 0))]
+        for p, a, late, e in [counts.get(sid, NO_RECORDS)]
     ]
     return ClassReport(classId=klass.id, className=klass.class_name, sessions=len(starts), students=students)
 
@@ -221,7 +288,7 @@ def csv_cell(value: str) -> str:
 
 def report_csv(klass: Class) -> str:
     """The report as CSV: the JSON report's students, one column per persisted session (oldest first)
-    holding present / absent / empty (no record: not enrolled then), and the JSON report's counts.
+    holding a status / empty (no record: not enrolled then), and the JSON report's counts.
 
     Four queries whatever the size: the sessions, every record of exactly those sessions as (student,
     session, status), the enrolled students, and the names of students with records who have left since
@@ -242,18 +309,17 @@ def report_csv(klass: Class) -> str:
     out = io.StringIO()
     writer = csv.writer(out)  # RFC 4180: CRLF line ends; fields with commas, quotes or newlines quoted
     session_columns = [iso_z(started_at) for started_at, _ in starts]
-    writer.writerow(["studentId", "name", "email", *session_columns, "present", "absent", "rate"])
+    writer.writerow(["studentId", "name", "email", *session_columns, "present", "absent", "late", "excused", "rate"])
     empty = [""] * len(starts)
     for sid, name, email in students_by_name(klass, with_records=cells):
         row = cells.get(sid, empty)
-        present, absent = row.count(Status.PRESENT), row.count(Status.ABSENT)
-        rate = attendance_rate(present, absent)
+        present, absent, late, excused = (row.count(status) for status in Status)
+        rate = attendance_rate(present, absent, late)
         writer.writerow(
             [
                 *map(csv_cell, (sid, name, email)),
-                *row,  # present, absent or empty: nothing to guard
-                str(present),
-                str(absent),
+                *row,  # a status or empty: nothing to guard
+                *map(str, (present, absent, late, excused)),
                 "" if rate is None else repr(rate),  # as the JSON writes it: 0.6667, 1.0
             ]
         )
@@ -269,6 +335,8 @@ def my_history(klass: Class, student: User) -> list[HistoryEntry]:
         counted_records(klass.id)
         .filter(student_id=student.id)
         .order_by("-started_at")
-        .values_list("started_at", "status")
+        .values_list("started_at", "status", "remark")
     )
-    return [HistoryEntry(startedAt=started_at, status=Status(status)) for started_at, status in rows]
+    return [
+        HistoryEntry(startedAt=started_at, status=Status(status), remark=remark) for started_at, status, remark in rows
+    ]

@@ -10,12 +10,20 @@ from common.fields import ObjectIdField
 class Status(models.TextChoices):
     PRESENT = "present"
     ABSENT = "absent"
+    LATE = "late"
+    EXCUSED = "excused"
 
 
 class MarkSource(models.TextChoices):
-    """Who made a live mark (`source` of a session's marks)."""
+    """How a change was made (`source` of a session's marks, its records and its change log)."""
 
-    TEACHER = "teacher"
+    TEACHER = "teacher"  # a mark, MARK_ALL or a clear
+    CHECK_IN = "check-in"
+    DONE = "done"  # made absent by DONE
+    CORRECTION = "correction"  # after DONE
+
+
+REMARK_MAX_LENGTH = 500
 
 
 class SessionState(models.TextChoices):
@@ -55,6 +63,12 @@ class Attendance(models.Model):
     )
     # The session's startedAt, kept on each record: history and reports sort and key by it.
     started_at = models.DateTimeField(db_column="startedAt")
+    remark = models.CharField(max_length=REMARK_MAX_LENGTH, null=True, blank=True)
+    # The last change of this student's status in the session: when, by whom (a user id), how.
+    # Null only on records persisted before these fields existed (migration 0007 fills what it can).
+    at = models.DateTimeField(null=True, blank=True)
+    by = models.CharField(max_length=24, null=True, blank=True)
+    source = models.CharField(max_length=10, choices=MarkSource.choices, null=True, blank=True)
 
     objects = AttendanceQuerySet.as_manager()
 
@@ -74,8 +88,9 @@ class Attendance(models.Model):
 class AttendanceSession(models.Model):
     """A class's attendance session, from POST /attendance/start on: the database is its only copy.
 
-    `marks` holds the live marks ({studentId: {status, at, by, source}}), each written before it is
-    broadcast; DONE turns them into Attendance records and the state into `persisted` (live.commands).
+    `marks` holds the live marks ({studentId: {status, remark?, at, by, source}}), each written before it is
+    broadcast (and logged in AttendanceChange); DONE turns them into Attendance records and the state into
+    `persisted` (live.commands).
     `updated_at` is its last change: a live session older than SESSION_TTL_SECONDS is no longer live.
     `claim` / `claim_until` fence DONE where the database has no transactions (standalone MongoDB).
 
@@ -108,3 +123,30 @@ class AttendanceSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.klass_id} at {self.started_at:%Y-%m-%d %H:%M} ({self.state})"
+
+
+class AttendanceChange(models.Model):
+    """One change of a student's status in a session, in the order made: a mark, MARK_ALL, a clear
+    (`status` null), a check-in, DONE's absents, a correction. The session's `marks` (live) and its records
+    (persisted) hold the current state; this is the log (GET /class/:id/sessions/:sessionId/changes)."""
+
+    id = ObjectIdField(primary_key=True)
+    session = models.ForeignKey(
+        AttendanceSession, on_delete=models.CASCADE, related_name="changes", db_column="sessionId"
+    )
+    student_id = models.CharField(max_length=24, db_column="studentId")
+    status = models.CharField(max_length=7, choices=Status.choices, null=True, blank=True)
+    remark = models.CharField(max_length=REMARK_MAX_LENGTH, null=True, blank=True)
+    at = models.DateTimeField()
+    by = models.CharField(max_length=24)
+    source = models.CharField(max_length=10, choices=MarkSource.choices)
+
+    class Meta:
+        db_table = "attendance_changes"
+        # `id` breaks ties within a millisecond: ObjectIds grow with time within a process.
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["session", "at"], name="changes_of_session")]
+
+    def __str__(self) -> str:
+        change = self.status or "cleared"
+        return f"{self.student_id} {change} by {self.by} ({self.source}) at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -6,14 +6,20 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from common import messages
 from common.schemas import IsoDateTime, IsoTimestamp, NonEmptyStr, ObjectIdStr, RequestBody, ResponseModel
-from live.models import Status
+from live.models import REMARK_MAX_LENGTH, MarkSource, Status
 
 # Statuses arrive as JSON strings: lax for this field only, so "present" becomes Status.PRESENT.
 StatusField = Annotated[Status, Field(strict=False)]
+# A teacher's remark on a student's mark: trimmed, at most 500 characters; "" clears it.
+Remark = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=REMARK_MAX_LENGTH),
+    Field(description='Trimmed, at most 500 characters; "" clears the remark'),
+]
 
 # --- HTTP ---------------------------------------------------------------------------------------------
 
@@ -34,6 +40,16 @@ class PersistedStatus(ResponseModel):
     status: Status | None
 
 
+class LiveMark(ResponseModel):
+    """A student's current mark in a live session."""
+
+    status: Status
+    remark: str | None
+    at: IsoTimestamp = Field(description="When it was made")
+    by: ObjectIdStr = Field(description="The user id who made it")
+    source: MarkSource
+
+
 class ActiveSession(ResponseModel):
     """The caller's live session, as the database holds it (GET /attendance/active)."""
 
@@ -41,6 +57,9 @@ class ActiveSession(ResponseModel):
     classId: ObjectIdStr
     startedAt: IsoTimestamp
     attendance: dict[ObjectIdStr, Status] = Field(description="studentId → status, for the students marked so far")
+    marks: dict[ObjectIdStr, LiveMark] = Field(
+        description="studentId → the mark with its remark and who made it when, for the students marked so far"
+    )
 
 
 # --- HTTP: history and reports (persisted sessions only) -------------------------------------------------
@@ -104,14 +123,43 @@ class SessionSummary(ResponseModel):
     endedAt: IsoDateTime = Field(description="When DONE persisted the session")
     present: int
     absent: int
-    total: int = Field(description="present + absent: the students enrolled when the session was persisted")
+    late: int
+    excused: int
+    total: int = Field(description="The students enrolled when the session was persisted (the four counts' sum)")
 
 
 class SessionRecord(ResponseModel):
+    """A student's record in a persisted session, with its last change (null only on records older than these
+    fields)."""
+
     studentId: ObjectIdStr
     name: str
     email: str
     status: Status
+    remark: str | None
+    at: IsoDateTime | None = Field(description="When its status last changed")
+    by: ObjectIdStr | None = Field(description="The user id who changed it")
+    source: MarkSource | None = Field(description="How: teacher, check-in, done (made absent by DONE), correction")
+
+
+class CorrectionBody(RequestBody):
+    """PATCH /class/:id/sessions/:sessionId/records/:studentId: a correction after DONE."""
+
+    status: StatusField
+    remark: Remark | None = Field(
+        default=None, description='Trimmed, at most 500 characters; "" clears it; without it the current one is kept'
+    )
+
+
+class ChangeEntry(ResponseModel):
+    """One change of a session, in the order made (live ones included)."""
+
+    studentId: ObjectIdStr
+    status: Status | None = Field(description="null for a clear")
+    remark: str | None
+    at: IsoDateTime
+    by: ObjectIdStr
+    source: MarkSource
 
 
 class SessionDetail(ResponseModel):
@@ -123,6 +171,8 @@ class SessionDetail(ResponseModel):
     endedAt: IsoDateTime = Field(description="When DONE persisted the session")
     present: int
     absent: int
+    late: int
+    excused: int
     total: int
     records: list[SessionRecord]
 
@@ -135,7 +185,12 @@ class StudentReport(ResponseModel):
     email: str
     present: int
     absent: int
-    rate: float | None = Field(description="present / (present + absent), 4 decimal places; null without records")
+    late: int
+    excused: int
+    rate: float | None = Field(
+        description="(present + late) / (present + late + absent), 4 decimal places (excused left out); "
+        "null when that denominator is 0"
+    )
 
 
 class ClassReport(ResponseModel):
@@ -152,6 +207,7 @@ class HistoryEntry(ResponseModel):
 
     startedAt: IsoDateTime
     status: Status
+    remark: str | None
 
 
 # --- WebSocket: client → server -------------------------------------------------------------------------
@@ -168,6 +224,17 @@ class Frame(BaseModel):
 class AttendanceMarkedData(RequestBody):
     studentId: NonEmptyStr
     status: StatusField
+    remark: Remark | None = Field(
+        default=None, description='Trimmed, at most 500 characters; "" clears it; without it the current one is kept'
+    )
+
+
+class MarkAllData(RequestBody):
+    status: StatusField = Field(default=Status.PRESENT, description="For every enrolled student without a mark")
+
+
+class ClearedData(RequestBody):
+    studentId: NonEmptyStr
 
 
 class NoData(RequestBody):
@@ -188,10 +255,21 @@ class MarkedPayload(ResponseModel):
     status: Status
 
 
+class MarkAllPayload(ResponseModel):
+    status: Status
+    studentIds: list[ObjectIdStr] = Field(description="The students it marked, in enrolment order (possibly none)")
+
+
+class ClearedPayload(ResponseModel):
+    studentId: ObjectIdStr
+
+
 class SummaryPayload(ResponseModel):
     present: int
     absent: int
-    total: int = Field(description="present + absent: the marks so far")
+    late: int
+    excused: int
+    total: int = Field(description="present + absent + late + excused: the marks so far")
 
 
 class MyStatusPayload(ResponseModel):
@@ -202,6 +280,8 @@ class DonePayload(ResponseModel):
     message: Literal["Attendance persisted"] = messages.ATTENDANCE_PERSISTED
     present: int
     absent: int
+    late: int
+    excused: int
     total: int = Field(description="the class's enrolled students")
 
 
@@ -212,6 +292,8 @@ class ErrorPayload(ResponseModel):
 # Every server message: event name → its `data` schema (the AsyncAPI document is built from this).
 SERVER_EVENTS: dict[str, type[ResponseModel]] = {
     "ATTENDANCE_MARKED": MarkedPayload,
+    "MARK_ALL": MarkAllPayload,
+    "ATTENDANCE_CLEARED": ClearedPayload,
     "TODAY_SUMMARY": SummaryPayload,
     "MY_ATTENDANCE": MyStatusPayload,
     "DONE": DonePayload,

@@ -10,6 +10,7 @@ Sync functions: the consumer calls them through live.db.db_call.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from common.errors import NotFound
 from common.fields import is_object_id
 from common.schemas import iso_z
 from live.models import Attendance, AttendanceSession, SessionState, Status
-from live.schemas import ActiveSession, PersistedStatus
+from live.schemas import ActiveSession, LiveMark, PersistedStatus
 
 
 class Summary(TypedDict):
@@ -35,7 +36,23 @@ class Summary(TypedDict):
 
     present: int
     absent: int
+    late: int
+    excused: int
     total: int
+
+
+def count_statuses(found: Iterable[str], total: int | None = None) -> Summary:
+    """The counts of these statuses; `total` = how many unless given (DONE's: the enrolled students)."""
+    counts = Counter(found)
+    summary: Summary = {
+        "present": counts[Status.PRESENT],
+        "absent": counts[Status.ABSENT],
+        "late": counts[Status.LATE],
+        "excused": counts[Status.EXCUSED],
+        "total": 0,
+    }
+    summary["total"] = sum(counts[status] for status in Status) if total is None else total
+    return summary
 
 
 @dataclass(frozen=True)
@@ -61,14 +78,11 @@ class Session:
     def counts(self, students: Collection[str] | None = None) -> Summary:
         """The marks so far; only those of `students` when given (the enrolled: a mark of a student removed or
         deleted since does not count, as DONE does not persist it)."""
-        found = [s for sid, s in self.attendance.items() if students is None or sid in students]
-        present = sum(1 for status in found if status == Status.PRESENT)
-        absent = sum(1 for status in found if status == Status.ABSENT)
-        return {"present": present, "absent": absent, "total": present + absent}
+        return count_statuses(s for sid, s in self.attendance.items() if students is None or sid in students)
 
 
 def statuses(marks: dict[str, Any]) -> dict[str, str]:
-    """studentId → status of a session's marks ({studentId: {status, at, by, source}})."""
+    """studentId → status of a session's marks ({studentId: {status, remark?, at, by, source}})."""
     return {student_id: mark["status"] for student_id, mark in (marks or {}).items()}
 
 
@@ -102,11 +116,22 @@ def active_session(teacher_id: str, marks: bool = True) -> Session:
 
 def live_session(teacher: User) -> ActiveSession | None:
     """GET /attendance/active: the teacher's live session with its marks so far (what a client reloads)."""
-    session = teacher_session(teacher.id)
-    if session is None:
+    row = live_sessions().filter(teacher_id=teacher.id).order_by("-started_at").first()
+    if row is None:
         return None
-    marks = {student_id: Status(status) for student_id, status in session.attendance.items()}
-    return ActiveSession(sessionId=session.id, classId=session.class_id, startedAt=session.started_at, attendance=marks)
+    marks = {
+        student_id: LiveMark(
+            status=mark["status"], remark=mark.get("remark"), at=mark["at"], by=mark["by"], source=mark["source"]
+        )
+        for student_id, mark in (row.marks or {}).items()
+    }
+    return ActiveSession(
+        sessionId=row.id,
+        classId=row.klass_id,
+        startedAt=iso_z(row.started_at),
+        attendance={student_id: mark.status for student_id, mark in marks.items()},
+        marks=marks,
+    )
 
 
 def student_sessions(class_ids: Iterable[str]) -> list[Session]:
@@ -164,8 +189,7 @@ def persisted_summary(session_id: str) -> Summary | None:
         .annotate(n=Count("id"))
         .values_list("status", "n")
     )
-    present, absent = counts.get(Status.PRESENT, 0), counts.get(Status.ABSENT, 0)
-    return {"present": present, "absent": absent, "total": present + absent}
+    return count_statuses(Counter(counts).elements())
 
 
 Participant = tuple[User, set[str]]

@@ -13,10 +13,13 @@ from common.errors import Forbidden, NotFound
 from live import commands, history, selectors
 from live.schemas import (
     ActiveSession,
+    ChangeEntry,
     ClassReport,
+    CorrectionBody,
     HistoryEntry,
     PersistedStatus,
     SessionDetail,
+    SessionRecord,
     SessionsQuery,
     SessionSummary,
     StartAttendanceBody,
@@ -83,6 +86,44 @@ def class_session(request: HttpRequest, user: User, class_id: str, session_id: s
     """One persisted session of the class with every student's record, by name."""
     klass = classes.owned_class(class_id, user)
     return history.session_detail(klass, session_id)
+
+
+SESSION_ID = {
+    "session_id": "The session's `_id`, as GET /class/{class_id}/sessions lists it. A malformed id, an unknown "
+    "one or another class's is answered as not found."
+}
+
+
+@endpoint(
+    "PATCH",
+    auth=auth.teacher,
+    body=CorrectionBody,
+    response=SessionRecord,
+    errors=(*OWNED_CLASS_ERRORS, NotFound(messages.SESSION_NOT_FOUND), NotFound(messages.STUDENT_NOT_FOUND)),
+    params={
+        **SESSION_ID,
+        "student_id": "The student whose record to correct: not found without a record in that session.",
+    },
+)
+def correct_record(
+    request: HttpRequest, user: User, class_id: str, session_id: str, student_id: str, body: CorrectionBody
+) -> SessionRecord:
+    """Correct a student's record of a persisted session (source "correction"; logged). My-attendance, history,
+    reports and the CSV show it at once."""
+    return commands.correct_record(user, class_id, session_id, student_id, body.status, body.remark)
+
+
+@endpoint(
+    "GET",
+    auth=auth.teacher,
+    response=list[ChangeEntry],
+    errors=(*OWNED_CLASS_ERRORS, NotFound(messages.SESSION_NOT_FOUND)),
+    params=SESSION_ID,
+)
+def session_changes(request: HttpRequest, user: User, class_id: str, session_id: str) -> list[ChangeEntry]:
+    """Every change of a session of the class in the order made, live ones included (`status` null: a clear)."""
+    klass = classes.owned_class(class_id, user)
+    return history.session_changes(klass, session_id)
 
 
 @endpoint("GET", auth=auth.teacher, response=ClassReport, errors=OWNED_CLASS_ERRORS)

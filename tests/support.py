@@ -218,16 +218,26 @@ def marked(student_id: str, status: str) -> dict[str, Any]:
     return {"event": "ATTENDANCE_MARKED", "data": {"studentId": student_id, "status": status}}
 
 
-def summary(present: int, absent: int) -> dict[str, Any]:
-    return {"event": "TODAY_SUMMARY", "data": {"present": present, "absent": absent, "total": present + absent}}
+def summary(present: int, absent: int, late: int = 0, excused: int = 0) -> dict[str, Any]:
+    counts = {"present": present, "absent": absent, "late": late, "excused": excused}
+    return {"event": "TODAY_SUMMARY", "data": {**counts, "total": present + absent + late + excused}}
 
 
 def my_status(status: str) -> dict[str, Any]:
     return {"event": "MY_ATTENDANCE", "data": {"status": status}}
 
 
-def done(present: int, absent: int, total: int) -> dict[str, Any]:
-    return {"event": "DONE", "data": {"message": PERSISTED, "present": present, "absent": absent, "total": total}}
+def done(present: int, absent: int, total: int, late: int = 0, excused: int = 0) -> dict[str, Any]:
+    counts = {"present": present, "absent": absent, "late": late, "excused": excused, "total": total}
+    return {"event": "DONE", "data": {"message": PERSISTED, **counts}}
+
+
+def mark_all(status: str, student_ids: list[str]) -> dict[str, Any]:
+    return {"event": "MARK_ALL", "data": {"status": status, "studentIds": student_ids}}
+
+
+def cleared(student_id: str) -> dict[str, Any]:
+    return {"event": "ATTENDANCE_CLEARED", "data": {"studentId": student_id}}
 
 
 def frame(event: str, data: Any = ..., **extra: Any) -> str:

@@ -104,7 +104,9 @@ def test_every_client_event_is_received_with_its_schema_role_and_errors(document
     marked = schemas["AttendanceMarkedData"]
     assert marked["required"] == ["studentId", "status"]
     assert marked["properties"]["status"] == {"$ref": "#/components/schemas/Status"}
-    assert schemas["Status"]["enum"] == ["present", "absent"]
+    assert schemas["Status"]["enum"] == ["present", "absent", "late", "excused"]
+    assert marked["properties"]["remark"]["anyOf"][0]["maxLength"] == 500
+    assert schemas["MarkAllData"].get("required", []) == [] and schemas["ClearedData"]["required"] == ["studentId"]
     # DONE's data may be left out or null; ATTENDANCE_MARKED's may not.
     done = document["components"]["messages"]["client.DONE"]["payload"]
     assert done["required"] == ["event"] and {"type": "null"} in done["properties"]["data"]["anyOf"]
@@ -119,7 +121,12 @@ def test_every_server_event_is_sent_with_its_exact_shape(document):
     schemas = document["components"]["schemas"]
     done = schemas["DonePayload"]
     assert done["properties"]["message"]["const"] == PERSISTED
-    assert set(done["required"]) == {"message", "present", "absent", "total"} and done["additionalProperties"] is False
+    counts = {"present", "absent", "late", "excused", "total"}
+    assert set(done["required"]) == {"message", *counts} and done["additionalProperties"] is False
+    assert set(schemas["SummaryPayload"]["required"]) == counts
+    assert set(schemas["MarkAllPayload"]["required"]) == {"status", "studentIds"}
+    assert schemas["ClearedPayload"]["required"] == ["studentId"]
+    assert "remark" not in schemas["MarkedPayload"]["properties"]  # remarks are never broadcast
     assert {"const": NOT_YET_UPDATED, "type": "string"} in schemas["MyStatusPayload"]["properties"]["status"]["anyOf"]
 
 

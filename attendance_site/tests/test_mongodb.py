@@ -302,7 +302,7 @@ def test_round_trip_through_the_orm() -> None:
     assert live_doc["state"] == "live" and isinstance(live_doc["teacherId"], ObjectId)
     assert live_doc["marks"][student.id]["status"] == "present"
     assert selectors.active_session(teacher.id).attendance == {student.id: "present"}
-    assert commands.finish_session(session) == {"present": 1, "absent": 0, "total": 1}
+    assert commands.finish_session(session) == {"present": 1, "absent": 0, "late": 0, "excused": 0, "total": 1}
     record = db["attendance"].find_one({"classId": ObjectId(klass.id)})
     assert isinstance(record["studentId"], ObjectId) and record["status"] == "present"
     assert record["sessionId"] == ObjectId(session.id)
@@ -325,5 +325,5 @@ def test_round_trip_through_the_orm() -> None:
     assert Attendance.objects.filter(klass=klass).count() == 1
 
     later = commands.start_session(teacher, klass.id)
-    assert commands.finish_session(later) == {"present": 0, "absent": 1, "total": 1}
+    assert commands.finish_session(later) == {"present": 0, "absent": 1, "late": 0, "excused": 0, "total": 1}
     assert selectors.my_persisted_status(klass.id, student).status == "absent"

@@ -324,7 +324,8 @@ def test_an_answer_about_the_live_session_older_than_the_start_is_dropped(consol
 
 def test_the_console_reconnects_by_itself_after_a_server_restart(console, tmp_path):
     """The only server process (with Redis for its fan-out) is killed and started again on the same port and
-    database, which keeps the session: both pages reconnect without anyone touching them, keep their marks, and carry on live."""
+    database, which keeps the session: both pages reconnect without anyone touching them, keep their marks, and
+    carry on live."""
     if shutil.which("redis-server") is None:
         require_service("redis-server", "PATH", FileNotFoundError("apt-get install -y redis-server"))
     redis_server = RedisServer(tmp_path).start()
@@ -416,8 +417,9 @@ def test_history_session_records_and_csv_download(console, make_person, api):
     download = download_info.value
     assert download.suggested_filename.endswith("-attendance.csv"), download.suggested_filename
     lines = open(download.path(), encoding="utf-8").read().splitlines()
-    assert lines[0].startswith("studentId,name,email,") and lines[0].endswith(",present,absent,rate"), lines[0]
-    assert any(line.startswith(f"{ana.id},") and ",present,1,0," in line for line in lines), lines
+    header = lines[0]
+    assert header.startswith("studentId,name,email,") and header.endswith(",present,absent,late,excused,rate"), header
+    assert any(line.startswith(f"{ana.id},") and ",present,1,0,0,0," in line for line in lines), lines
     tab.screenshot("teacher-history")
 
     sessions.get_by_role("link").click()

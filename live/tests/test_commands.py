@@ -41,6 +41,10 @@ def rows(klass) -> dict[str, str]:
     return dict(Attendance.objects.filter(klass=klass).values_list("student_id", "status"))
 
 
+def counts(present: int, absent: int, total: int, late: int = 0, excused: int = 0) -> dict[str, int]:
+    return {"present": present, "absent": absent, "late": late, "excused": excused, "total": total}
+
+
 def state(session) -> str:
     return AttendanceSession.objects.get(pk=session.id).state
 
@@ -82,7 +86,7 @@ def test_start_writes_a_live_record_of_the_owning_teacher(room):
     assert (row.state, row.teacher_id, row.klass_id, row.marks) == (SessionState.LIVE, teacher.id, klass.id, {})
     assert ISO_MS_Z.fullmatch(session.started_at)
     assert selectors.live_session(teacher).model_dump() == {
-        "sessionId": session.id, "classId": klass.id, "startedAt": session.started_at, "attendance": {}
+        "sessionId": session.id, "classId": klass.id, "startedAt": session.started_at, "attendance": {}, "marks": {}
     }
 
 
@@ -168,7 +172,7 @@ def test_done_writes_one_record_per_enrolled_student_unmarked_absent(room):
     late = make_user("student")
     Enrollment.objects.create(klass=klass, student=late)
     Enrollment.objects.filter(klass=klass, student=students[2]).delete()
-    assert commands.finish_session(session) == {"present": 1, "absent": 2, "total": 3}
+    assert commands.finish_session(session) == counts(1, 2, 3)
     assert rows(klass) == {students[0].id: "present", students[1].id: "absent", late.id: "absent"}
     assert set(Attendance.objects.filter(klass=klass).values_list("session_id", flat=True)) == {session.id}
     row = AttendanceSession.objects.get(pk=session.id)
@@ -181,7 +185,7 @@ def test_done_of_an_empty_class(db):
     teacher = make_user("teacher")
     klass = make_class(teacher)
     session = commands.start_session(teacher, klass.id)
-    assert commands.finish_session(session) == {"present": 0, "absent": 0, "total": 0}
+    assert commands.finish_session(session) == counts(0, 0, 0)
 
 
 def test_a_second_done_and_a_late_mark_find_no_session(room):
@@ -221,7 +225,7 @@ def test_a_failed_done_leaves_the_session_live_with_its_marks(room, monkeypatch)
     assert rows(klass) == {}
     assert selectors.active_session(teacher.id) == session
     monkeypatch.undo()
-    assert commands.finish_session(session) == {"present": 1, "absent": 2, "total": 3}
+    assert commands.finish_session(session) == counts(1, 2, 3)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -248,7 +252,7 @@ def test_done_whose_commit_reply_was_lost_tells_the_truth(room, monkeypatch):
             raise DatabaseError("server closed the connection unexpectedly")
 
         monkeypatch.setattr(commands, "transaction_if_supported", commit_then_lose)
-    assert commands.finish_session(session) == {"present": 1, "absent": 2, "total": 3}
+    assert commands.finish_session(session) == counts(1, 2, 3)
     monkeypatch.undo()
     assert len(rows(klass)) == 3 and state(session) == SessionState.PERSISTED
     with raises(NotFound, NO_SESSION):
@@ -267,7 +271,7 @@ def no_transactions(monkeypatch):
 def test_without_transactions_done_claims_writes_and_commits(room, no_transactions):
     teacher, klass, students = room
     session = started(room)
-    assert commands.finish_session(session) == {"present": 1, "absent": 2, "total": 3}
+    assert commands.finish_session(session) == counts(1, 2, 3)
     row = AttendanceSession.objects.get(pk=session.id)
     assert (row.state, row.claim, row.claim_until) == (SessionState.PERSISTED, None, None)
     with raises(NotFound, NO_SESSION):
@@ -302,7 +306,7 @@ def test_without_transactions_a_late_commit_after_recovery_is_fenced_off(room, n
     monkeypatch.setattr(commands, "_commit_claim", real_commit)
     assert state(session) == SessionState.LIVE
     assert selectors.active_session(teacher.id).attendance == {students[0].id: "present", students[2].id: "present"}
-    assert commands.finish_session(session) == {"present": 2, "absent": 1, "total": 3}
+    assert commands.finish_session(session) == counts(2, 1, 3)
     assert rows(klass) == {students[0].id: "present", students[1].id: "absent", students[2].id: "present"}
 
 

@@ -55,7 +55,14 @@ def csv_of(site, teacher, class_id):
 
 
 def member(person, **extra):
-    return {"_id": person.id, "name": person.name, "email": person.email, **extra}
+    return {"_id": person.id, "name": person.name, "email": person.email, "late": 0, "excused": 0, **extra}
+
+
+def by_teacher(detail, index):
+    """A record's remark and last change (asserted apart): none, at a millisecond ISO moment."""
+    record = detail["records"][index]
+    assert record["remark"] is None and ISO_MS_Z.fullmatch(record["at"]), record
+    return {key: record[key] for key in ("remark", "at", "by", "source")}
 
 
 @pytest.fixture
@@ -79,7 +86,8 @@ def test_sessions_newest_first_with_counts(site, two_sessions):
     assert [s["startedAt"] for s in sessions] == [second, first]
     assert [(s["present"], s["absent"], s["total"]) for s in sessions] == [(2, 1, 3), (1, 1, 2)]
     for session in sessions:
-        assert set(session) == {"_id", "startedAt", "endedAt", "present", "absent", "total"}
+        assert set(session) == {"_id", "startedAt", "endedAt", "present", "absent", "late", "excused", "total"}
+        assert (session["late"], session["excused"]) == (0, 0)
         assert OBJECT_ID.match(session["_id"])
         assert parse_iso(session["startedAt"]) <= parse_iso(session["endedAt"])
     assert sessions[0]["_id"] != sessions[1]["_id"]
@@ -179,10 +187,12 @@ def test_session_detail_has_every_record_by_name(site, two_sessions):
         **oldest,
         "classId": class_id,
         "records": [
-            {"studentId": ann.id, "name": ann.name, "email": ann.email, "status": "present"},
-            {"studentId": bob.id, "name": bob.name, "email": bob.email, "status": "absent"},
+            {"studentId": ann.id, "name": ann.name, "email": ann.email, "status": "present", **by_teacher(detail, 0)},
+            {"studentId": bob.id, "name": bob.name, "email": bob.email, "status": "absent", **by_teacher(detail, 1)},
         ],
     }
+    assert [r["source"] for r in detail["records"]] == ["teacher", "teacher"]
+    assert {r["by"] for r in detail["records"]} == {teacher.id}
     detail = assert_ok(site.get(f"/class/{class_id}/sessions/{newest['_id']}", teacher))
     assert detail["startedAt"] == second and (detail["present"], detail["absent"], detail["total"]) == (2, 1, 3)
     assert [(r["studentId"], r["status"]) for r in detail["records"]] == [
@@ -280,7 +290,7 @@ def assert_csv_matches_report(site, teacher, class_id):
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8"), newline="")))
     report = report_of(site, teacher, class_id)
     starts, cells = expected_cells(site, teacher, class_id)
-    assert rows[0] == ["studentId", "name", "email", *starts, "present", "absent", "rate"]
+    assert rows[0] == ["studentId", "name", "email", *starts, "present", "absent", "late", "excused", "rate"]
     assert len(rows) == 1 + len(report["students"])
     for row, student in zip(rows[1:], report["students"], strict=True):
         rate = "" if student["rate"] is None else str(student["rate"])
@@ -291,6 +301,8 @@ def assert_csv_matches_report(site, teacher, class_id):
             *cells(student["_id"]),
             str(student["present"]),
             str(student["absent"]),
+            str(student["late"]),
+            str(student["excused"]),
             rate,
         ]
         if student["rate"] is not None:
@@ -302,10 +314,11 @@ def test_csv_has_one_column_per_session_and_empty_cells_before_enrolment(site, t
     teacher, class_id, (ann, bob, cleo), (first, second) = two_sessions
     rows, _ = assert_csv_matches_report(site, teacher, class_id)
     assert rows == [
-        ["studentId", "name", "email", first, second, "present", "absent", "rate"],
-        [ann.id, ann.name, ann.email, "present", "present", "2", "0", "1.0"],
-        [bob.id, bob.name, bob.email, "absent", "present", "1", "1", "0.5"],
-        [cleo.id, cleo.name, cleo.email, "", "absent", "0", "1", "0.0"],  # not enrolled then: empty, not absent
+        ["studentId", "name", "email", first, second, "present", "absent", "late", "excused", "rate"],
+        [ann.id, ann.name, ann.email, "present", "present", "2", "0", "0", "0", "1.0"],
+        [bob.id, bob.name, bob.email, "absent", "present", "1", "1", "0", "0", "0.5"],
+        # Cleo was not enrolled then: empty, not absent.
+        [cleo.id, cleo.name, cleo.email, "", "absent", "0", "1", "0", "0", "0.0"],
     ]
 
 
@@ -314,8 +327,8 @@ def test_csv_of_a_class_without_sessions(site):
     class_id = site.new_class(teacher, [student])
     rows, _ = assert_csv_matches_report(site, teacher, class_id)
     assert rows == [
-        ["studentId", "name", "email", "present", "absent", "rate"],
-        [student.id, student.name, student.email, "0", "0", ""],
+        ["studentId", "name", "email", "present", "absent", "late", "excused", "rate"],
+        [student.id, student.name, student.email, "0", "0", "0", "0", ""],
     ]
 
 
@@ -381,10 +394,12 @@ def test_csv_file_name_is_safe_for_any_class_name(site, class_name, plain, exact
 def test_my_history_newest_first_only_sessions_with_a_record(site, two_sessions):
     teacher, class_id, (ann, bob, cleo), (first, second) = two_sessions
     assert assert_ok(site.get(f"/class/{class_id}/my-history", bob)) == [
-        {"startedAt": second, "status": "present"},
-        {"startedAt": first, "status": "absent"},
+        {"startedAt": second, "status": "present", "remark": None},
+        {"startedAt": first, "status": "absent", "remark": None},
     ]
-    assert assert_ok(site.get(f"/class/{class_id}/my-history", cleo)) == [{"startedAt": second, "status": "absent"}]
+    assert assert_ok(site.get(f"/class/{class_id}/my-history", cleo)) == [
+        {"startedAt": second, "status": "absent", "remark": None}
+    ]
 
 
 def test_my_history_is_per_class(site, two_sessions):
@@ -405,11 +420,17 @@ def test_active_session_until_done(site):
     started_at = site.live(teacher, class_id, {ann.id: "present", bob.id: "absent"})
     active = assert_ok(site.get("/attendance/active", teacher))
     assert re.fullmatch("[0-9a-f]{24}", active.pop("sessionId"))  # the session's _id
+    marks = active.pop("marks")
     assert active == {
         "classId": class_id,
         "startedAt": started_at,
         "attendance": {ann.id: "present", bob.id: "absent"},
     }
+    assert {sid: (m["status"], m["remark"], m["by"], m["source"]) for sid, m in marks.items()} == {
+        ann.id: ("present", None, teacher.id, "teacher"),
+        bob.id: ("absent", None, teacher.id, "teacher"),
+    }
+    assert all(ISO_MS_Z.fullmatch(m["at"]) for m in marks.values())
     assert assert_ok(site.get("/attendance/active", other_teacher)) is None  # someone else's session
 
     site.done(teacher)
@@ -428,6 +449,7 @@ def test_active_session_after_a_restart_has_empty_marks(site):
         "classId": class_id,
         "startedAt": started_at,
         "attendance": {},
+        "marks": {},
     }
 
 

@@ -109,9 +109,9 @@ def test_a_session_being_persisted_counts_nowhere(client, teacher, student):
     report = assert_ok(client.get(f"/class/{klass.id}/report", headers=auth(teacher)))
     assert report["sessions"] == 1 and (report["students"][0]["present"], report["students"][0]["absent"]) == (1, 0)
     header = client.get(f"/class/{klass.id}/report.csv", headers=auth(teacher)).content.split(b"\r\n")[0]
-    assert header == b"studentId,name,email,2025-03-10T08:00:00.000Z,present,absent,rate"
+    assert header == b"studentId,name,email,2025-03-10T08:00:00.000Z,present,absent,late,excused,rate"
     history_ = assert_ok(client.get(f"/class/{klass.id}/my-history", headers=auth(student)))
-    assert history_ == [{"startedAt": "2025-03-10T08:00:00.000Z", "status": "present"}]
+    assert history_ == [{"startedAt": "2025-03-10T08:00:00.000Z", "status": "present", "remark": None}]
 
 
 def test_a_student_who_left_stays_in_the_report_but_loses_their_history(client, teacher, student):

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_counts_only_the_given_students():
     session = Session("s", "t", "c", "2024-01-01T00:00:00.000Z", {"a": "present", "b": "absent", "gone": "present"})
-    assert session.counts() == {"present": 2, "absent": 1, "total": 3}
-    assert session.counts({"a", "b", "unmarked"}) == {"present": 1, "absent": 1, "total": 2}
+    assert session.counts() == {"present": 2, "absent": 1, "late": 0, "excused": 0, "total": 3}
+    assert session.counts({"a", "b", "unmarked"}) == {"present": 1, "absent": 1, "late": 0, "excused": 0, "total": 2}
 
 
 @pytest.fixture

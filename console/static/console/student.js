@@ -9,13 +9,14 @@ const NO_SESSION = "No active attendance session";
 const IDLE_POLL_MS = 20_000;
 
 // What DONE made of a mark: unmarked students are absent (docs/api.md, DONE).
-const finalStatus = (status) => (status === "present" || status === "absent" ? status : "absent");
+const MARKS = ["present", "absent", "late", "excused"];
+const finalStatus = (status) => (MARKS.includes(status) ? status : "absent");
 
 export function studentClassPage(root, ctx, classId) {
   let alive = true;
   let loaded = false;
   let live = false; // a session of this class is live (MY_ATTENDANCE answered with a status)
-  let myStatus = null; // "present" | "absent" | "not yet updated" while live
+  let myStatus = null; // "present" | "absent" | "late" | "excused" | "not yet updated" while live
   let lastMarked = null; // our own last ATTENDANCE_MARKED while live, until MY_ATTENDANCE confirms it
   let doneSeen = null; // the final status a DONE broadcast gives us, until MY_ATTENDANCE says whose DONE it was
   let ended = null; // the final status of the session we watched end (by DONE): "Session ended · …"
@@ -68,7 +69,8 @@ export function studentClassPage(root, ctx, classId) {
     }
     replace(historyArea, h("ul", { class: "sessions", "aria-label": "Past sessions" }, history.map((r) =>
       h("li", {}, h("span", {}, formatDateTime(r.startedAt)), " · ",
-        h("span", { class: `status-${r.status}` }, statusLabel(r.status))))));
+        h("span", { class: `status-${r.status}` }, statusLabel(r.status)),
+        r.remark ? h("span", { class: "remark-text" }, ` · Remark: ${r.remark}`) : null))));
   }
 
   async function loadHistory() {
@@ -181,6 +183,15 @@ export function studentClassPage(root, ctx, classId) {
         // Broadcasts do not name their class: keep the mark, and ask about this class to know it is ours here.
         if (data.studentId === ctx.user._id) {
           if (live) lastMarked = data.status;
+          ask();
+        }
+        return true;
+      }
+      if (event === "MARK_ALL" || event === "ATTENDANCE_CLEARED") {
+        // MARK_ALL names the students it marked; a clear names one. Ours: keep it, and ask this class as above.
+        const mine = event === "MARK_ALL" ? data.studentIds.includes(ctx.user._id) : data.studentId === ctx.user._id;
+        if (mine) {
+          if (live) lastMarked = event === "MARK_ALL" ? data.status : "not yet updated";
           ask();
         }
         return true;

@@ -1,6 +1,6 @@
 // Teacher pages (and the classes list both roles share): classes, one class live, one past session.
 
-import { download, get, post } from "./api.js";
+import { download, get, patch, post } from "./api.js";
 import { checkName, showFieldErrors } from "./checks.js";
 import { emailText, field, h, replace } from "./dom.js";
 import {
@@ -14,6 +14,63 @@ const PICKER_LIMIT = 25;
 const LIVE_CHECK_LIMIT = 50;
 const SESSIONS_PAGE = 20;
 
+// The four statuses in button order: Present and Absent first, as before (Tab from "Present" reaches
+// "Absent"); each with its key on a focused row (docs/console.md "Marking").
+export const STATUSES = [
+  { status: "present", label: "Present", key: "p" },
+  { status: "absent", label: "Absent", key: "a" },
+  { status: "late", label: "Late", key: "l" },
+  { status: "excused", label: "Excused", key: "e" },
+];
+const REMARK_MAX = 500;
+
+// "Present 2 · Late 1 · Absent 1": late and excused only when there are some, so that a class that uses only
+// present/absent reads as before.
+export function countsText(c, sep = " · ", lower = false) {
+  const parts = [["Present", c.present], ["Late", c.late], ["Excused", c.excused], ["Absent", c.absent]]
+    .filter(([label, n]) => n || label === "Present" || label === "Absent");
+  return parts.map(([label, n]) => (lower ? `${n} ${label.toLowerCase()}` : `${label} ${n}`)).join(sep);
+}
+
+// A status button for the row of `name`: pressed when it is the current status.
+function statusButton(def, id, onclick) {
+  return h("button", { type: "button", class: `mark mark-${def.status}`, "aria-pressed": "false",
+    "data-focus": `${def.status}:${id}`, "aria-keyshortcuts": def.key.toUpperCase(), onclick }, check(), def.label);
+}
+
+// P/L/E/A on a row (focus on any of its buttons) choose that status; typing in a remark is left alone.
+function statusKeys(row, choose) {
+  row.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.target.tagName === "INPUT") return;
+    const def = STATUSES.find((d) => d.key === event.key.toLowerCase());
+    if (!def) return;
+    event.preventDefault();
+    choose(def.status);
+  });
+}
+
+// The remark field of a row: sent (by `save`) on Enter or when it loses the focus, only when changed.
+function remarkField(name, id, value, save) {
+  const input = h("input", { type: "text", class: "remark", "aria-label": `Remark for ${name}`, maxlength: REMARK_MAX,
+    placeholder: "Remark", autocomplete: "off", "data-focus": `remark:${id}`, value: value ?? "" });
+  // Enter and the change event that may follow it (or a blur) send one change, not two.
+  let last = (value ?? "").trim();
+  const commit = () => {
+    const text = input.value.trim();
+    if (text === last) return;
+    last = text;
+    if (save(text, input) === false) last = input.value.trim(); // refused: the field shows what holds
+  };
+  input.addEventListener("change", commit);
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      commit();
+    }
+  });
+  return input;
+}
+
 const byName = (a, b) => a.name.localeCompare(b.name) || a.email.localeCompare(b.email);
 
 // For the picker's search: lower case, accents dropped ("Chloé" → "chloe"), spaces collapsed.
@@ -21,7 +78,7 @@ export function searchable(text) {
   return String(text).normalize("NFD").replace(/\p{M}/gu, "").toLowerCase().replace(/\s+/g, " ").trim();
 }
 
-// Shown on the pressed button; hidden from the accessible name, which stays "Present" / "Absent".
+// Shown on the pressed button; hidden from the accessible name, which stays "Present", "Late", ...
 function check() {
   return h("span", { class: "check", "aria-hidden": "true" }, "✓ ");
 }
@@ -115,7 +172,7 @@ export function classesPage(root, ctx) {
         askAll(); // a session started or ended somewhere: ask again
         return true;
       }
-      return event === "ATTENDANCE_MARKED";
+      return event === "ATTENDANCE_MARKED" || event === "MARK_ALL" || event === "ATTENDANCE_CLEARED";
     },
   };
 }
@@ -129,7 +186,10 @@ export function teacherClassPage(root, ctx, classId) {
   let otherLive = null; // the teacher's live session in another class
   let ended = null; // the last DONE's summary, shown until the next start
   let allStudents = null; // GET /students, for the picker
-  let rows = new Map(); // studentId → {present, absent} buttons of the live table
+  let rows = new Map(); // studentId → {buttons: {status → button}, remark} of the live table
+  let remarks = {}; // studentId → the live session's remark (remarks are never broadcast: ours, or from marks)
+  let lastMarkAll = null; // {status, studentIds} of the last MARK_ALL broadcast, for "Undo"
+  let bulk = null; // the "Mark all present" / "Undo" area of the live table
   let sessionsCursor = null; // `before` of the next page of past sessions
   // Bumped by everything that tells us the live session's state (a start, a mark, DONE, each question to
   // GET /attendance/active): an answer asked for before the latest of them is older than what we show.
@@ -159,19 +219,19 @@ export function teacherClassPage(root, ctx, classId) {
   // --- live session ---
   function counts() {
     const marks = Object.values(session?.attendance ?? {});
-    const present = marks.filter((s) => s === "present").length;
-    const absent = marks.filter((s) => s === "absent").length;
-    return { present, absent, unmarked: Math.max(0, roster.length - present - absent) };
+    const c = { present: 0, absent: 0, late: 0, excused: 0 };
+    for (const s of marks) if (s in c) c[s] += 1;
+    return { ...c, unmarked: Math.max(0, roster.length - marks.length) };
   }
 
   function renderStatus() {
     ctx.setSession(session ? "live" : ended ? "ended" : "none");
     if (session) {
       const c = counts();
-      status.textContent = `Session live since ${formatDate(session.startedAt)} · Present ${c.present} · `
-        + `Absent ${c.absent} · Not marked ${c.unmarked} of ${roster.length}`;
+      status.textContent = `Session live since ${formatDate(session.startedAt)} · ${countsText(c)} · `
+        + `Not marked ${c.unmarked} of ${roster.length}`;
     } else if (ended) {
-      status.textContent = `Session ended · Present ${ended.present} · Absent ${ended.absent} · Total ${ended.total}`;
+      status.textContent = `Session ended · ${countsText(ended)} · Total ${ended.total}`;
     } else {
       status.textContent = "No live session.";
     }
@@ -181,12 +241,65 @@ export function teacherClassPage(root, ctx, classId) {
     const row = rows.get(studentId);
     if (!row) return;
     const mark = session?.attendance?.[studentId];
-    row.present.setAttribute("aria-pressed", String(mark === "present"));
-    row.absent.setAttribute("aria-pressed", String(mark === "absent"));
+    for (const [value, button] of Object.entries(row.buttons)) {
+      button.setAttribute("aria-pressed", String(mark === value));
+    }
+    if (document.activeElement !== row.remark) row.remark.value = remarks[studentId] ?? "";
   }
 
+  // Clicking the current status clears it (ATTENDANCE_CLEARED); any other sets it.
   function mark(studentId, value) {
-    if (!ctx.send("ATTENDANCE_MARKED", { studentId, status: value })) showError(NOT_CONNECTED);
+    const sent = session?.attendance?.[studentId] === value
+      ? ctx.send("ATTENDANCE_CLEARED", { studentId })
+      : ctx.send("ATTENDANCE_MARKED", { studentId, status: value });
+    if (!sent) showError(NOT_CONNECTED);
+  }
+
+  function saveRemark(studentId, remark, input) {
+    if (remark === (remarks[studentId] ?? "")) return;
+    const current = session?.attendance?.[studentId];
+    if (!current) {
+      showError("Mark the student first: a remark goes with a status.");
+      input.value = remarks[studentId] ?? "";
+      return false;
+    }
+    if (!ctx.send("ATTENDANCE_MARKED", { studentId, status: current, remark })) {
+      showError(NOT_CONNECTED);
+      return false;
+    }
+    remarks = { ...remarks, [studentId]: remark };
+  }
+
+  function markAll() {
+    if (!ctx.send("MARK_ALL", { status: "present" })) showError(NOT_CONNECTED);
+  }
+
+  // Undo the last MARK_ALL: clear the students it marked that still have the status it gave them.
+  function undoMarkAll() {
+    const last = lastMarkAll;
+    lastMarkAll = null;
+    renderBulk();
+    for (const studentId of last?.studentIds ?? []) {
+      if (session?.attendance?.[studentId] === last.status && !ctx.send("ATTENDANCE_CLEARED", { studentId })) {
+        showError(NOT_CONNECTED);
+        return;
+      }
+    }
+  }
+
+  function renderBulk() {
+    if (!bulk) return;
+    const hadFocus = bulk.contains(document.activeElement);
+    const all = h("button", { type: "button", "data-focus": "mark-all", onclick: markAll,
+      disabled: counts().unmarked === 0 }, "Mark all present");
+    const undo = lastMarkAll?.studentIds.length
+      ? h("button", { type: "button", "data-focus": "undo", onclick: undoMarkAll }, "Undo")
+      : null;
+    replace(bulk, all, undo, lastMarkAll
+      ? h("span", { class: "muted" }, ` ${plural(lastMarkAll.studentIds.length, "student", "students")} marked `
+        + `${statusLabel(lastMarkAll.status).toLowerCase()}`)
+      : null);
+    if (hadFocus) (undo ?? all).focus({ preventScroll: true });
   }
 
   async function endSession() {
@@ -214,6 +327,8 @@ export function teacherClassPage(root, ctx, classId) {
       const started = await post("/attendance/start", { classId });
       liveVersion += 1;
       session = { classId: started.classId, startedAt: started.startedAt, attendance: {} };
+      remarks = {};
+      lastMarkAll = null;
       otherLive = null;
       ended = null;
       renderLive();
@@ -245,6 +360,7 @@ export function teacherClassPage(root, ctx, classId) {
   function buildLive() {
     renderStatus();
     rows = new Map();
+    bulk = null;
     if (!session) {
       const start = h("button", { type: "button", class: "primary", "data-focus": "start" }, "Start session");
       start.addEventListener("click", () => startSession(start));
@@ -256,24 +372,34 @@ export function teacherClassPage(root, ctx, classId) {
     }
     const body = h("tbody", {});
     for (const student of roster) {
-      const present = h("button", { type: "button", class: "mark mark-present", "aria-pressed": "false",
-        "data-focus": `present:${student._id}`, onclick: () => mark(student._id, "present") }, check(), "Present");
-      const absent = h("button", { type: "button", class: "mark mark-absent", "aria-pressed": "false",
-        "data-focus": `absent:${student._id}`, onclick: () => mark(student._id, "absent") }, check(), "Absent");
-      body.append(h("tr", { "aria-label": student.name },
+      const buttons = {};
+      for (const def of STATUSES) {
+        buttons[def.status] = statusButton(def, student._id, () => mark(student._id, def.status));
+      }
+      const remark = remarkField(student.name, student._id, remarks[student._id],
+        (text, input) => saveRemark(student._id, text, input));
+      const row = h("tr", { "aria-label": student.name },
         h("th", { scope: "row" }, h("span", { class: "student-name" }, student.name),
           h("span", { class: "student-email" }, emailText(student.email))),
-        h("td", { class: "mark-buttons" }, present, absent)));
-      rows.set(student._id, { present, absent });
+        h("td", { class: "mark-buttons" }, Object.values(buttons)),
+        h("td", { class: "remark-cell" }, remark));
+      statusKeys(row, (value) => mark(student._id, value));
+      body.append(row);
+      rows.set(student._id, { buttons, remark });
       updateRow(student._id);
     }
+    bulk = roster.length ? h("div", { class: "actions bulk", role: "group", "aria-label": "All students" }) : null;
+    renderBulk();
     const endButton = h("button", { type: "button", class: "danger", "data-focus": "end", onclick: endSession },
       "End session");
     replace(liveBody,
+      bulk,
       roster.length
         ? h("table", { class: "marks" },
-          h("caption", { class: "visually-hidden" }, "Mark each student present or absent"),
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "Mark"))),
+          h("caption", { class: "visually-hidden" },
+            "Mark each student present, absent, late or excused (keys P, A, L, E on a row)"),
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "Mark"),
+            h("th", { scope: "col" }, "Remark"))),
           body)
         : h("p", { class: "muted" }, "No students enrolled yet: add some below."),
       h("div", { class: "actions" }, endButton));
@@ -286,6 +412,11 @@ export function teacherClassPage(root, ctx, classId) {
     const wasLive = session !== null;
     session = active && active.classId === classId ? active : null;
     otherLive = active && active.classId !== classId ? active : null;
+    remarks = {};
+    for (const [studentId, m] of Object.entries(session?.marks ?? {})) {
+      if (m?.remark) remarks[studentId] = m.remark;
+    }
+    if (!session) lastMarkAll = null;
     if (session) ended = null;
     renderLive();
     if (wasLive && !session) {
@@ -373,7 +504,7 @@ export function teacherClassPage(root, ctx, classId) {
   function sessionItem(s, label) {
     return h("li", {},
       h("a", { href: `#/class/${encodeURIComponent(classId)}/sessions/${encodeURIComponent(s._id)}` }, label),
-      h("span", { class: "muted" }, ` · ${s.present} present, ${s.absent} absent of ${s.total}`));
+      h("span", { class: "muted" }, ` · ${countsText(s, ", ", true)} of ${s.total}`));
   }
 
   async function loadSessions(more = false) {
@@ -411,14 +542,17 @@ export function teacherClassPage(root, ctx, classId) {
       report.students.length
         ? h("div", { class: "table-scroll" }, h("table", { class: "report" },
           h("caption", {}, `${plural(report.sessions, "session", "sessions")} saved`),
-          h("thead", {}, h("tr", {}, ["Student", "Present", "Absent", "Rate"].map((c) => h("th", { scope: "col" }, c)))),
+          h("thead", {}, h("tr", {}, ["Student", "Present", "Late", "Excused", "Absent", "Rate"]
+            .map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", {}, report.students.map((s) => h("tr", {},
             h("th", { scope: "row" }, h("span", { class: "student-name" }, s.name),
               h("span", { class: "student-email" }, emailText(s.email))),
-            h("td", {}, String(s.present)), h("td", {}, String(s.absent)),
+            h("td", {}, String(s.present)), h("td", {}, String(s.late ?? 0)), h("td", {}, String(s.excused ?? 0)),
+            h("td", {}, String(s.absent)),
             h("td", { class: "rate" }, formatRate(s.rate))))))
         )
         : h("p", { class: "muted" }, "No students yet."),
+      h("p", { class: "muted" }, "Rate = (present + late) / (present + late + absent); excused sessions are left out."),
       h("div", { class: "actions" }, csv));
   }
 
@@ -470,16 +604,48 @@ export function teacherClassPage(root, ctx, classId) {
           session.attendance = { ...session.attendance, [data.studentId]: data.status };
           updateRow(data.studentId);
           renderStatus();
+          renderBulk();
         } else {
           restoreActive(); // another tab's session
+        }
+        return true;
+      }
+      if (event === "ATTENDANCE_CLEARED") {
+        if (session && rows.has(data.studentId)) {
+          liveVersion += 1;
+          const { [data.studentId]: _cleared, ...rest } = session.attendance;
+          session.attendance = rest;
+          const { [data.studentId]: _remark, ...otherRemarks } = remarks; // a clear removes the remark
+          remarks = otherRemarks;
+          updateRow(data.studentId);
+          renderStatus();
+          renderBulk();
+        } else {
+          restoreActive();
+        }
+        return true;
+      }
+      if (event === "MARK_ALL") {
+        if (session && data.studentIds.every((id) => rows.has(id))) {
+          liveVersion += 1;
+          const marked = Object.fromEntries(data.studentIds.map((id) => [id, data.status]));
+          session.attendance = { ...session.attendance, ...marked };
+          data.studentIds.forEach(updateRow);
+          lastMarkAll = { status: data.status, studentIds: [...data.studentIds] };
+          renderStatus();
+          renderBulk();
+        } else {
+          restoreActive();
         }
         return true;
       }
       if (event === "DONE") {
         if (session) {
           liveVersion += 1;
-          ended = { present: data.present, absent: data.absent, total: data.total };
+          ended = { present: data.present, absent: data.absent, late: data.late ?? 0, excused: data.excused ?? 0,
+            total: data.total };
           session = null;
+          lastMarkAll = null;
           renderLive();
           loadHistory();
         } else {
@@ -495,32 +661,103 @@ export function teacherClassPage(root, ctx, classId) {
   };
 }
 
-// --- #/class/<id>/sessions/<sessionId>: one persisted session's records ------------------------------
+// --- #/class/<id>/sessions/<sessionId>: one persisted session's records, editable, and its change log ----
 export function sessionPage(root, ctx, classId, sessionId) {
   let alive = true;
+  let klass = null;
+  let loads = 0; // a newer load wins over an older answer
   const title = h("h1", {}, "Session");
   const body = h("div", {}, loadingText());
+  const log = h("div", {}, loadingText());
+  const base = `/class/${encodeURIComponent(classId)}/sessions/${encodeURIComponent(sessionId)}`;
   replace(root,
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
       h("a", { href: "#/" }, "All classes"), " / ",
       h("a", { href: `#/class/${encodeURIComponent(classId)}`, class: "class-crumb" }, "Class")),
-    title, h("section", { class: "card" }, body));
-  Promise.all([
-    get(`/class/${encodeURIComponent(classId)}`),
-    get(`/class/${encodeURIComponent(classId)}/sessions/${encodeURIComponent(sessionId)}`),
-  ]).then(([klass, s]) => {
-    if (!alive) return;
-    root.querySelector(".class-crumb").textContent = klass.className;
+    title, h("section", { class: "card" }, body), section("Change log", log));
+
+  // Who made a change: "you", a student of the session (a check-in), or the user id.
+  function who(by, records) {
+    if (by === ctx.user._id) return "you";
+    return records.find((r) => r.studentId === by)?.name ?? by ?? "the server";
+  }
+
+  function renderLog(changes, records) {
+    if (changes.length === 0) {
+      replace(log, h("p", { class: "muted" }, "No change recorded."));
+      return;
+    }
+    const names = new Map(records.map((r) => [r.studentId, r.name]));
+    replace(log, h("ol", { class: "changes", "aria-label": "Changes" }, changes.map((c) => h("li", {},
+      h("span", {}, formatDateTime(c.at, true)), " · ",
+      h("span", { class: "student-name" }, names.get(c.studentId) ?? c.studentId), " · ",
+      h("span", { class: c.status ? `status-${c.status}` : "" }, c.status ? statusLabel(c.status) : "Cleared"),
+      c.remark ? h("span", { class: "remark-text" }, ` (“${c.remark}”)`) : null,
+      h("span", { class: "muted" }, ` · ${c.source} by ${who(c.by, records)}`)))));
+  }
+
+  async function correct(record, status, remark) {
+    const change = { status };
+    if (remark !== undefined) change.remark = remark;
+    try {
+      await patch(`${base}/records/${encodeURIComponent(record.studentId)}`, change);
+      if (alive) await load();
+    } catch (error) {
+      showError(error.message);
+      if (alive) load().catch(() => {}); // show what the server holds, not what was refused
+    }
+  }
+
+  function recordRow(r) {
+    const buttons = STATUSES.map((def) => {
+      const button = statusButton(def, r.studentId, () => {
+        if (r.status !== def.status) correct(r, def.status);
+      });
+      button.setAttribute("aria-pressed", String(r.status === def.status));
+      return button;
+    });
+    const remark = remarkField(r.name, r.studentId, r.remark, (text) => {
+      if (text !== (r.remark ?? "")) correct(r, r.status, text);
+    });
+    const row = h("tr", { "aria-label": r.name },
+      h("th", { scope: "row" }, h("span", { class: "student-name" }, r.name),
+        h("span", { class: "student-email" }, emailText(r.email))),
+      h("td", { class: `mark-buttons status-${r.status}` }, buttons),
+      h("td", { class: "remark-cell" }, remark));
+    statusKeys(row, (value) => { if (r.status !== value) correct(r, value); });
+    return row;
+  }
+
+  async function load() {
+    const mine = ++loads;
+    // The change log failing to load leaves the records usable (its own message in its area).
+    const [s, changes] = await Promise.all([get(base), get(`${base}/changes`).catch((error) => error)]);
+    if (!alive || mine !== loads) return;
+    // Keep the keyboard user's place across the rebuild (the control is found again by its data-focus key).
+    const focused = body.contains(document.activeElement) ? document.activeElement.dataset.focus : undefined;
     title.textContent = `${klass.className}: session of ${formatDateTime(s.startedAt)}`;
     document.title = `${title.textContent} · Live Attendance`;
     replace(body,
-      h("p", {}, `Present ${s.present} · Absent ${s.absent} · Total ${s.total} · ended ${formatDate(s.endedAt)}`),
-      h("div", { class: "table-scroll" }, h("table", { class: "report" },
-        h("thead", {}, h("tr", {}, ["Student", "Status"].map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", {}, s.records.map((r) => h("tr", { "aria-label": r.name },
-          h("th", { scope: "row" }, h("span", { class: "student-name" }, r.name),
-            h("span", { class: "student-email" }, emailText(r.email))),
-          h("td", { class: `status-${r.status}` }, statusLabel(r.status))))))));
-  }).catch((error) => alive && replace(body, errorText(error, "this session")));
+      h("p", {}, `${countsText(s)} · Total ${s.total} · ended ${formatDate(s.endedAt)}`),
+      h("p", { class: "muted" }, "Corrections are saved at once: choose a status, or edit a remark and press Enter."),
+      h("div", { class: "table-scroll" }, h("table", { class: "report marks" },
+        h("caption", { class: "visually-hidden" }, "Records of this session (keys P, A, L, E on a row)"),
+        h("thead", {}, h("tr", {}, ["Student", "Status", "Remark"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, s.records.map(recordRow)))));
+    if (changes instanceof Error) replace(log, errorText(changes, "the change log"));
+    else renderLog(changes, s.records);
+    if (focused) body.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
+  }
+
+  get(`/class/${encodeURIComponent(classId)}`).then((data) => {
+    if (!alive) return;
+    klass = data;
+    root.querySelector(".class-crumb").textContent = klass.className;
+    return load();
+  }).catch((error) => {
+    if (!alive) return;
+    replace(body, errorText(error, "this session"));
+    replace(log);
+  });
   return { dispose: () => { alive = false; } };
 }

@@ -68,6 +68,8 @@ export function formatDateTime(iso, precise = false) {
 export function statusLabel(status) {
   if (status === "present") return "Present";
   if (status === "absent") return "Absent";
+  if (status === "late") return "Late";
+  if (status === "excused") return "Excused";
   if (status === "not yet updated") return "Not marked yet";
   return status ? String(status) : "No record";
 }
