@@ -141,6 +141,8 @@ def _change(session_id: str, student_id: str, mark: dict[str, Any] | None, now: 
 
 T = TypeVar("T")
 _TRANSIENT_RETRIES = 8
+# A DONE that conflicts with another transaction waits for it: up to about 15 s in all (a DONE of 1,000 takes <1 s).
+_DONE_RETRIES = 20
 
 
 def _atomically(change: Callable[[], T]) -> T:
@@ -417,23 +419,34 @@ def finish_session(session: Session, origin: Origin | None = None) -> Summary:
     atomic = transaction_if_supported()
     if atomic is None:
         return _finish_fenced(session, origin)
-    try:
-        with atomic:
-            summary = _take_and_write(session)
-            broadcast_on_commit(session.class_id, "DONE", DonePayload(**summary), origin)
-    except DatabaseError:
-        logger.exception("Persisting the session %s of class %s failed", session.id, session.class_id)
-        return _persisted_after_all(session, origin)
-    return summary
+    # This attempt's token, kept on the persisted session: after an error, it tells "my commit went through
+    # (its reply was lost)" from "another DONE won" (a MongoDB write conflict fails the loser at once).
+    token = secrets.token_hex(8)
+    for attempt in range(_DONE_RETRIES):
+        try:
+            with atomic if atomic is not None else nullcontext():
+                summary = _take_and_write(session, token)
+                broadcast_on_commit(session.class_id, "DONE", DonePayload(**summary), origin)
+            return summary
+        except DatabaseError as error:
+            if attempt + 1 < _DONE_RETRIES and _transient(error):
+                # Another DONE (or a mark) holds the session in its transaction (MongoDB): run again once it
+                # is done; the retry then finds the session taken ("No active attendance session") or takes it.
+                time.sleep(min(0.02 * 2**attempt, 1.0))
+                atomic = transaction_if_supported()
+                continue
+            logger.exception("Persisting the session %s of class %s failed", session.id, session.class_id)
+            return _persisted_after_all(session, origin, token)
+    raise AssertionError("unreachable")
 
 
-def _take_and_write(session: Session) -> Summary:
+def _take_and_write(session: Session, token: str) -> Summary:
     """In a transaction: the conditional update takes (and locks) the session first, so that the marks read
     next are final; then the records."""
     now = utc_now()
     taken = AttendanceSession.objects.filter(
         pk=session.id, state=SessionState.LIVE, updated_at__gte=live_cutoff(now)
-    ).update(state=SessionState.PERSISTED, ended_at=now, updated_at=now)
+    ).update(state=SessionState.PERSISTED, ended_at=now, updated_at=now, claim=token)
     if not taken:
         raise NotFound(messages.NO_SESSION)
     row = AttendanceSession.objects.get(pk=session.id)
@@ -473,10 +486,13 @@ def _log_done(records: list[Attendance], now: datetime, by: str) -> None:
     _log([_change(r.session_id, r.student_id, {"status": r.status}, now, by, MarkSource.DONE) for r in done])
 
 
-def _persisted_after_all(session: Session, origin: Origin | None) -> Summary:
-    """A DONE that met a database error: persisted after all (the reply was lost), or failed."""
+def _persisted_after_all(session: Session, origin: Origin | None, token: str) -> Summary:
+    """A DONE that met a database error: persisted after all by this attempt (the reply was lost), persisted
+    by another DONE (this one lost the race), or failed."""
     try:
-        summary = persisted_summary(session.id)
+        summary = persisted_summary(session.id, by_claim=token)
+        if summary is None and persisted_summary(session.id) is not None:
+            raise NotFound(messages.NO_SESSION)
     except DatabaseError:
         summary = None
     if summary is None:
@@ -507,7 +523,7 @@ def _finish_fenced(session: Session, origin: Origin | None) -> Summary:
     except DatabaseError:
         logger.exception("Persisting the session %s of class %s failed", session.id, session.class_id)
         with suppress(DatabaseError):
-            if (summary_after_all := persisted_summary(session.id)) is not None:
+            if (summary_after_all := persisted_summary(session.id, by_claim=token)) is not None:
                 broadcast_on_commit(session.class_id, "DONE", DonePayload(**summary_after_all), origin)
                 return summary_after_all
         _remove(records)
@@ -527,7 +543,8 @@ def _commit_claim(session_id: str, token: str) -> bool:
     """The commit point without a transaction: one single-document update, only while the claim is ours."""
     return bool(
         AttendanceSession.objects.filter(pk=session_id, state=SessionState.PERSISTING, claim=token).update(
-            state=SessionState.PERSISTED, ended_at=utc_now(), updated_at=utc_now(), claim=None, claim_until=None
+            # The token stays: it names the attempt that persisted the session (see _persisted_after_all).
+            state=SessionState.PERSISTED, ended_at=utc_now(), updated_at=utc_now(), claim_until=None
         )
     )
 

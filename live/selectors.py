@@ -178,9 +178,13 @@ def session_state(session_id: str) -> str | None:
     return AttendanceSession.objects.filter(pk=session_id).values_list("state", flat=True).first()
 
 
-def persisted_summary(session_id: str) -> Summary | None:
-    """The summary of a persisted session, from its records; None if the session is not persisted."""
-    if not AttendanceSession.objects.persisted().filter(pk=session_id).exists():
+def persisted_summary(session_id: str, by_claim: str | None = None) -> Summary | None:
+    """The summary of a persisted session, from its records; None if the session is not persisted (or, with
+    `by_claim`, was not persisted by the DONE attempt that holds that token)."""
+    persisted = AttendanceSession.objects.persisted().filter(pk=session_id)
+    if by_claim is not None:
+        persisted = persisted.filter(claim=by_claim)
+    if not persisted.exists():
         return None
     counts = dict(
         Attendance.objects.filter(session_id=session_id)

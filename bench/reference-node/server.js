@@ -40,7 +40,8 @@ const q = {
   size: db.prepare("SELECT COUNT(*) AS n FROM enrollments WHERE classId = ?"),
   sessions: db.prepare(`SELECT COUNT(*) AS n FROM attendance_sessions s WHERE s.classId = ? AND ${persisted}`),
   counts: db.prepare(
-    "SELECT a.studentId, SUM(a.status = 'present') AS present, SUM(a.status = 'absent') AS absent " +
+    "SELECT a.studentId, SUM(a.status = 'present') AS present, SUM(a.status = 'absent') AS absent, " +
+      "SUM(a.status = 'late') AS late, SUM(a.status = 'excused') AS excused " +
       `FROM attendance a ${joinSession} WHERE a.classId = ? GROUP BY a.studentId`),
   latest: db.prepare(
     `SELECT a.status FROM attendance a ${joinSession} WHERE a.classId = ? AND a.studentId = ? ` +
@@ -114,9 +115,11 @@ app.get("/class/:id/report", auth("teacher"), (req, res) => {
   if (!klass || res.headersSent) return;
   const counts = new Map(q.counts.all(klass._id).map((r) => [r.studentId, r]));
   const students = q.members.all(klass._id).map((s) => {
-    const { present = 0, absent = 0 } = counts.get(s._id) ?? {};
-    const rate = present + absent ? Math.round((present / (present + absent)) * 10000) / 10000 : null;
-    return { _id: s._id, name: s.name, email: s.email, present, absent, rate };
+    const { present = 0, absent = 0, late = 0, excused = 0 } = counts.get(s._id) ?? {};
+    // Late counts as attended, excused is left out (docs/api.md).
+    const counted = present + late + absent;
+    const rate = counted ? Math.round(((present + late) / counted) * 10000) / 10000 : null;
+    return { _id: s._id, name: s.name, email: s.email, present, absent, late, excused, rate };
   });
   students.sort((a, b) => a.name.localeCompare(b.name, "en", { sensitivity: "base" }) || a.email.localeCompare(b.email));
   ok(res, { classId: klass._id, className: klass.class_name, sessions: q.sessions.get(klass._id).n, students });
