@@ -7,6 +7,7 @@ test_wire_live.py holds the same promise over the wire, with a real Daphne left 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from types import SimpleNamespace
 
 import pytest
@@ -26,6 +27,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def short_idle_check(settings):
     settings.DB_IDLE_CHECK_SECONDS = IDLE_CHECK
+
+
+@pytest.fixture(autouse=True)
+async def one_socket_thread(settings):
+    """These follow one thread's connection from event to event: a pool of one thread (DB_SOCKET_THREADS), or a
+    call could land on a second thread with a connection of its own (test_db_threads.py covers the pool)."""
+    settings.DB_SOCKET_THREADS = 1
+    await db.close_db_connections()
+    yield
+    with contextlib.suppress(OSError):  # a test's fake connection may refuse to close ("already gone")
+        await db.close_db_connections()
 
 
 @pytest.fixture
