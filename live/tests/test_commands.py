@@ -211,10 +211,8 @@ def test_done_query_count_does_not_grow_with_the_class(db):
     assert len(sql[200]) == len(sql[5]), sql
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_failed_done_leaves_the_session_live_with_its_marks(room, monkeypatch):
-    teacher, klass, students = room
-    session = started(room)
+def done_whose_records_fail_to_write(session, monkeypatch) -> None:
+    """DONE with the records' bulk write failing (a full disk): the teacher is told to try again."""
 
     def fail(*args, **kwargs):
         raise DatabaseError("disk full")
@@ -222,6 +220,13 @@ def test_a_failed_done_leaves_the_session_live_with_its_marks(room, monkeypatch)
     monkeypatch.setattr(Attendance.objects, "bulk_create", fail)
     with raises(Unavailable, "Could not persist attendance, please try again"):
         commands.finish_session(session)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_done_leaves_the_session_live_with_its_marks(room, monkeypatch):
+    teacher, klass, students = room
+    session = started(room)
+    done_whose_records_fail_to_write(session, monkeypatch)
     assert rows(klass) == {}
     assert selectors.active_session(teacher.id) == session
     monkeypatch.undo()
@@ -314,13 +319,7 @@ def test_without_transactions_a_late_commit_after_recovery_is_fenced_off(room, n
 def test_without_transactions_a_failed_write_gives_the_session_back(room, no_transactions, monkeypatch):
     teacher, klass, _ = room
     session = started(room)
-
-    def fail(*args, **kwargs):
-        raise DatabaseError("disk full")
-
-    monkeypatch.setattr(Attendance.objects, "bulk_create", fail)
-    with raises(Unavailable, "Could not persist attendance, please try again"):
-        commands.finish_session(session)
+    done_whose_records_fail_to_write(session, monkeypatch)
     monkeypatch.undo()
     assert state(session) == SessionState.LIVE and rows(klass) == {}
 
