@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +123,61 @@ def parse_data(schema: type[RequestBody], data: Any) -> Any:
         raise Invalid(messages.INVALID_FORMAT) from None
 
 
+# In place of frames refused by the message rate, at most once a second: the consumer answers it with ERROR.
+RATE_LIMITED = "rate_limited"
+
+
+class MeteredReceive:
+    """A socket's ASGI `receive`, whose frames are counted against the socket's message rate as they arrive.
+
+    A consumer serves one frame at a time. Counted only as they are served, the frames of a flood sent at once
+    would be taken at the pace of the service: when each frame waits on the database (tens of milliseconds on
+    a slow one) the bucket refills as fast as frames are taken, nothing is refused and the flood just queues.
+    So each time the consumer asks for its next message, the frames already waiting in the server's queue are
+    taken and counted first; those over the limit are dropped (one RATE_LIMITED message in their place at most
+    once a second), the others are marked counted. A frame that finds the consumer idle arrived just now: it
+    is counted when served (`AttendanceConsumer.websocket_receive`), without a wrapper coroutine per socket.
+    A server whose queue cannot be read without waiting (no `get_nowait`) has every frame counted when served."""
+
+    __slots__ = ("receive", "rate", "take_waiting", "ready")
+
+    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]], rate: MessageRate) -> None:
+        self.receive = receive
+        self.rate = rate
+        # Daphne and Channels' test communicator both pass the bound `get` of their input queue.
+        self.take_waiting: Callable[[], dict[str, Any]] | None = getattr(
+            getattr(receive, "__self__", None), "get_nowait", None
+        )
+        self.ready: deque[dict[str, Any]] | None = None  # taken from the queue and counted, not yet served
+
+    def __call__(self) -> Awaitable[dict[str, Any]]:
+        if self.take_waiting is not None:
+            self.count_waiting(self.take_waiting)
+        if self.ready:
+            message = self.ready.popleft()
+            taken: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            taken.set_result(message)
+            return taken
+        return self.receive()
+
+    def count_waiting(self, take: Callable[[], dict[str, Any]]) -> None:
+        while True:
+            try:
+                message = take()
+            except asyncio.QueueEmpty:
+                return
+            if message.get("type") == "websocket.receive":
+                if self.rate.allow():
+                    message["counted"] = True
+                elif self.rate.warn():
+                    message = {"type": "websocket.receive", RATE_LIMITED: True}
+                else:
+                    continue
+            if self.ready is None:
+                self.ready = deque()
+            self.ready.append(message)
+
+
 class AttendanceConsumer(AsyncWebsocketConsumer):
     # No channel-layer channel per socket: group messages arrive through the process hub (live.hub).
     channel_layer_alias = None
@@ -145,6 +201,8 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.direct = scope.get("extensions", {}).get(SOCKET_EXTENSION)
+        if self.message_rate.bucket is not None:
+            receive = MeteredReceive(receive, self.message_rate)
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -238,13 +296,19 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
 
     # --- client frames ---------------------------------------------------------------------------------
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """The message rate (docs/production.md limits): a frame over it is not processed, the socket stays
+        open. Most frames were counted on arrival (MeteredReceive); one that found the socket idle is counted
+        now."""
         if not self.authenticated or self.closed:
             return  # refused, or closed by us (frames already in flight are not served)
-        if not self.message_rate.allow():  # docs/production.md limits: not processed, the socket stays open
-            if self.message_rate.warn():
+        if message.get(RATE_LIMITED) or not (message.get("counted") or self.message_rate.allow()):
+            if message.get(RATE_LIMITED) or self.message_rate.warn():
                 await self.send_error(messages.TOO_MANY_MESSAGES)
             return
+        await super().websocket_receive(message)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
             await self.send_error(messages.INVALID_FORMAT)  # binary frames carry no events
             return

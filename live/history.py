@@ -1,6 +1,6 @@
 """Reading persisted attendance back: session history, per-student reports and their CSV export.
 
-Only persisted sessions count: `AttendanceSession.objects.persisted()` and `Attendance.objects.counted()`
+Only persisted sessions count: `AttendanceSession.objects.persisted()` and `Attendance.objects.counted_in(class_id)`
 (live.models) say which, and nothing else here restates it. The database does the counting (grouped,
 conditional COUNTs), so the number of queries of every function here is the same for 1 student or 1,000
 and for 1 session or 100. Works on SQLite, PostgreSQL and MongoDB alike: plain filters, `values()` +
@@ -59,7 +59,7 @@ def persisted_sessions(class_id: str) -> QuerySet[AttendanceSession]:
 
 def counted_records(class_id: str) -> QuerySet[Attendance]:
     """The class's records that count: those of its persisted sessions."""
-    return Attendance.objects.counted().filter(klass_id=class_id)
+    return Attendance.objects.counted_in(class_id)
 
 
 def name_order(name: str, email: str, student_id: str) -> tuple[str, str, str, str]:

@@ -43,9 +43,15 @@ class AttendanceSessionQuerySet(models.QuerySet["AttendanceSession"]):
 
 
 class AttendanceQuerySet(models.QuerySet["Attendance"]):
-    def counted(self) -> AttendanceQuerySet:
-        """The records that count: those of persisted sessions (the only place that says so)."""
-        return self.filter(session_id__in=AttendanceSession.objects.persisted().values("id"))
+    def counted_in(self, class_id: str) -> AttendanceQuerySet:
+        """The class's records that count: those of its persisted sessions (the only place that says so).
+
+        The class's persisted session ids are read first (one query on the class's sessions), not joined in a
+        subquery: on MongoDB that subquery is a $lookup over every session of every class."""
+        session_ids = list(
+            AttendanceSession.objects.persisted().filter(klass_id=class_id).values_list("id", flat=True)
+        )
+        return self.filter(klass_id=class_id, session_id__in=session_ids)
 
 
 class Attendance(models.Model):

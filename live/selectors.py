@@ -165,8 +165,8 @@ def my_persisted_status(class_id: str, student: User) -> PersistedStatus:
     """The student's status in the class's most recent persisted session, or None."""
     klass = classes.enrolled_class(class_id, student)
     status = (
-        Attendance.objects.counted()
-        .filter(klass_id=klass.id, student_id=student.id)
+        Attendance.objects.counted_in(klass.id)
+        .filter(student_id=student.id)
         .order_by("-started_at")
         .values_list("status", flat=True)
         .first()

@@ -97,13 +97,19 @@ class ApplicationQueue:
             self._messages = deque()
         self._messages.append(message)
 
-    async def get(self) -> dict[str, Any]:
+    def get_nowait(self) -> dict[str, Any]:
+        """The next message if one is waiting (live.consumers.MeteredReceive counts them as they arrive)."""
         messages = self._messages
-        if messages:
-            message = messages.popleft()
-            if not messages:
-                self._messages = None
-            return message
+        if not messages:
+            raise asyncio.QueueEmpty
+        message = messages.popleft()
+        if not messages:
+            self._messages = None
+        return message
+
+    async def get(self) -> dict[str, Any]:
+        if self._messages:
+            return self.get_nowait()
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         if self._waiter is None:
             self._waiter = waiter

@@ -4,13 +4,16 @@ Over the wire, with the default limits: test_wire_limits.py."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from attendance_site.asgi import application
+from common.errors import NotFound
 from common.limits import open_sockets
+from live import selectors
 from live.consumers import AttendanceConsumer
 from tests.support import (
     CLOSE_POLICY_VIOLATION,
@@ -53,6 +56,34 @@ async def test_frames_beyond_the_burst_are_not_processed_and_warned_of_once(comm
     await comm_silent(ws)  # one warning for the lot, and none of them processed
     await asyncio.sleep(1.1)  # one token back; the socket stayed open
     assert await comm_ask(ws, frame("TODAY_SUMMARY")) == error(NO_SESSION)
+
+
+async def test_a_flood_is_counted_as_it_arrives_even_while_each_frame_is_slow_to_serve(
+    communicators, settings, monkeypatch
+):
+    """Each frame here takes 50 ms (a slow database), slower than the bucket refills (100 a second): counted
+    only when served, every frame of the flood would pass. Counted on arrival, the burst and what refilled
+    while they were served pass, the rest are refused with one warning."""
+    settings.WS_RATE_BURST, settings.WS_RATE_PER_SECOND = 5, 100
+    ws = await communicators(token_for(await user("teacher")))
+
+    def slow_session(*args, **kwargs):
+        time.sleep(0.05)
+        raise NotFound(NO_SESSION)
+
+    monkeypatch.setattr(selectors, "active_session", slow_session)
+    began = time.monotonic()
+    for _ in range(40):
+        await ws.send_to(text_data=frame("TODAY_SUMMARY"))
+    answers = []
+    while not await ws.receive_nothing(timeout=1.0):
+        answers.append(await comm_recv(ws))
+    elapsed = time.monotonic() - began
+    served = answers.count(error(NO_SESSION))
+    assert answers.count(error(TOO_MANY_MESSAGES)) == 1 and served + 1 == len(answers), answers
+    # The 5 of the burst, and 5 for each 50 ms frame served while the flood waited (refills are counted when
+    # the next frame is taken): far fewer than the 40 sent.
+    assert 5 <= served <= 12, (served, elapsed)
 
 
 async def test_each_socket_has_a_bucket_of_its_own(communicators, settings):

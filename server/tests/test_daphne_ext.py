@@ -82,3 +82,16 @@ async def test_a_receiver_cancelled_after_it_was_handed_a_message_gives_it_back_
         await receiver
     queue.put_nowait(message(2))
     assert [await queue.get(), await queue.get()] == [message(1), message(2)]
+
+
+async def test_get_nowait_takes_what_is_waiting_in_order_and_says_when_nothing_is() -> None:
+    queue = ApplicationQueue()
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+    for n in range(3):
+        queue.put_nowait(message(n))
+    assert [queue.get_nowait() for _ in range(2)] == [message(0), message(1)]
+    assert await queue.get() == message(2)
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+    assert queue._messages is None
