@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -322,6 +323,40 @@ def test_an_answer_about_the_live_session_older_than_the_start_is_dropped(consol
     expect(page.get_by_role("heading", name="Attendance", exact=True)).to_be_focused()
 
 
+@contextmanager
+def a_session_across_a_restart(console, tmp_path, extra_env=None):
+    """The only server process, on a scratch database (plus `extra_env`): a teacher's and Ana's pages in a live
+    session where Ana is marked present; the server is killed (both pages say "Reconnecting…") and started
+    again on the same port and database. Yields (teacher's tab, Ana's tab, Ana, Ben) once both reconnected."""
+    with scratch_database(tmp_path) as db_env:
+        env = {**db_env, **(extra_env or {})}
+        server = DaphneServer(env, log_path=tmp_path / "daphne.log")
+        server.migrate()
+        server.start()
+        try:
+            with httpx.Client(base_url=server.http_url, timeout=10) as client:
+                teacher = Person(client, "teacher")
+                ana, ben = Person(client, "student", unique("Ana")), Person(client, "student", unique("Ben"))
+                class_id = create_class(client, teacher, unique("Physics"))
+                enrol(client, teacher, class_id, ana, ben)
+            tab = console(server.http_url).log_in(teacher).open_class(class_id)
+            tab.start_session()
+            student = console(server.http_url).log_in(ana).open_class(class_id)
+            tab.mark(ana.name, "Present")
+            expect(student.status()).to_have_text("Session in progress · Present")
+            student.record_status_texts()
+
+            server.kill()
+            expect(tab.connection()).to_have_text("Reconnecting…")
+            expect(student.connection()).to_have_text("Reconnecting…")
+            server = DaphneServer(env, port=server.port, log_path=tmp_path / "daphne.log").start()
+            tab.connected(timeout=20_000)
+            student.connected(timeout=20_000)
+            yield tab, student, ana, ben
+        finally:
+            server.stop()
+
+
 def test_the_console_reconnects_by_itself_after_a_server_restart(console, tmp_path):
     """The only server process (with Redis for its fan-out) is killed and started again on the same port and
     database, which keeps the session: both pages reconnect without anyone touching them, keep their marks, and
@@ -330,40 +365,15 @@ def test_the_console_reconnects_by_itself_after_a_server_restart(console, tmp_pa
         require_service("redis-server", "PATH", FileNotFoundError("apt-get install -y redis-server"))
     redis_server = RedisServer(tmp_path).start()
     try:
-        with scratch_database(tmp_path) as db_env:
-            env = {**db_env, "REDIS_URL": redis_server.url}
-            server = DaphneServer(env, log_path=tmp_path / "daphne.log")
-            server.migrate()
-            server.start()
-            try:
-                with httpx.Client(base_url=server.http_url, timeout=10) as client:
-                    teacher = Person(client, "teacher")
-                    ana, ben = Person(client, "student", unique("Ana")), Person(client, "student", unique("Ben"))
-                    class_id = create_class(client, teacher, unique("Physics"))
-                    enrol(client, teacher, class_id, ana, ben)
-                tab = console(server.http_url).log_in(teacher).open_class(class_id)
-                tab.start_session()
-                student = console(server.http_url).log_in(ana).open_class(class_id)
-                tab.mark(ana.name, "Present")
-                expect(student.status()).to_have_text("Session in progress · Present")
-
-                server.kill()
-                expect(tab.connection()).to_have_text("Reconnecting…")
-                expect(student.connection()).to_have_text("Reconnecting…")
-                server = DaphneServer(env, port=server.port, log_path=tmp_path / "daphne.log").start()
-                tab.connected(timeout=20_000)
-                student.connected(timeout=20_000)
-
-                expect(tab.mark_button(ana.name, "Present")).to_have_attribute("aria-pressed", "true")
-                expect(student.status()).to_have_text("Session in progress · Present")
-                tab.mark(ben.name, "Absent")
-                tab.mark_button(ana.name, "Absent").click()
-                expect(student.status()).to_have_text("Session in progress · Absent")
-                expect(tab.status()).to_contain_text("Present 0 · Absent 2")
-                tab.end_session()
-                expect(student.status()).to_have_text("Session ended · Absent")
-            finally:
-                server.stop()
+        with a_session_across_a_restart(console, tmp_path, {"REDIS_URL": redis_server.url}) as (tab, student, ana, ben):
+            expect(tab.mark_button(ana.name, "Present")).to_have_attribute("aria-pressed", "true")
+            expect(student.status()).to_have_text("Session in progress · Present")
+            tab.mark(ben.name, "Absent")
+            tab.mark_button(ana.name, "Absent").click()
+            expect(student.status()).to_have_text("Session in progress · Absent")
+            expect(tab.status()).to_contain_text("Present 0 · Absent 2")
+            tab.end_session()
+            expect(student.status()).to_have_text("Session ended · Absent")
     finally:
         redis_server.kill()
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
 from console.tests.browser import PHONE, Console
-from console.tests.test_browser import live_classroom, unique
-from tests.servers import DaphneServer, scratch_database
+from console.tests.test_browser import a_session_across_a_restart, live_classroom, unique
 from tests.support import Person, WireSite, create_class, enrol, start
 
 pytestmark = [pytest.mark.wire, pytest.mark.browser]
@@ -77,37 +75,13 @@ def test_a_server_restart_never_tells_a_student_the_session_ended(console, tmp_p
     """The only server process (SQLite, no Redis) is killed mid-session and started again on the same port and
     database: the teacher's page reconnects by itself, and the student's never reads "Session ended" (there was
     no DONE): the session is back live (durable sessions) or "No live session"."""
-    with scratch_database(tmp_path) as env:
-        server = DaphneServer(env, log_path=tmp_path / "daphne.log")
-        server.migrate()
-        server.start()
-        try:
-            with httpx.Client(base_url=server.http_url, timeout=10) as client:
-                teacher = Person(client, "teacher")
-                ana, ben = Person(client, "student", unique("Ana")), Person(client, "student", unique("Ben"))
-                class_id = create_class(client, teacher, unique("Physics"))
-                enrol(client, teacher, class_id, ana, ben)
-            tab = console(server.http_url).log_in(teacher).open_class(class_id)
-            tab.start_session()
-            student = console(server.http_url).log_in(ana).open_class(class_id)
-            tab.mark(ana.name, "Present")
-            expect(student.status()).to_have_text("Session in progress · Present")
-            student.record_status_texts()
-
-            server.kill()
-            expect(tab.connection()).to_have_text("Reconnecting…")
-            expect(student.connection()).to_have_text("Reconnecting…")
-            server = DaphneServer(env, port=server.port, log_path=tmp_path / "daphne.log").start()
-            tab.connected(timeout=20_000)
-            student.connected(timeout=20_000)
-            expect(student.status()).to_have_text(
-                re.compile(r"^(Session in progress · Present|No live session)$"), timeout=10_000)
-            student.page.wait_for_timeout(1500)  # any late answer (the history check) has come in
-            assert not any("Session ended" in text for text in student.status_texts()), student.status_texts()
-            expect(student.session_state()).not_to_have_text("Ended")
-            expect(tab.status()).not_to_contain_text("Session ended")
-        finally:
-            server.stop()
+    with a_session_across_a_restart(console, tmp_path) as (tab, student, _ana, _ben):
+        expect(student.status()).to_have_text(
+            re.compile(r"^(Session in progress · Present|No live session)$"), timeout=10_000)
+        student.page.wait_for_timeout(1500)  # any late answer (the history check) has come in
+        assert not any("Session ended" in text for text in student.status_texts()), student.status_texts()
+        expect(student.session_state()).not_to_have_text("Ended")
+        expect(tab.status()).not_to_contain_text("Session ended")
 
 
 # --- 2. One login for every tab; deep links kept through the login -----------------------------------------------
