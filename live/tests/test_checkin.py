@@ -515,6 +515,14 @@ async def test_a_code_of_another_classs_window_is_refused(live_site):
     await recv_all(marked(ann.id, "present"), ann_ws, a.teacher_ws)
 
 
+async def test_a_new_start_closes_the_window_of_the_session_it_replaces(live_site, live_room):
+    room = live_room
+    code = (await open_window(room))["code"]
+    await live_site.start(room.teacher, room.class_id)
+    await recv_all(CLOSED, room.teacher_ws, *room.student_ws)
+    assert await room.student_ws[0].ask(frame("CHECK_IN", {"code": code})) == error(CHECKIN_NOT_OPEN)
+
+
 async def test_a_teacher_socket_that_connects_during_a_window_gets_the_code_at_once(live_site, live_room):
     room = live_room
     code = await open_window(room, rotateSeconds=300)

@@ -6,6 +6,7 @@ Each test has a database of the run's backend (SQLite here, PostgreSQL and Mongo
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,6 +84,26 @@ async def test_codes_rotate_every_ten_seconds_and_the_previous_one_still_works(a
     assert await recv(teacher) == marked(bob.id, "present")
     student = await wire_sockets(wire_server, cleo)
     assert await ask(student, frame("CHECK_IN", {"code": codes[2]["code"]})) == marked(cleo.id, "present")
+
+
+async def test_wrong_codes_sent_at_once_are_compared_five_times_at_most(api, wire_server, wire_sockets):
+    """Twenty wrong codes sent at once over HTTP (the server serves them on several threads): each is counted
+    before it is compared, so exactly five are compared (400) and the others refused (429); then the right code
+    is refused too."""
+    room = new_classroom(api, 1)
+    start(api, room.teacher, room.class_id)
+    teacher = await wire_sockets(wire_server, room.teacher)
+    _, code = await opened_with_code(teacher)
+    wrong = "000000" if code["data"]["code"] != "000000" else "111111"
+    body = {"classId": room.class_id, "code": wrong}
+    async with httpx.AsyncClient(base_url=wire_server.http_url, timeout=20) as client:
+        responses = await asyncio.gather(
+            *(client.post("/attendance/check-in", json=body, headers=room.students[0].headers) for _ in range(20))
+        )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [400] * 5 + [429] * 15, statuses
+    response = check_in(wire_server, room.students[0], room.class_id, code["data"]["code"])
+    assert_error(response, 429, TOO_MANY_ATTEMPTS)
 
 
 async def test_a_restart_keeps_the_window_open_with_the_same_codes_and_wrong_counts(tmp_path, wire_sockets):
