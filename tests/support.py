@@ -62,6 +62,10 @@ PERSISTED = "Attendance persisted"
 PERSIST_FAILED = "Could not persist attendance, please try again"
 TOO_MANY_MESSAGES = "Too many messages"
 TOO_MANY_CONNECTIONS = "Too many connections"
+CHECKIN_NOT_OPEN = "Check-in is not open"
+INVALID_CODE = "Invalid or expired code"
+ALREADY_MARKED = "Already marked"
+TOO_MANY_ATTEMPTS = "Too many attempts"
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_MESSAGE_TOO_BIG = 1009
@@ -473,6 +477,22 @@ def own_wire_server(tmp_dir: Any, env: dict[str, str] | None = None) -> Iterator
             yield server
         finally:
             server.stop()
+
+
+@contextlib.contextmanager
+def wire_servers(tmp_dir: Any, count: int, env: dict[str, str]) -> Iterator[list[DaphneServer]]:
+    """`count` wire servers sharing one scratch database of the run's backend (`env` over the defaults, e.g. a
+    shared REDIS_URL); migrated once, stopped at the end. A test may kill and start them again."""
+    with contextlib.ExitStack() as stack:
+        db_env = stack.enter_context(scratch_database(tmp_dir))
+        started: list[DaphneServer] = []
+        for _ in range(count):
+            server = DaphneServer({**db_env, **env}, log_path=tmp_dir / f"daphne-{secrets.token_hex(3)}.log")
+            if not started:
+                server.migrate()
+            stack.callback(server.stop)
+            started.append(server.start())
+        yield started
 
 
 def server_cpu_seconds(server: Any) -> float:

@@ -31,6 +31,7 @@ from common.errors import (
     Forbidden,
     Invalid,
     NotFound,
+    NotNow,
     TooManyRequests,
     Unauthenticated,
     Unavailable,
@@ -90,6 +91,7 @@ def test_method_not_allowed_is_the_envelope_with_allow():
         (Unauthenticated("x"), 401),
         (Forbidden("x"), 403),
         (NotFound("x"), 404),
+        (NotNow("x"), 409),  # self check-in: "Check-in is not open", "Already marked"
         (PayloadTooLarge("x"), 413),
         (TooManyRequests("x"), 429),
         (Unavailable("x"), 503),
@@ -102,7 +104,9 @@ def test_each_kind_of_domain_error_has_one_http_status(error, status):
 
 
 def test_every_domain_error_kind_is_mapped():
-    kinds = {Invalid, Conflict, Unauthenticated, Forbidden, NotFound, TooManyRequests, Unavailable, PayloadTooLarge}
+    kinds = {
+        Invalid, Conflict, Unauthenticated, Forbidden, NotFound, NotNow, TooManyRequests, Unavailable, PayloadTooLarge
+    }
     assert set(HTTP_STATUS) == kinds
     assert {kind for kind in DomainError.__subclasses__()} <= kinds
 
