@@ -28,10 +28,11 @@ the class's enrolled students, on all their open sockets — see each mark and s
 persists the results.
 
 Every frame, both ways, is a JSON text frame `{{"event": "...", "data": {{...}}}}`. The server sends nothing
-unprompted on connect. A bad frame gets an ERROR and the socket stays open — after any ERROR but the
-connection's ("{messages.WS_UNAUTHORIZED}", "{messages.TOO_MANY_CONNECTIONS}": then close 1008). A frame over
-64 KiB is refused with close 1009; a binary frame gets "{messages.INVALID_FORMAT}". Each client event is checked
-in this order: role → session → payload → the rest. A broadcast caused by a socket reaches that socket first."""
+unprompted on connect, but CHECKIN_CODE to a teacher whose live session has an open check-in window. A bad
+frame gets an ERROR and the socket stays open — after any ERROR but the connection's
+("{messages.WS_UNAUTHORIZED}", "{messages.TOO_MANY_CONNECTIONS}": then close 1008). A frame over 64 KiB is
+refused with close 1009; a binary frame gets "{messages.INVALID_FORMAT}". Each client event is checked in this
+order: role → session → payload → the rest. A broadcast caused by a socket reaches that socket first."""
 
 
 def client_key(event: str) -> str:
@@ -66,7 +67,8 @@ def build_asyncapi(host: str = "127.0.0.1:3000", secure: bool = False) -> dict[s
 
     operations: dict[str, Any] = {}
     for name, event in EVENTS.items():
-        replies = [message_ref(server_key(name))] if name in SERVER_EVENTS else []
+        answers = event.replies or ((name,) if name in SERVER_EVENTS else ())
+        replies = [message_ref(server_key(answer)) for answer in answers]
         operations[f"receive.{name}"] = {
             "action": "receive",
             "channel": {"$ref": CHANNEL_REF},

@@ -32,6 +32,11 @@ class Conflict(DomainError):
     """The request clashes with what exists (an email already taken)."""
 
 
+class NotNow(DomainError):
+    """The request is well-formed, but what it acts on is not in a state that allows it now (HTTP 409): a
+    check-in while no window is open, or of a student already marked."""
+
+
 class Unauthenticated(DomainError):
     """No valid credentials: a missing, bad or expired token, or a user who no longer exists."""
 

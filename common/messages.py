@@ -45,6 +45,12 @@ PERSIST_FAILED_KEPT: Final = "Could not persist attendance; the marks are kept f
 TOO_MANY_MESSAGES: Final = "Too many messages"
 TOO_MANY_CONNECTIONS: Final = "Too many connections"
 
+# --- self check-in (HTTP and WebSocket) -------------------------------------------------------------------
+CHECKIN_NOT_OPEN: Final = "Check-in is not open"
+INVALID_CODE: Final = "Invalid or expired code"
+ALREADY_MARKED: Final = "Already marked"
+TOO_MANY_ATTEMPTS: Final = "Too many attempts"
+
 # --- WebSocket: values inside messages -------------------------------------------------------------------
 NOT_YET_UPDATED: Final = "not yet updated"
 ATTENDANCE_PERSISTED: Final = "Attendance persisted"

@@ -42,14 +42,32 @@ from pymongo.errors import PyMongoError
 from accounts.models import User
 from classes import services as classes
 from common import messages
-from common.errors import NotFound, Unavailable
+from common.errors import DomainError, Forbidden, Invalid, NotFound, NotNow, TooManyRequests, Unavailable
 from common.fields import is_object_id
 from common.schemas import iso_z
 from live import history
+from live.checkin import MAX_WRONG_CODES, Window, new_secret
 from live.models import Attendance, AttendanceChange, AttendanceSession, MarkSource, SessionState, Status
-from live.publisher import Origin, broadcast_on_commit
-from live.schemas import ClearedPayload, DonePayload, MarkAllPayload, MarkedPayload, SessionRecord
-from live.selectors import Session, Summary, check_enrolled, count_statuses, live_cutoff, persisted_summary
+from live.notify import user_group
+from live.publisher import Origin, broadcast_on_commit, notify_on_commit
+from live.schemas import (
+    CheckInClosedPayload,
+    CheckInOpenedPayload,
+    ClearedPayload,
+    DonePayload,
+    MarkAllPayload,
+    MarkedPayload,
+    SessionRecord,
+)
+from live.selectors import (
+    Session,
+    Summary,
+    check_enrolled,
+    count_statuses,
+    live_cutoff,
+    persisted_summary,
+    student_sessions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +122,12 @@ def _start(teacher: User, class_id: str, started_at: datetime) -> Session:
     atomic = transaction_if_supported()
     with atomic if atomic is not None else nullcontext():
         live = AttendanceSession.objects.filter(teacher_id=teacher.id, state=SessionState.LIVE)
+        # A replaced session's open check-in window closes with it (each conditionally: announced once).
+        for session_id, replaced_class in live.filter(checkin_closes_at__isnull=False).values_list("id", "klass_id"):
+            if live.filter(pk=session_id, checkin_closes_at__isnull=False).update(
+                state=SessionState.REPLACED, updated_at=started_at, **WINDOW_CLOSED
+            ):
+                broadcast_on_commit(replaced_class, "CHECKIN_CLOSED", CheckInClosedPayload())
         live.update(state=SessionState.REPLACED, updated_at=started_at)
         row = AttendanceSession.objects.create(
             klass_id=class_id,
@@ -425,7 +449,7 @@ def finish_session(session: Session, origin: Origin | None = None) -> Summary:
     for attempt in range(_DONE_RETRIES):
         try:
             with atomic if atomic is not None else nullcontext():
-                summary = _take_and_write(session, token)
+                summary = _take_and_write(session, token, origin)
                 broadcast_on_commit(session.class_id, "DONE", DonePayload(**summary), origin)
             return summary
         except DatabaseError as error:
@@ -440,9 +464,9 @@ def finish_session(session: Session, origin: Origin | None = None) -> Summary:
     raise AssertionError("unreachable")
 
 
-def _take_and_write(session: Session, token: str) -> Summary:
+def _take_and_write(session: Session, token: str, origin: Origin | None = None) -> Summary:
     """In a transaction: the conditional update takes (and locks) the session first, so that the marks read
-    next are final; then the records."""
+    next are final; then the records. An open check-in window closes (announced before DONE)."""
     now = utc_now()
     taken = AttendanceSession.objects.filter(
         pk=session.id, state=SessionState.LIVE, updated_at__gte=live_cutoff(now)
@@ -450,6 +474,8 @@ def _take_and_write(session: Session, token: str) -> Summary:
     if not taken:
         raise NotFound(messages.NO_SESSION)
     row = AttendanceSession.objects.get(pk=session.id)
+    if row.checkin_closes_at is not None:
+        _close_window_at_done(session, origin)
     records, summary = _records(row, now)
     Attendance.objects.bulk_create(records, batch_size=5000)
     _log_done(records, now, row.teacher_id)
@@ -535,6 +561,10 @@ def _finish_fenced(session: Session, origin: Origin | None) -> Summary:
         logger.warning("The claim on session %s expired before its commit; its records are removed", session.id)
         _remove(records)
         raise Unavailable(messages.PERSIST_FAILED)
+    try:
+        _close_window_at_done(session, origin)
+    except DatabaseError:  # the session is persisted: the upkeep closes the window (and announces it) later
+        logger.warning("Closing the check-in window of session %s failed", session.id, exc_info=True)
     broadcast_on_commit(session.class_id, "DONE", DonePayload(**summary), origin)
     return summary
 
@@ -602,6 +632,268 @@ def correct_record(
         return current.model_copy(update={**mine, "source": MarkSource.CORRECTION})
 
     return _atomically(change)
+
+
+# --- self check-in --------------------------------------------------------------------------------------
+# The window lives on the session's record (live.checkin); every change to it is one conditional update, so that
+# of several processes (teacher sockets' timers, the upkeep, DONE) exactly one announces its closing.
+
+WINDOW_CLOSED: dict[str, Any] = {
+    "checkin_secret": None,
+    "checkin_opened_at": None,
+    "checkin_closes_at": None,
+    "checkin_rotate_seconds": None,
+    "checkin_late_after": None,
+    "checkin_failures": {},
+}
+
+
+def open_checkin(
+    session: Session, minutes: int, rotate_seconds: int, late_after_minutes: int | None, origin: Origin | None = None
+) -> Window:
+    """CHECKIN_OPEN: open (or reopen: a new secret, wrong codes forgotten) the session's window; broadcast
+    CHECKIN_OPENED; the teacher's sockets, in every process, start showing its codes (live.consumers)."""
+    now = utc_now()
+    fields: dict[str, Any] = {
+        "checkin_secret": new_secret(),
+        "checkin_opened_at": now,
+        "checkin_closes_at": now + timedelta(minutes=minutes),
+        "checkin_rotate_seconds": rotate_seconds,
+        "checkin_late_after": late_after_minutes,
+        "checkin_failures": {},
+    }
+    if not _live_row(session.id, now).update(updated_at=now, **fields):
+        raise NotFound(messages.NO_SESSION)
+    row = AttendanceSession(id=session.id, klass_id=session.class_id, teacher_id=session.teacher_id, **fields)
+    window = Window.from_row(row)
+    assert window is not None
+    opened = CheckInOpenedPayload(closesAt=iso_z(window.closes_at))
+    broadcast_on_commit(session.class_id, "CHECKIN_OPENED", opened, origin)
+    notify_on_commit(user_group(session.teacher_id), {"kind": "checkin"})
+    return window
+
+
+def close_checkin(session: Session, origin: Origin | None = None) -> None:
+    """CHECKIN_CLOSE: close the session's window now; "Check-in is not open" if it has none."""
+    now = utc_now()
+    if not _live_row(session.id, now).filter(checkin_closes_at__isnull=False).update(updated_at=now, **WINDOW_CLOSED):
+        raise NotNow(messages.CHECKIN_NOT_OPEN)
+    broadcast_on_commit(session.class_id, "CHECKIN_CLOSED", CheckInClosedPayload(), origin)
+
+
+def close_window(window: Window) -> bool:
+    """Close this window if it is still the session's (not reopened, not closed by another process meanwhile);
+    True for the one caller that did, which announces it."""
+    if not AttendanceSession.objects.filter(pk=window.session_id, checkin_secret=window.secret).update(
+        **WINDOW_CLOSED
+    ):
+        return False
+    broadcast_on_commit(window.class_id, "CHECKIN_CLOSED", CheckInClosedPayload())
+    return True
+
+
+def _close_window_at_done(session: Session, origin: Origin | None) -> None:
+    if AttendanceSession.objects.filter(pk=session.id, checkin_closes_at__isnull=False).update(**WINDOW_CLOSED):
+        broadcast_on_commit(session.class_id, "CHECKIN_CLOSED", CheckInClosedPayload(), origin)
+
+
+def close_ended_windows(limit: int = 500) -> int:
+    """The upkeep's: close the windows past their end, and those of sessions no longer live (expired; replaced
+    or persisted without closing theirs after an error). A session being persisted (a claim) is left to its
+    DONE. Returns how many this call closed."""
+    now = utc_now()
+    cutoff = live_cutoff(now)
+    rows = AttendanceSession.objects.filter(checkin_closes_at__isnull=False).defer("marks")[:limit]
+    closed = 0
+    for row in rows:
+        window = Window.from_row(row)
+        if window is None:
+            continue
+        ended = row.state not in (SessionState.LIVE, SessionState.PERSISTING) or (
+            row.state == SessionState.LIVE and row.updated_at < cutoff
+        )
+        if (ended or not window.is_open(now)) and close_window(window):
+            closed += 1
+    return closed
+
+
+def check_in_to_class(student: User, class_id: str, code: str) -> Status:
+    """POST /attendance/check-in: enrolment first (403), then the class's live session (404), then CHECK_IN's
+    rules."""
+    if not (is_object_id(class_id) and classes.is_enrolled(class_id, student.id)):
+        raise Forbidden(messages.NOT_ENROLLED)
+    sessions = student_sessions([class_id])
+    if not sessions:
+        raise NotFound(messages.NO_SESSION)
+    return check_in(sessions[0], student.id, code)
+
+
+def check_in(session: Session, student_id: str, code: str, origin: Origin | None = None) -> Status:
+    """CHECK_IN: the student marks themselves present (late once the window's lateAfterMinutes have passed)
+    with the current or the previous code; logged (source check-in, by the student) and broadcast.
+
+    Checks, in order: the window is open (409 "Check-in is not open"); fewer than 5 wrong codes in this window
+    (429 "Too many attempts"); the code (400 "Invalid or expired code", counted); not marked yet, by anyone (409
+    "Already marked": never overwritten). The attempt is counted before the code is compared and given back if
+    it was right, so that concurrent attempts (socket and HTTP) cannot compare more than 5 wrong codes."""
+    now = utc_now()
+    window = session.window
+    if window is None or not window.is_open(now):
+        raise NotNow(messages.CHECKIN_NOT_OPEN)
+    if window.wrong_codes(student_id) >= MAX_WRONG_CODES:
+        raise _too_many_attempts(window, now)
+    attempts = _count_attempt(window, student_id, 1)
+    if attempts is None:  # closed or reopened since it was read
+        raise NotNow(messages.CHECKIN_NOT_OPEN)
+    if attempts > MAX_WRONG_CODES:
+        raise _too_many_attempts(window, now)
+    if not window.accepts(code, now):
+        raise Invalid(messages.INVALID_CODE)
+    _count_attempt(window, student_id, -1)  # a right code is not a wrong one
+    status = window.status_at(now)
+    mark = {"status": status.value, "at": iso_z(now), "by": student_id, "source": MarkSource.CHECK_IN.value}
+
+    def change() -> None:
+        if connection.vendor == "mongodb":
+            applied = _check_in_document(window, student_id, mark, now)
+        else:
+            applied = _check_in_row(window, student_id, mark, now)
+        if not applied:
+            raise _why_not_checked_in(window, student_id, now)
+        _log([_change(session.id, student_id, mark, now, student_id, MarkSource.CHECK_IN.value)])
+        payload = MarkedPayload(studentId=student_id, status=status)
+        broadcast_on_commit(session.class_id, "ATTENDANCE_MARKED", payload, origin)
+
+    _atomically(change)
+    return status
+
+
+def _too_many_attempts(window: Window, now: datetime) -> TooManyRequests:
+    """Retry-After: until the window closes (1–900 s, as every limit's): a new window starts the count again."""
+    left = int((window.closes_at - now).total_seconds()) + 1
+    return TooManyRequests(messages.TOO_MANY_ATTEMPTS, retry_after=max(1, min(left, 900)))
+
+
+# The wrong codes of one student in the window: one conditional UPDATE (on this window's secret) that adds to their
+# key and returns the new count; SQLite and PostgreSQL change the key with their JSON functions.
+_ADD_ATTEMPT = {
+    "sqlite": (
+        "json_set(coalesce({col}, '{{}}'), %(path)s, coalesce(json_extract({col}, %(path)s), 0) + %(delta)s)",
+        "json_extract({col}, %(path)s)",
+    ),
+    "postgresql": (
+        "jsonb_set(coalesce({col}, '{{}}'::jsonb), %(path)s,"
+        " to_jsonb(coalesce(({col} ->> %(key)s)::integer, 0) + %(delta)s))",
+        "({col} ->> %(key)s)::integer",
+    ),
+}
+
+
+def _count_attempt(window: Window, student_id: str, delta: int) -> int | None:
+    """Add `delta` to the student's count in this window; the new count, or None if the window is not the
+    session's any more (closed, or reopened with a new secret)."""
+    if connection.vendor == "mongodb":
+        found = _sessions().find_one_and_update(
+            {"_id": ObjectId(window.session_id), "checkinSecret": window.secret},
+            {"$inc": {f"checkinFailures.{student_id}": delta}},
+            projection={f"checkinFailures.{student_id}": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if found is None else int(found["checkinFailures"][student_id])
+    sql = _ADD_ATTEMPT.get(connection.vendor)
+    if sql is None:  # another SQL database: read, change, write, under the row's lock
+        with transaction.atomic():
+            rows = AttendanceSession.objects.select_for_update().filter(
+                pk=window.session_id, checkin_secret=window.secret
+            )
+            failures = rows.values_list("checkin_failures", flat=True).first()
+            if failures is None:
+                return None
+            count = int(failures.get(student_id, 0)) + delta
+            rows.update(checkin_failures={**failures, student_id: count})
+            return count
+    ops = connection.ops
+    col = ops.quote_name("checkinFailures")
+    add, read = (part.format(col=col) for part in sql)
+    table = ops.quote_name(AttendanceSession._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {col} = {add}"  # noqa: S608 (names are ours, values bound)
+            f" WHERE {ops.quote_name('_id')} = %(id)s AND {ops.quote_name('checkinSecret')} = %(secret)s"
+            f" RETURNING {read}",
+            {
+                "path": f'$."{student_id}"' if connection.vendor == "sqlite" else [student_id],
+                "key": student_id,
+                "delta": delta,
+                "id": window.session_id,
+                "secret": window.secret,
+            },
+        )
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+# SQL: the check-in's mark is one conditional UPDATE: the session still live, the same window still open, and no
+# mark of the student yet (a check-in never overwrites one).
+_SET_NEW_MARK = {
+    "sqlite": ("json_set(marks, %(path)s, json(%(mark)s))", "json_type(marks, %(path)s) IS NULL"),
+    "postgresql": ("jsonb_set(marks, %(path)s, %(mark)s::jsonb)", "marks -> %(key)s IS NULL"),
+}
+
+
+def _check_in_row(window: Window, student_id: str, mark: dict[str, Any], now: datetime) -> bool:
+    sql = _SET_NEW_MARK.get(connection.vendor)
+    if sql is None:  # another SQL database: read, change, write, under the row's lock
+        live = _live_row(window.session_id, now).filter(checkin_secret=window.secret, checkin_closes_at__gt=now)
+        marks = live.select_for_update().values_list("marks", flat=True).first()
+        if marks is None or student_id in marks:
+            return False
+        return bool(live.update(marks={**marks, student_id: mark}, updated_at=now))
+    set_mark, unmarked = sql
+    ops = connection.ops
+    table = ops.quote_name(AttendanceSession._meta.db_table)
+    updated = ops.quote_name("updatedAt")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET marks = {set_mark}, {updated} = %(now)s"  # noqa: S608 (names are ours, values bound)
+            f" WHERE {ops.quote_name('_id')} = %(id)s AND state = %(live)s AND {updated} >= %(cutoff)s"
+            f" AND {ops.quote_name('checkinSecret')} = %(secret)s AND {ops.quote_name('checkinClosesAt')} > %(now)s"
+            f" AND {unmarked}",
+            {
+                "path": f'$."{student_id}"' if connection.vendor == "sqlite" else [student_id],
+                "key": student_id,
+                "mark": json.dumps(mark),
+                "now": ops.adapt_datetimefield_value(now),
+                "id": window.session_id,
+                "live": SessionState.LIVE.value,
+                "cutoff": ops.adapt_datetimefield_value(live_cutoff(now)),
+                "secret": window.secret,
+            },
+        )
+        return bool(cursor.rowcount)
+
+
+def _check_in_document(window: Window, student_id: str, mark: dict[str, Any], now: datetime) -> bool:
+    """MongoDB: one single-document conditional update."""
+    query = {
+        **_live_filter(window.session_id, now),
+        "checkinSecret": window.secret,
+        "checkinClosesAt": {"$gt": now},
+        f"marks.{student_id}": {"$exists": False},
+    }
+    update = {"$set": {f"marks.{student_id}": mark, "updatedAt": now}}
+    return bool(_sessions().update_one(query, update, session=_mongodb_session()).matched_count)
+
+
+def _why_not_checked_in(window: Window, student_id: str, now: datetime) -> DomainError:
+    """Why the check-in's conditional update matched nothing: the session ended, the window closed, or the
+    student is marked already."""
+    row = AttendanceSession.objects.filter(pk=window.session_id).first()
+    if row is None or row.state != SessionState.LIVE or row.updated_at < live_cutoff(now):
+        return NotFound(messages.NO_SESSION)
+    if row.checkin_secret != window.secret or row.checkin_closes_at is None or row.checkin_closes_at <= now:
+        return NotNow(messages.CHECKIN_NOT_OPEN)
+    return NotNow(messages.ALREADY_MARKED)
 
 
 # --- upkeep ---------------------------------------------------------------------------------------------

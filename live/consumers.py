@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 from collections import deque
@@ -27,17 +28,21 @@ from pydantic import ValidationError
 from accounts.models import Role, User
 from accounts.tokens import verify_token
 from common import messages
-from common.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
+from common.errors import DomainError, Forbidden, Invalid, NotFound, NotNow, TooManyRequests, Unavailable
 from common.fields import is_object_id
 from common.limits import MessageRate, open_sockets, open_sockets_per_ip, scope_client_ip
-from common.schemas import RequestBody, ResponseModel
+from common.schemas import RequestBody, ResponseModel, iso_z
 from live import commands, publisher, selectors, upkeep
+from live.checkin import checkin_url
 from live.db import db_call
 from live.hub import get_hub
 from live.notify import class_group, user_group
 from live.participants import lookup_participant
 from live.schemas import (
     AttendanceMarkedData,
+    CheckInCodePayload,
+    CheckInData,
+    CheckInOpenData,
     ClearedData,
     ErrorPayload,
     Frame,
@@ -102,6 +107,8 @@ class SocketEvent:
     handler: Handler
     description: str = ""
     errors: tuple[DomainError, ...] = ()
+    # The server events that answer it (the API documents); none given: the event of the same name, if any.
+    replies: tuple[str, ...] = ()
 
     def all_errors(self) -> list[DomainError]:
         """Every ERROR this event can get, in check order: role → session → payload → the handler's."""
@@ -198,6 +205,8 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         self.pending: set[asyncio.Task[None]] = set()  # the expiry's revoke, kept referenced while it runs
         self.message_rate = MessageRate.from_settings()  # docs/production.md limits: WS_RATE_BURST, WS_RATE_PER_SECOND
         self.direct: DirectSocket | None = None  # under our Daphne: broadcasts written outside ASGI
+        self.checkin_codes: asyncio.Task[None] | None = None  # a teacher's: sends CHECKIN_CODE while a window is open
+        self.code_sent: tuple[str, int] | None = None  # (window secret, rotation) of the last CHECKIN_CODE
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.direct = scope.get("extensions", {}).get(SOCKET_EXTENSION)
@@ -257,6 +266,8 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         for text in self.held:
             await self.send(text_data=text)
         self.held.clear()
+        if self.user.role == Role.TEACHER:
+            self.follow_checkin()  # a window open already (a reload of the projector): its code at once
 
     async def refuse(self, message: str) -> None:
         """Accept only to say why, then close 1008 (docs/api.md: the auth ERROR, too many connections)."""
@@ -287,6 +298,9 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         if self.expiry is not None:
             self.expiry.cancel()
             self.expiry = None
+        if self.checkin_codes is not None:
+            self.checkin_codes.cancel()
+            self.checkin_codes = None
         if self.hub_groups:
             get_hub().leave(self.hub_groups, self)
             self.hub_groups = []
@@ -367,6 +381,61 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
     async def on_done(self, session: Session, payload: NoData) -> None:
         await asyncio.shield(db_call(commands.finish_session)(session, self))
 
+    async def on_checkin_open(self, session: Session, payload: CheckInOpenData) -> None:
+        opened = db_call(commands.open_checkin)(
+            session, payload.minutes, payload.rotateSeconds, payload.lateAfterMinutes, self
+        )
+        await asyncio.shield(opened)
+
+    async def on_checkin_close(self, session: Session, payload: NoData) -> None:
+        await asyncio.shield(db_call(commands.close_checkin)(session, self))
+
+    async def on_check_in(self, sessions: list[Session], payload: CheckInData) -> None:
+        session = selectors.checkin_session(sessions, payload.classId)
+        await asyncio.shield(db_call(commands.check_in)(session, self.user.id, payload.code, self))
+
+    # --- a teacher's check-in codes ------------------------------------------------------------------------
+
+    def follow_checkin(self) -> None:
+        """(Re)start this teacher socket's code timer: at connect, and at every window opened (a notice)."""
+        if self.checkin_codes is not None:
+            self.checkin_codes.cancel()
+        if not self.closed:
+            self.checkin_codes = asyncio.get_running_loop().create_task(self.send_checkin_codes())
+
+    async def send_checkin_codes(self) -> None:
+        """While the teacher's live session has an open window: its code now and at every rotation, computed from
+        the record (read again each time: a window closed or reopened elsewhere is followed). At the window's end
+        it is closed here, unless another process (or the upkeep) did first: CHECKIN_CLOSED goes out once."""
+        while not self.closed:
+            try:
+                window = await db_call(selectors.teacher_window)(self.user.id)
+                if window is None:
+                    return
+                now = commands.utc_now()
+                if not window.is_open(now):
+                    await asyncio.shield(db_call(commands.close_window)(window))
+                    return
+                rotation = window.rotation(now)
+                if self.code_sent != (window.secret, rotation):
+                    self.code_sent = (window.secret, rotation)
+                    code = window.code(rotation)
+                    payload = CheckInCodePayload(
+                        code=code,
+                        expiresAt=iso_z(window.expires_at(rotation)),
+                        url=checkin_url(console_origin(self.scope), window.class_id, code),
+                    )
+                    await self.send_event("CHECKIN_CODE", payload)
+                wake = window.expires_at(rotation)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database failed: try again shortly, the window may still be open
+                logger.warning("Following the check-in window failed", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            # Just after the rotation's end (never before it, or the same code would be computed again).
+            await asyncio.sleep(max(0.0, (wake - commands.utc_now()).total_seconds()) + 0.005)
+
     # --- server messages -------------------------------------------------------------------------------
 
     async def send_event(self, event: str, data: ResponseModel) -> None:
@@ -418,6 +487,8 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
             self.leave(class_group(message["class_id"]))
         elif message["kind"] == "revoke":
             await self.revoke()
+        elif message["kind"] == "checkin" and self.accepted and self.user.role == Role.TEACHER:
+            self.follow_checkin()  # a window opened (on any socket of this teacher, in any process)
 
     def leave(self, group: str) -> None:
         if group in self.hub_groups:
@@ -433,6 +504,20 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
             return  # connect() sees `closed` and refuses the socket
         await self.send_error(messages.WS_UNAUTHORIZED)
         await self.close(code=CLOSE_POLICY_VIOLATION)
+
+
+def console_origin(scope: dict[str, Any]) -> str:
+    """`scheme://host` of the console as this socket reached it (its Host header): where CHECKIN_CODE's `url`
+    points. A Host that is not a plain host[:port] falls back to the address the server listens on."""
+    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    host = next((value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"host"), "")
+    if not HOST.fullmatch(host):
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
+    return f"{scheme}://{host}"
+
+
+HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
 # Every client event (the AsyncAPI document is built from this table and live.schemas.SERVER_EVENTS).
@@ -483,5 +568,39 @@ EVENTS: dict[str, SocketEvent] = {
         AttendanceConsumer.on_done,
         "Mark the unmarked enrolled students absent, persist, end the session, broadcast the final summary.",
         errors=(Unavailable(messages.PERSIST_FAILED), Unavailable(messages.PERSIST_FAILED_KEPT)),
+    ),
+    "CHECKIN_OPEN": SocketEvent(
+        Role.TEACHER,
+        teacher_session_unread,
+        CheckInOpenData,
+        AttendanceConsumer.on_checkin_open,
+        "Open (or reopen: a new window) self check-in in the teacher's active session; broadcast `{closesAt}` "
+        "(CHECKIN_OPENED); the teacher's own sockets get CHECKIN_CODE at once and at every rotation.",
+        replies=("CHECKIN_OPENED", "CHECKIN_CODE"),
+    ),
+    "CHECKIN_CLOSE": SocketEvent(
+        Role.TEACHER,
+        teacher_session_unread,
+        NoData,
+        AttendanceConsumer.on_checkin_close,
+        "Close the open check-in window now; broadcast CHECKIN_CLOSED.",
+        errors=(NotNow(messages.CHECKIN_NOT_OPEN),),
+        replies=("CHECKIN_CLOSED",),
+    ),
+    "CHECK_IN": SocketEvent(
+        Role.STUDENT,
+        student_sessions,
+        CheckInData,
+        AttendanceConsumer.on_check_in,
+        "Check in with the code the teacher's screen shows (the current one or the one before it): marked "
+        "present, or late after the window's lateAfterMinutes; broadcast ATTENDANCE_MARKED `{studentId, status}`, "
+        "this socket first. Never overwrites a mark.",
+        errors=(
+            NotNow(messages.CHECKIN_NOT_OPEN),
+            TooManyRequests(messages.TOO_MANY_ATTEMPTS),
+            Invalid(messages.INVALID_CODE),
+            NotNow(messages.ALREADY_MARKED),
+        ),
+        replies=("ATTENDANCE_MARKED",),
     ),
 }

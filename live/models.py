@@ -115,6 +115,16 @@ class AttendanceSession(models.Model):
     ended_at = models.DateTimeField(db_column="endedAt", null=True, blank=True)
     claim = models.CharField(max_length=32, null=True, blank=True)
     claim_until = models.DateTimeField(db_column="claimUntil", null=True, blank=True)
+    # The self check-in window (live.checkin), null while none is open: its secret (codes are computed from it,
+    # it never leaves the server), when it opened and closes, the rotation period, minutes after which a
+    # check-in is late (null: never), and the wrong codes per student in this window ({studentId: n}).
+    # Closing it empties them all, `checkin_closes_at` first (the upkeep's index finds open windows by it).
+    checkin_secret = models.CharField(max_length=64, null=True, blank=True, db_column="checkinSecret")
+    checkin_opened_at = models.DateTimeField(db_column="checkinOpenedAt", null=True, blank=True)
+    checkin_closes_at = models.DateTimeField(db_column="checkinClosesAt", null=True, blank=True)
+    checkin_rotate_seconds = models.PositiveIntegerField(db_column="checkinRotateSeconds", null=True, blank=True)
+    checkin_late_after = models.PositiveIntegerField(db_column="checkinLateAfterMinutes", null=True, blank=True)
+    checkin_failures = models.JSONField(db_column="checkinFailures", default=dict, blank=True)
 
     objects = AttendanceSessionQuerySet.as_manager()
 
@@ -125,6 +135,7 @@ class AttendanceSession(models.Model):
         indexes = [
             models.Index(fields=["teacher", "state"], name="session_of_teacher"),
             models.Index(fields=["klass", "state"], name="sessions_of_class"),
+            models.Index(fields=["checkin_closes_at"], name="open_checkin_windows"),
         ]
 
     def __str__(self) -> str:

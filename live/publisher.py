@@ -41,13 +41,33 @@ def broadcast_on_commit(class_id: str, event: str, payload: ResponseModel, origi
     async def deliver() -> None:
         await send_broadcast(class_id, text, origin)
 
+    _after_commit(deliver, f"{event} to class {class_id}")
+
+
+def notify_on_commit(group: str, message: dict[str, Any]) -> None:
+    """Send a notice (not a client frame: the sockets act on it, live.consumers `on_notice`) to a group's sockets
+    in every process once the current transaction commits, by the same path as broadcasts."""
+
+    async def deliver() -> None:
+        try:
+            await publish(group, message)
+        except Exception:
+            logger.exception("Could not notify %s", group)
+
+    _after_commit(deliver, f"a {message.get('kind')} notice to {group}")
+
+
+def _after_commit(deliver: Any, what: str) -> None:
+    """Run `deliver` once the transaction commits: on the calling socket's loop from a database thread
+    (live.db.defer_to_caller), else at once from this thread."""
+
     def on_commit() -> None:
         if defer_to_caller(deliver):
             return
         try:
             async_to_sync(deliver)()
         except Exception:
-            logger.exception("Could not broadcast %s to class %s", event, class_id)
+            logger.exception("Could not send %s", what)
 
     transaction.on_commit(on_commit)
 

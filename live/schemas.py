@@ -10,6 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from common import messages
 from common.schemas import IsoDateTime, IsoTimestamp, NonEmptyStr, ObjectIdStr, RequestBody, ResponseModel
+from live.checkin import (
+    DEFAULT_MINUTES,
+    DEFAULT_ROTATE_SECONDS,
+    LATE_AFTER_RANGE,
+    MINUTES_RANGE,
+    ROTATE_SECONDS_RANGE,
+)
 from live.models import REMARK_MAX_LENGTH, MarkSource, Status
 
 # Statuses arrive as JSON strings: lax for this field only, so "present" becomes Status.PRESENT.
@@ -50,6 +57,15 @@ class LiveMark(ResponseModel):
     source: MarkSource
 
 
+class CheckInWindow(ResponseModel):
+    """An open check-in window (its secret and codes are never shown: the teacher's sockets get CHECKIN_CODE)."""
+
+    openedAt: IsoTimestamp
+    closesAt: IsoTimestamp
+    rotateSeconds: int = Field(description="How often the code changes")
+    lateAfterMinutes: int | None = Field(description="Check-ins this long after the opening are late; null: never")
+
+
 class ActiveSession(ResponseModel):
     """The caller's live session, as the database holds it (GET /attendance/active)."""
 
@@ -60,6 +76,37 @@ class ActiveSession(ResponseModel):
     marks: dict[ObjectIdStr, LiveMark] = Field(
         description="studentId → the mark with its remark and who made it when, for the students marked so far"
     )
+    checkIn: CheckInWindow | None = Field(description="The open self check-in window, or null")
+
+
+# A check-in code as typed: trimmed; anything but the current code (6 digits) is answered "Invalid or expired code".
+CheckInCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=32),
+    Field(description="The code the teacher's screen shows (6 digits)", examples=["042917"]),
+]
+
+
+class CheckInBody(RequestBody):
+    """POST /attendance/check-in."""
+
+    classId: NonEmptyStr
+    code: CheckInCode
+
+
+class CheckedIn(ResponseModel):
+    """A student's own check-in: the status it gave them."""
+
+    classId: ObjectIdStr
+    status: Status = Field(description="present, or late once the window's lateAfterMinutes have passed")
+
+
+class CheckInState(ResponseModel):
+    """Whether the class's live session has an open check-in window (GET /class/:id/check-in)."""
+
+    classId: ObjectIdStr
+    open: bool
+    closesAt: IsoTimestamp | None = Field(description="When the open window closes; null when none is open")
 
 
 # --- HTTP: history and reports (persisted sessions only) -------------------------------------------------
@@ -247,6 +294,33 @@ class MyAttendanceData(RequestBody):
     )
 
 
+class CheckInOpenData(RequestBody):
+    minutes: int = Field(
+        default=DEFAULT_MINUTES, ge=MINUTES_RANGE[0], le=MINUTES_RANGE[1], description="How long it stays open"
+    )
+    rotateSeconds: int = Field(
+        default=DEFAULT_ROTATE_SECONDS,
+        ge=ROTATE_SECONDS_RANGE[0],
+        le=ROTATE_SECONDS_RANGE[1],
+        description="How often the code changes",
+    )
+    lateAfterMinutes: int | None = Field(
+        default=None,
+        ge=LATE_AFTER_RANGE[0],
+        le=LATE_AFTER_RANGE[1],
+        description="Check-ins this many minutes after the opening are late (0: all of them); left out: never late",
+    )
+
+
+class CheckInData(RequestBody):
+    code: CheckInCode
+    classId: NonEmptyStr | None = Field(
+        default=None,
+        description="Which class; else the most recently started live session of the student's classes that has "
+        "an open window",
+    )
+
+
 # --- WebSocket: server → client -------------------------------------------------------------------------
 
 
@@ -285,6 +359,30 @@ class DonePayload(ResponseModel):
     total: int = Field(description="the class's enrolled students")
 
 
+class CheckInOpenedPayload(ResponseModel):
+    """A check-in window opened (or reopened) in the class's live session."""
+
+    closesAt: IsoTimestamp
+
+
+class CheckInCodePayload(ResponseModel):
+    """To the teacher's own sockets only, when a window opens (or the socket connects during one) and at every
+    rotation: the code to show."""
+
+    code: str = Field(pattern=r"^[0-9]{6}$", examples=["042917"])
+    expiresAt: IsoTimestamp = Field(
+        description="When the next code replaces it (it is still accepted for one more rotation)"
+    )
+    url: str = Field(
+        description="The console address that checks in with this code: `<origin>/#/check-in/<classId>/<code>`",
+        examples=["http://localhost:3000/#/check-in/5f0c0ffee0ddba11deadbeef/042917"],
+    )
+
+
+class CheckInClosedPayload(ResponseModel):
+    """The class's check-in window closed: CHECKIN_CLOSE, its closesAt, or DONE (once)."""
+
+
 class ErrorPayload(ResponseModel):
     message: str
 
@@ -297,6 +395,9 @@ SERVER_EVENTS: dict[str, type[ResponseModel]] = {
     "TODAY_SUMMARY": SummaryPayload,
     "MY_ATTENDANCE": MyStatusPayload,
     "DONE": DonePayload,
+    "CHECKIN_OPENED": CheckInOpenedPayload,
+    "CHECKIN_CODE": CheckInCodePayload,
+    "CHECKIN_CLOSED": CheckInClosedPayload,
     "ERROR": ErrorPayload,
 }
 

@@ -27,8 +27,9 @@ from common import messages
 from common.errors import NotFound
 from common.fields import is_object_id
 from common.schemas import iso_z
+from live.checkin import Window
 from live.models import Attendance, AttendanceSession, SessionState, Status
-from live.schemas import ActiveSession, LiveMark, PersistedStatus
+from live.schemas import ActiveSession, CheckInState, CheckInWindow, LiveMark, PersistedStatus
 
 
 class Summary(TypedDict):
@@ -64,6 +65,7 @@ class Session:
     class_id: str
     started_at: str  # ISO 8601 with milliseconds and "Z", as the spec's new Date().toISOString()
     attendance: dict[str, str] = field(default_factory=dict)  # studentId → status (the spec's shape)
+    window: Window | None = None  # its check-in window, if one is open (or expired and not yet closed)
 
     @classmethod
     def from_row(cls, row: AttendanceSession, marks: bool = True) -> Session:
@@ -73,6 +75,7 @@ class Session:
             class_id=row.klass_id,
             started_at=iso_z(row.started_at),
             attendance=statuses(row.marks) if marks else {},
+            window=Window.from_row(row),
         )
 
     def counts(self, students: Collection[str] | None = None) -> Summary:
@@ -131,7 +134,49 @@ def live_session(teacher: User) -> ActiveSession | None:
         startedAt=iso_z(row.started_at),
         attendance={student_id: mark.status for student_id, mark in marks.items()},
         marks=marks,
+        checkIn=window_shown(Window.from_row(row)),
     )
+
+
+def window_shown(window: Window | None, now: datetime | None = None) -> CheckInWindow | None:
+    """An open window as GET /attendance/active shows it (no secret); None if none is open."""
+    if window is None or not window.is_open(now or datetime.now(tz=UTC)):
+        return None
+    return CheckInWindow(
+        openedAt=iso_z(window.opened_at),
+        closesAt=iso_z(window.closes_at),
+        rotateSeconds=window.rotate_seconds,
+        lateAfterMinutes=window.late_after_minutes,
+    )
+
+
+def teacher_window(teacher_id: str) -> Window | None:
+    """The check-in window of the teacher's live session (open, or past its end and not yet closed), or None."""
+    rows = live_sessions().filter(teacher_id=teacher_id, checkin_closes_at__isnull=False).order_by("-started_at")
+    row = rows.defer("marks").first()
+    return None if row is None else Window.from_row(row)
+
+
+def checkin_session(sessions: list[Session], class_id: str | None) -> Session:
+    """The session a student's CHECK_IN is for, among the live sessions of their classes (most recent first):
+    the class's when named (NotFound without one); else the most recent with an open window, or the most
+    recent (whose closed window then answers "Check-in is not open")."""
+    if class_id is not None:
+        sessions = [s for s in sessions if s.class_id == class_id]
+        if not sessions:
+            raise NotFound(messages.NO_SESSION)
+        return sessions[0]
+    now = datetime.now(tz=UTC)
+    with_window = [s for s in sessions if s.window is not None and s.window.is_open(now)]
+    return (with_window or sessions)[0]
+
+
+def checkin_state(class_id: str, student: User) -> CheckInState:
+    """GET /class/:id/check-in: whether the class's live session has an open window (enrolled students)."""
+    klass = classes.enrolled_class(class_id, student)
+    row = live_sessions().filter(klass_id=klass.id).order_by("-started_at").defer("marks").first()
+    shown = window_shown(None if row is None else Window.from_row(row))
+    return CheckInState(classId=klass.id, open=shown is not None, closesAt=None if shown is None else shown.closesAt)
 
 
 def student_sessions(class_ids: Iterable[str]) -> list[Session]:

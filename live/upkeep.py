@@ -7,7 +7,9 @@ hub, so that nothing outlives its loop). Every UPKEEP_SECONDS, with jitter so th
 - the users of this process's sockets are looked up in one query; sockets of a user who was deleted or
   deactivated are closed (notices from live.notify close them at once; this catches what a notice missed);
 - `live.commands.recover_claims` gives claims whose lease ran out back to live (standalone MongoDB);
-- `live.commands.expire_sessions` ends live sessions idle for SESSION_TTL_SECONDS.
+- `live.commands.expire_sessions` ends live sessions idle for SESSION_TTL_SECONDS;
+- `live.commands.close_ended_windows` closes check-in windows past their end (a teacher's open socket closes its
+  own at once; this catches those without one) and those of sessions no longer live.
 
 A token's expiry needs no sweep: each socket closes itself when its token expires (live.consumers).
 
@@ -73,6 +75,10 @@ async def expire_sessions() -> int:
     return await db_call(commands.expire_sessions)()
 
 
+async def close_checkin_windows() -> int:
+    return await db_call(commands.close_ended_windows)()
+
+
 # --- garbage collection ---------------------------------------------------------------------------------
 # A socket is some hundred long-lived objects (Twisted's and Autobahn's protocol, the consumer, its task). With
 # thousands open, every full collection walks all of them: at 5,000 sockets one in two broadcasts was hit by a
@@ -125,7 +131,7 @@ async def _run() -> None:
     while get_hub().members:
         await asyncio.sleep(interval * random.uniform(0.8, 1.2))
         _unfreeze_if_mostly_closed()
-        for job in (check_accounts, recover_claims, expire_sessions):
+        for job in (check_accounts, recover_claims, expire_sessions, close_checkin_windows):
             try:
                 await job()
             except Exception:

@@ -4,6 +4,8 @@ from live import views
 urlpatterns = [
     route("attendance/start", views.start_attendance),
     route("attendance/active", views.active_attendance),
+    route("attendance/check-in", views.check_in),
+    route("class/<str:class_id>/check-in", views.checkin_state),
     route("class/<str:class_id>/my-attendance", views.my_attendance),
     route("class/<str:class_id>/sessions", views.class_sessions),
     route("class/<str:class_id>/sessions/<str:session_id>", views.class_session),

@@ -9,11 +9,14 @@ from classes import services as classes
 from common import messages
 from common.api import endpoint
 from common.downloads import attachment
-from common.errors import Forbidden, NotFound
+from common.errors import Forbidden, Invalid, NotFound, NotNow, TooManyRequests
 from live import commands, history, selectors
 from live.schemas import (
     ActiveSession,
     ChangeEntry,
+    CheckedIn,
+    CheckInBody,
+    CheckInState,
     ClassReport,
     CorrectionBody,
     HistoryEntry,
@@ -56,8 +59,41 @@ def my_attendance(request: HttpRequest, user: User, class_id: str) -> PersistedS
 
 @endpoint("GET", auth=auth.teacher, response=ActiveSession | None)
 def active_attendance(request: HttpRequest, user: User) -> ActiveSession | None:
-    """The caller's live session with its marks so far (to pick it up again after a reload), or null."""
+    """The caller's live session with its marks so far and its open check-in window (to pick it up again after a
+    reload), or null."""
     return selectors.live_session(user)
+
+
+@endpoint(
+    "POST",
+    auth=auth.student,
+    body=CheckInBody,
+    response=CheckedIn,
+    errors=(
+        Forbidden(messages.NOT_ENROLLED),
+        NotFound(messages.NO_SESSION),
+        NotNow(messages.CHECKIN_NOT_OPEN),
+        TooManyRequests(messages.TOO_MANY_ATTEMPTS),
+        Invalid(messages.INVALID_CODE),
+        NotNow(messages.ALREADY_MARKED),
+    ),
+)
+def check_in(request: HttpRequest, user: User, body: CheckInBody) -> CheckedIn:
+    """Check in to a class's live session with the code its teacher's screen shows (the current one or the one
+    before it): present, or late once the window's lateAfterMinutes have passed; broadcast to the session's
+    participants as ATTENDANCE_MARKED.
+
+    A class the caller is not enrolled in (or none by that id) is 403. After 5 wrong codes in one window (the
+    socket's CHECK_IN and this route count together) every check-in of the caller in it is 429, with
+    `Retry-After` until the window closes (at most 900). A mark already made is never overwritten (409)."""
+    status = commands.check_in_to_class(user, body.classId, body.code)
+    return CheckedIn(classId=body.classId, status=status)
+
+
+@endpoint("GET", auth=auth.student, response=CheckInState, errors=ENROLLED_CLASS_ERRORS)
+def checkin_state(request: HttpRequest, user: User, class_id: str) -> CheckInState:
+    """Whether the class's live session has an open self check-in window, and until when (never its code)."""
+    return selectors.checkin_state(class_id, user)
 
 
 # --- history and reports: persisted sessions ------------------------------------------------------------

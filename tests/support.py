@@ -62,6 +62,10 @@ PERSISTED = "Attendance persisted"
 PERSIST_FAILED = "Could not persist attendance, please try again"
 TOO_MANY_MESSAGES = "Too many messages"
 TOO_MANY_CONNECTIONS = "Too many connections"
+CHECKIN_NOT_OPEN = "Check-in is not open"
+INVALID_CODE = "Invalid or expired code"
+ALREADY_MARKED = "Already marked"
+TOO_MANY_ATTEMPTS = "Too many attempts"
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_MESSAGE_TOO_BIG = 1009

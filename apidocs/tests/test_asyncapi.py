@@ -14,7 +14,10 @@ from apidocs.asyncapi import build_asyncapi
 from live.consumers import EVENTS
 from live.schemas import SERVER_EVENTS
 from tests.support import (
+    ALREADY_MARKED,
+    CHECKIN_NOT_OPEN,
     INTERNAL_ERROR,
+    INVALID_CODE,
     INVALID_FORMAT,
     NO_SESSION,
     NOT_YET_UPDATED,
@@ -22,6 +25,7 @@ from tests.support import (
     STUDENT_NOT_FOUND,
     STUDENT_ONLY,
     TEACHER_ONLY,
+    TOO_MANY_ATTEMPTS,
     UNKNOWN_EVENT,
     WS_UNAUTHORIZED,
 )
@@ -99,7 +103,12 @@ def test_every_client_event_is_received_with_its_schema_role_and_errors(document
         for error in event.all_errors():
             assert f'"{error.message}"' in operation["description"]
         replies = [ref["$ref"].rsplit("/", 1)[1] for ref in operation["reply"]["messages"]]
-        assert replies == [f"server.{name}", "server.ERROR"]
+        answers = event.replies or (name,)
+        assert replies == [*(f"server.{answer}" for answer in answers), "server.ERROR"]
+    # The check-in events are answered by events of other names (docs/api.md, self check-in).
+    assert EVENTS["CHECK_IN"].replies == ("ATTENDANCE_MARKED",)
+    assert EVENTS["CHECKIN_OPEN"].replies == ("CHECKIN_OPENED", "CHECKIN_CODE")
+    assert EVENTS["CHECKIN_CLOSE"].replies == ("CHECKIN_CLOSED",)
     schemas = document["components"]["schemas"]
     marked = schemas["AttendanceMarkedData"]
     assert marked["required"] == ["studentId", "status"]
@@ -146,6 +155,10 @@ def test_error_messages_are_listed_with_their_exact_texts(document):
         "Could not persist attendance; the marks are kept for recovery",
         "Too many messages",
         "Too many connections",
+        CHECKIN_NOT_OPEN,
+        INVALID_CODE,
+        ALREADY_MARKED,
+        TOO_MANY_ATTEMPTS,
     }
     assert set(enum) == expected
     assert [example["payload"] for example in error["examples"]] == [

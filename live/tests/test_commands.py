@@ -86,7 +86,8 @@ def test_start_writes_a_live_record_of_the_owning_teacher(room):
     assert (row.state, row.teacher_id, row.klass_id, row.marks) == (SessionState.LIVE, teacher.id, klass.id, {})
     assert ISO_MS_Z.fullmatch(session.started_at)
     assert selectors.live_session(teacher).model_dump() == {
-        "sessionId": session.id, "classId": klass.id, "startedAt": session.started_at, "attendance": {}, "marks": {}
+        "sessionId": session.id, "classId": klass.id, "startedAt": session.started_at, "attendance": {}, "marks": {},
+        "checkIn": None,
     }
 
 

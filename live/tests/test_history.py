@@ -425,6 +425,7 @@ def test_active_session_until_done(site):
         "classId": class_id,
         "startedAt": started_at,
         "attendance": {ann.id: "present", bob.id: "absent"},
+        "checkIn": None,
     }
     assert {sid: (m["status"], m["remark"], m["by"], m["source"]) for sid, m in marks.items()} == {
         ann.id: ("present", None, teacher.id, "teacher"),
@@ -450,6 +451,7 @@ def test_active_session_after_a_restart_has_empty_marks(site):
         "startedAt": started_at,
         "attendance": {},
         "marks": {},
+        "checkIn": None,
     }
 
 

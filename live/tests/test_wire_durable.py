@@ -89,6 +89,7 @@ async def test_sigkill_of_the_only_server_loses_no_broadcast_mark(tmp_path, wire
             marks = found.pop("marks")
             assert found == {
                 "sessionId": session_id, "classId": room.class_id, "startedAt": started_at, "attendance": expected,
+                "checkIn": None,
             }, f"round {round_}"
             assert {student_id: mark["status"] for student_id, mark in marks.items()} == expected, f"round {round_}"
         teacher = await wire_sockets(server, room.teacher)
