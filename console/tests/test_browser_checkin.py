@@ -68,10 +68,26 @@ def qr_text(view: Locator) -> str:
     """The QR code as the screen shows it, decoded from a screenshot of the view's image."""
     box = view.locator(".projector-qr")
     expect(box).to_have_attribute("data-url", re.compile("."))
-    png = box.get_by_role("img", name="QR code of the check-in link").screenshot()
-    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    # What the screen shows: the viewport, cut to the image (an element screenshot of a fixed dialog over a
+    # scrolled page would be taken from the page's coordinates).
+    image = box.get_by_role("img", name="QR code of the check-in link")
+    area = image.bounding_box()
+    assert area is not None
+    shot = Image.open(io.BytesIO(image.page.screenshot()))
+    found = zxingcpp.read_barcodes(
+        shot.crop((int(area["x"]), int(area["y"]), int(area["x"] + area["width"]), int(area["y"] + area["height"])))
+    )
     assert [code.format for code in found] == [zxingcpp.BarcodeFormat.QRCode], found
     return found[0].text
+
+
+def shown_link(view: Locator) -> str:
+    """The link whose QR code the view draws (once drawn)."""
+    box = view.locator(".projector-qr")
+    expect(box).to_have_attribute("data-url", re.compile("."))
+    link = box.get_attribute("data-url")
+    assert link
+    return link
 
 
 def code_field(tab: Console) -> Locator:
@@ -100,7 +116,7 @@ def test_a_student_checks_in_with_the_projected_code_and_the_counter_moves(conso
     # The QR code holds the link that checks in with the code on the screen (CHECKIN_CODE `url`).
     code = shown_code(view)
     link = qr_text(view)
-    assert link == view.locator(".projector-qr").get_attribute("data-url")
+    assert link == shown_link(view)
     origin = tab.traffic.origin
     assert link == f"{origin}/#/check-in/{class_id}/{code}", link
 
@@ -123,7 +139,9 @@ def test_a_student_checks_in_with_the_projected_code_and_the_counter_moves(conso
         " new MutationObserver(() => window.__counts.push([box.textContent, Date.now()]))"
         ".observe(box, {childList: true, characterData: true, subtree: true}); }"
     )
-    check_in(student, code)
+    code_field(student).fill(code)
+    student.screenshot("checkin-student-phone")
+    student.page.get_by_role("button", name="Check in", exact=True).click()
     expect(counter(view)).to_have_text("1 of 2 checked in")
     clicked_at = student.page.evaluate("window.__clickedAt")
     moved_at = tab.page.evaluate("window.__counts.filter(([text]) => text === '1 of 2 checked in').pop()[1]")
@@ -135,8 +153,8 @@ def test_a_student_checks_in_with_the_projected_code_and_the_counter_moves(conso
 
     assert tab.accessibility_problems() == []
     assert student.accessibility_problems() == []
-    tab.screenshot("checkin-projector")
-    student.screenshot("checkin-student-phone")
+    tab.screenshot("checkin-projector", full_page=False)
+    student.screenshot("checkin-student-done")
 
     # A student the teacher marks counts too (present or late); Escape leaves the view, the window stays open.
     tab.page.keyboard.press("Escape")
@@ -161,8 +179,7 @@ def test_every_refusal_is_shown_in_words(console, make_person, api):
     tab.mark(ben.name, "Absent")
     view = open_check_in(tab)
     code = shown_code(view)
-    link = view.locator(".projector-qr").get_attribute("data-url")
-    assert link
+    link = shown_link(view)
     view.get_by_role("button", name="Exit", exact=True).click()
 
     benny = console(viewport=PHONE).log_in(ben).open_class(class_id)
@@ -215,8 +232,7 @@ def test_the_link_on_a_phone_goes_through_the_login_and_checks_in(console, make_
 def test_the_link_opened_logged_in_checks_in_and_a_teacher_is_told(console, make_person, api):
     tab, class_id, _, (ana,) = classroom(console, make_person, api, "Ana")
     view = open_check_in(tab)
-    link = view.locator(".projector-qr").get_attribute("data-url")
-    assert link
+    link = shown_link(view)
     phone = console(viewport=PHONE).log_in(ana)
     phone.page.goto(link)
     expect(result(phone)).to_have_text("Checked in · Present")

@@ -330,16 +330,22 @@ export function studentCheckin(classId, { onCheckedIn }) {
   const form = h("form", { class: "inline-form checkin-form", "aria-label": "Self check-in", novalidate: true },
     code.element, submit);
   const result = h("p", { class: "checkin-result", "aria-live": "polite" });
-  const element = h("div", { class: "checkin", hidden: true }, form, result);
+  const hint = h("p", { class: "muted checkin-hint" });
+  const element = h("div", { class: "checkin", hidden: true }, hint, form, result);
+  let closesAt = null;
 
   function say(text, kind) {
     result.textContent = text;
-    result.className = `checkin-result${kind ? ` checkin-${kind}` : ""}`;
+    result.className = `checkin-result${kind ? ` status-${kind}` : ""}`;
   }
 
   function render() {
     element.hidden = !(open || result.textContent);
     form.hidden = !open || marked || done || blocked;
+    hint.hidden = form.hidden;
+    hint.textContent = closesAt
+      ? `Check-in is open until ${at(closesAt)}: type the code your teacher shows, or scan its QR code.`
+      : "Check-in is open: type the code your teacher shows, or scan its QR code.";
     submit.disabled = busy;
   }
 
@@ -357,7 +363,7 @@ export function studentCheckin(classId, { onCheckedIn }) {
       const answer = await post("/attendance/check-in", { classId, code: value });
       done = true;
       code.input.value = "";
-      say(`Checked in · ${statusLabel(answer.status)}`, `status-${answer.status}`);
+      say(`Checked in · ${statusLabel(answer.status)}`, answer.status);
       onCheckedIn?.(answer.status);
     } catch (error) {
       // What the answer says of the window (docs/api.md POST /attendance/check-in): a wrong code or too many
@@ -372,7 +378,7 @@ export function studentCheckin(classId, { onCheckedIn }) {
     } finally {
       busy = false;
       render();
-      if (!form.hidden && result.className.includes("error")) code.input.focus();
+      if (!form.hidden && result.classList.contains("status-error")) code.input.focus();
     }
   }
 
@@ -382,14 +388,18 @@ export function studentCheckin(classId, { onCheckedIn }) {
   });
   // The error under the field says the same as the result line: keep only the line once the person types.
   code.input.addEventListener("input", () => {
-    if (result.className.includes("error")) say("");
+    if (result.classList.contains("status-error")) say("");
     render();
   });
 
   return {
     element,
-    // The window: open (true) or not; a new window lets a student who ran out of attempts try again.
-    setOpen(isOpen) {
+    // The window: open (true, with its closesAt when known) or not; a new window lets a student who ran out of
+    // attempts try again.
+    setOpen(isOpen, until) {
+      const date = until ? new Date(until) : null;
+      if (!isOpen) closesAt = null;
+      else if (date && !Number.isNaN(date.getTime())) closesAt = date;
       if (isOpen && !open) {
         blocked = false;
         if (!done) say("");

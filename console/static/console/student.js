@@ -161,7 +161,7 @@ export function studentClassPage(root, ctx, classId) {
     const asked = ++checkinAsked;
     get(`/class/${encodeURIComponent(classId)}/check-in`)
       .then((state) => {
-        if (alive && asked === checkinAsked) checkin.setOpen(state.open);
+        if (alive && asked === checkinAsked) checkin.setOpen(state.open, state.closesAt);
       })
       .catch(() => {}); // the class's own errors are shown by its load; the field simply stays as it is
   }
@@ -232,7 +232,7 @@ export function studentClassPage(root, ctx, classId) {
       if (event === "CHECKIN_OPENED" || event === "CHECKIN_CLOSED") {
         // Like every broadcast it names no class: shown at once while this class is live, then the class's own
         // state (GET /class/:id/check-in) says whether it was this one's.
-        if (live || event === "CHECKIN_CLOSED") checkin.setOpen(event === "CHECKIN_OPENED");
+        if (live || event === "CHECKIN_CLOSED") checkin.setOpen(event === "CHECKIN_OPENED", data.closesAt);
         loadCheckin();
         return true;
       }

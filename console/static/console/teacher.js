@@ -195,6 +195,8 @@ export function teacherClassPage(root, ctx, classId) {
   // Bumped by everything that tells us the live session's state (a start, a mark, DONE, each question to
   // GET /attendance/active): an answer asked for before the latest of them is older than what we show.
   let liveVersion = 0;
+  // A CHECKIN_CODE that came before the page knew its live session (a reload: the socket connects first).
+  let heldCode = null;
 
   const status = h("p", { role: "status", class: "live-status" });
   const liveHeading = h("h2", { id: "live-title", tabindex: "-1" }, "Attendance");
@@ -429,6 +431,8 @@ export function teacherClassPage(root, ctx, classId) {
     if (session) ended = null;
     renderLive();
     if (session) checkin.restore(session.checkIn ?? null);
+    if (session?.checkIn && heldCode) checkin.onSocketEvent("CHECKIN_CODE", heldCode);
+    heldCode = null;
     if (wasLive && !session) {
       loadHistory(); // ended while we were away (another tab, or DONE while reconnecting)
     }
@@ -610,13 +614,15 @@ export function teacherClassPage(root, ctx, classId) {
       if (klass) restoreActive();
     },
     onSocketEvent(event, data) {
-      if (!klass) return false;
       if (event.startsWith("CHECKIN_")) {
-        // The teacher's one live session's window: this page's only when that session is this class's.
-        if (session) checkin.onSocketEvent(event, data);
-        else if (event !== "CHECKIN_CLOSED") restoreActive();
+        // The teacher's one live session's window: this page's only when that session is this class's. A code
+        // before the session is known is kept for it (GET /attendance/active says whether it is this class's).
+        if (klass && session) checkin.onSocketEvent(event, data);
+        else if (event === "CHECKIN_CODE") heldCode = data;
+        if (klass && !session && event !== "CHECKIN_CLOSED") restoreActive();
         return true;
       }
+      if (!klass) return false;
       if (event === "ATTENDANCE_MARKED") {
         if (session && rows.has(data.studentId)) {
           liveVersion += 1;
