@@ -156,6 +156,15 @@ def test_a_student_checks_in_with_the_projected_code_and_the_counter_moves(conso
     tab.screenshot("checkin-projector", full_page=False)
     student.screenshot("checkin-student-done")
 
+    # "Full screen" makes the view the whole screen (the box inside the dialog: a modal dialog cannot be).
+    full = view.get_by_role("button", name="Full screen", exact=True)
+    full.click()
+    expect(full).to_have_attribute("aria-pressed", "true")
+    assert tab.page.evaluate("document.fullscreenElement?.className") == "projector-screen"
+    expect(counter(view)).to_be_visible()
+    full.click()
+    expect(full).to_have_attribute("aria-pressed", "false")
+
     # A student the teacher marks counts too (present or late); Escape leaves the view, the window stays open.
     tab.page.keyboard.press("Escape")
     expect(view).to_be_hidden()
@@ -175,9 +184,22 @@ def test_a_student_checks_in_with_the_projected_code_and_the_counter_moves(conso
 
 def test_every_refusal_is_shown_in_words(console, make_person, api):
     tab, class_id, _, (ana, ben, chloe) = classroom(console, make_person, api, "Ana", "Ben", "Chloé")
+    # The settings are checked in the page, each message naming its field.
+    page = tab.page
+    page.get_by_role("spinbutton", name="Open for (minutes)").fill("0")
+    page.get_by_role("spinbutton", name="Late after (minutes)").fill("241")
+    page.get_by_role("button", name="Open check-in", exact=True).click()
+    expect(page.get_by_text("Open for (minutes): a whole number from 1 to 240.")).to_be_visible()
+    expect(page.get_by_text("Late after (minutes): a whole number from 0 to 240, or empty.")).to_be_visible()
+    expect(page.get_by_role("spinbutton", name="Open for (minutes)")).to_be_focused()
+    expect(projector(tab)).to_have_count(0)
+    page.get_by_role("spinbutton", name="Open for (minutes)").fill("5")
+    page.get_by_role("spinbutton", name="Late after (minutes)").fill("")
+
     # Marked by the teacher first: a check-in never overwrites.
     tab.mark(ben.name, "Absent")
     view = open_check_in(tab)
+    expect(view).to_contain_text(re.compile(r"Closes in (5:00|4:[0-5]\d)"))
     code = shown_code(view)
     link = shown_link(view)
     view.get_by_role("button", name="Exit", exact=True).click()

@@ -130,16 +130,23 @@ export function teacherCheckin(ctx, info) {
   const codeHint = h("p", { class: "projector-next" });
   const counter = h("p", { class: "projector-count", "aria-live": "polite", "aria-atomic": "true" });
   const timeLeft = h("p", { class: "projector-time" });
-  const fullButton = h("button", { type: "button", onclick: toggleFullScreen }, "Full screen");
+  const fullButton = h("button", { type: "button", "aria-pressed": "false", onclick: toggleFullScreen },
+    "Full screen");
   const viewClose = h("button", { type: "button", onclick: closeWindow }, "Close check-in");
   const exitButton = h("button", { type: "button", class: "primary", onclick: () => view.close() }, "Exit");
   const qrBox = h("div", { class: "projector-qr" }, qr);
   const how = h("p", { class: "projector-how" }, "Scan the code, or type it on your class page:");
-  const view = h("dialog", { class: "projector", "aria-labelledby": "projector-title" },
+  // The dialog's content is one box, the one made full screen: a modal dialog itself cannot be, and the page's
+  // root would cover the dialog.
+  const screen = h("div", { class: "projector-screen" },
     h("div", { class: "projector-bar" }, viewTitle,
       h("div", { class: "actions" }, document.fullscreenEnabled ? fullButton : null, viewClose, exitButton)),
     h("div", { class: "projector-body" }, qrBox,
       h("div", { class: "projector-info" }, how, codeText, codeHint, counter, timeLeft)));
+  const view = h("dialog", { class: "projector", "aria-labelledby": "projector-title" }, screen);
+  screen.addEventListener("fullscreenchange", () => {
+    fullButton.setAttribute("aria-pressed", String(document.fullscreenElement === screen));
+  });
   view.addEventListener("close", () => {
     if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
     view.remove();
@@ -147,7 +154,7 @@ export function teacherCheckin(ctx, info) {
   });
 
   function toggleFullScreen() {
-    const done = document.fullscreenElement ? document.exitFullscreen() : document.documentElement.requestFullscreen();
+    const done = document.fullscreenElement ? document.exitFullscreen() : screen.requestFullscreen();
     done.catch((error) => showError(`Full screen: ${error.message}`));
   }
 
