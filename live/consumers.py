@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -433,8 +434,11 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
                 logger.warning("Following the check-in window failed", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            # Just after the rotation's end (never before it, or the same code would be computed again).
-            await asyncio.sleep(max(0.0, (wake - commands.utc_now()).total_seconds()) + 0.005)
+            await self.sleep_until(wake)
+
+    async def sleep_until(self, moment: datetime) -> None:
+        """Until just after `moment` (a rotation's end: never before it, or the same code would come again)."""
+        await asyncio.sleep(max(0.0, (moment - commands.utc_now()).total_seconds()) + 0.005)
 
     # --- server messages -------------------------------------------------------------------------------
 

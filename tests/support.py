@@ -479,6 +479,22 @@ def own_wire_server(tmp_dir: Any, env: dict[str, str] | None = None) -> Iterator
             server.stop()
 
 
+@contextlib.contextmanager
+def wire_servers(tmp_dir: Any, count: int, env: dict[str, str]) -> Iterator[list[DaphneServer]]:
+    """`count` wire servers sharing one scratch database of the run's backend (`env` over the defaults, e.g. a
+    shared REDIS_URL); migrated once, stopped at the end. A test may kill and start them again."""
+    with contextlib.ExitStack() as stack:
+        db_env = stack.enter_context(scratch_database(tmp_dir))
+        started: list[DaphneServer] = []
+        for _ in range(count):
+            server = DaphneServer({**db_env, **env}, log_path=tmp_dir / f"daphne-{secrets.token_hex(3)}.log")
+            if not started:
+                server.migrate()
+            stack.callback(server.stop)
+            started.append(server.start())
+        yield started
+
+
 def server_cpu_seconds(server: Any) -> float:
     """CPU time (user + system) the wire server's process has used so far."""
     return process_cpu_seconds(server.process.pid)

@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import sqlite3
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.servers import DaphneServer, RedisServer, backend_of, scratch_database
+from tests.servers import DaphneServer, RedisServer, backend_of
 from tests.support import (
     NO_SESSION,
     ask,
@@ -36,25 +34,12 @@ from tests.support import (
     start,
     summary,
     wire_attendance_rows,
+    wire_servers,
 )
 
 pytestmark = pytest.mark.wire
 
 NO_REDIS = {"REDIS_URL": ""}  # the embedded default: in-memory channel layer
-
-
-@contextlib.contextmanager
-def servers(tmp_path: Any, count: int, env: dict[str, str]) -> Iterator[list[DaphneServer]]:
-    with ExitStack() as stack:
-        db_env = stack.enter_context(scratch_database(tmp_path))
-        started = []
-        for _ in range(count):
-            server = DaphneServer({**db_env, **env}, log_path=tmp_path / f"daphne-{secrets.token_hex(3)}.log")
-            if not started:
-                server.migrate()
-            stack.callback(server.stop)
-            started.append(server.start())
-        yield started
 
 
 def active(server: DaphneServer, teacher: Any) -> Any:
@@ -70,7 +55,7 @@ async def test_sigkill_of_the_only_server_loses_no_broadcast_mark(tmp_path, wire
     """`make run` (one process, in-memory layer, no Redis), SIGKILLed right after a student saw a mark's broadcast,
     five times over: each time the restarted server has the session with every broadcast mark, and DONE
     persists them all."""
-    with servers(tmp_path, 1, NO_REDIS) as [server]:
+    with wire_servers(tmp_path, 1, NO_REDIS) as [server]:
         with httpx.Client(base_url=server.http_url, timeout=10) as api:
             room = new_classroom(api, 6)
             started_at = start(api, room.teacher, room.class_id)
@@ -104,7 +89,7 @@ async def test_redis_restarted_empty_loses_nothing(tmp_path, wire_sockets):
     DONE are all there (Redis only carries the fan-out)."""
     redis_server = RedisServer(tmp_path).start()
     try:
-        with servers(tmp_path, 2, {"REDIS_URL": redis_server.url}) as [a, b]:
+        with wire_servers(tmp_path, 2, {"REDIS_URL": redis_server.url}) as [a, b]:
             with httpx.Client(base_url=a.http_url, timeout=10) as api:
                 room = new_classroom(api, 3)
                 start(api, room.teacher, room.class_id)
@@ -155,7 +140,7 @@ async def test_a_stalled_done_never_loses_an_acknowledged_mark(tmp_path, wire_so
     if backend_of(os.environ) == "mongodb":
         pytest.skip("no table lock to hold on MongoDB: the fencing is test_commands' (no transactions)")
     env = {**NO_REDIS, "LIVE_CLAIM_LEASE_SECONDS": "2", "LIVE_UPKEEP_SECONDS": "1"}
-    with servers(tmp_path, 1, env) as [server]:
+    with wire_servers(tmp_path, 1, env) as [server]:
         with httpx.Client(base_url=server.http_url, timeout=10) as api:
             room = new_classroom(api, 4)
             start(api, room.teacher, room.class_id)
