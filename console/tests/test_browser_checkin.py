@@ -259,6 +259,13 @@ def test_the_link_opened_logged_in_checks_in_and_a_teacher_is_told(console, make
     phone.page.goto(link)
     expect(result(phone)).to_have_text("Checked in · Present")
     assert phone.page.url.endswith(f"/#/class/{class_id}")
+    # Closed from the projector view: it stays, with the final count, until the teacher leaves it.
+    view.get_by_role("button", name="Close check-in", exact=True).click()
+    expect(view.locator(".projector-code")).to_have_text("Check-in closed")
+    expect(counter(view)).to_have_text("1 of 1 checked in")
+    expect(view.get_by_role("img", name="QR code of the check-in link")).to_be_hidden()
+    view.get_by_role("button", name="Exit", exact=True).click()
+    expect(tab.page.get_by_role("button", name="Open check-in", exact=True)).to_be_focused()
 
     other = console().log_in(make_person("teacher"))
     other.page.goto(link)

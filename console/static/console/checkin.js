@@ -150,7 +150,8 @@ export function teacherCheckin(ctx, info) {
   view.addEventListener("close", () => {
     if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
     view.remove();
-    if (open && element.isConnected) showButton.focus({ preventScroll: true });
+    // Back where the person was: "Show projector view", or "Open check-in" when the window closed meanwhile.
+    if (element.isConnected) (open ? showButton : openButton).focus({ preventScroll: true });
   });
 
   function toggleFullScreen() {
@@ -225,6 +226,7 @@ export function teacherCheckin(ctx, info) {
     }
     viewTitle.textContent = className ? `Check in · ${className}` : "Check in";
     if (counter.textContent !== count) counter.textContent = count;
+    codeText.classList.toggle("projector-message", !(open && code));
     if (open && code) {
       if (codeText.textContent !== code.code) {
         replace(codeText, h("span", {}, code.code.slice(0, 3)), h("span", {}, code.code.slice(3)));
@@ -265,7 +267,6 @@ export function teacherCheckin(ctx, info) {
   }
 
   function closed() {
-    const wasOpen = open !== null;
     open = null;
     code = null;
     showOnOpen = false;
@@ -274,7 +275,6 @@ export function teacherCheckin(ctx, info) {
     delete qrBox.dataset.url;
     stopTicking();
     render(); // an open projector view stays, showing "Check-in closed" and the final count
-    return wasOpen;
   }
 
   render();
