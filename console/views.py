@@ -1,4 +1,5 @@
-"""The web console: one HTML page at `/`; everything else it needs is static files and the public API."""
+"""The web console: one HTML page at `/`; everything else it needs is static files and the public API, and one
+route of its own, `/qr`: QR codes of check-in links for its projector view."""
 
 from pathlib import Path
 
@@ -9,7 +10,11 @@ from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 
-from common.api import method_not_allowed
+from accounts import auth
+from accounts.models import User
+from common.api import endpoint, method_not_allowed
+from console.qr import qr_path
+from console.schemas import QrCode, QrQuery
 
 SAFE_METHODS = ("GET", "HEAD")
 # The console's icon, also answered at /favicon.ico (browsers and the admin ask for it there).
@@ -34,3 +39,13 @@ def favicon(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(ICON.read_bytes(), content_type="image/svg+xml")
     patch_cache_control(response, public=True, max_age=ICON_MAX_AGE)
     return response
+
+
+@endpoint("GET", auth=auth.teacher, query=QrQuery, response=QrCode)
+def qr_code(request: HttpRequest, user: User, query: QrQuery) -> QrCode:
+    """A QR code of `text`, drawn by the server for the console's check-in projector view.
+
+    The page draws `path` in an `<svg>` of its own (no image from another host, no encoder in the browser). For
+    teachers, who project check-in links; the text is not stored."""
+    size, path = qr_path(query.text)
+    return QrCode(text=query.text, size=size, path=path)

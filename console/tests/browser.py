@@ -179,15 +179,16 @@ class Console:
         dialog.get_by_role("button", name="End session", exact=True).click()
         expect(self.status()).to_contain_text("Session ended")
 
-    def screenshot(self, name: str, until: Locator | None = None) -> None:
+    def screenshot(self, name: str, until: Locator | None = None, *, full_page: bool = True) -> None:
         """Refresh docs/screenshots/<name>.png, only with UPDATE_SCREENSHOTS=1 (normal runs leave the tree clean):
-        the whole page, or from the top down to the end of `until`."""
+        the whole page, or from the top down to the end of `until`, or (`full_page=False`) the screen as it is,
+        e.g. a full-screen dialog."""
         if not update_screenshots():
             return
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = str(SCREENSHOTS / f"{name}.png")
         if until is None:
-            self.page.screenshot(path=path, full_page=True)
+            self.page.screenshot(path=path, full_page=full_page)
             return
         box = until.bounding_box()
         assert box is not None

@@ -2,6 +2,7 @@
 
 import { ApiError, get, post, setUnauthorizedHandler } from "./api.js";
 import { auth } from "./auth.js";
+import { dropPendingCheckin, keepCheckinLink } from "./checkin.js";
 import { checkEmail, checkName, checkPassword, showFieldErrors } from "./checks.js";
 import { field, h, replace } from "./dom.js";
 import { AUTH_FAILED, LiveSocket } from "./live.js";
@@ -17,9 +18,15 @@ let view = null; // the mounted page: {onSocketEvent?, onSocketOpen?, dispose?}
 let connection = "closed";
 let sessionState = null; // the mounted class page's session: "live" | "ended" | "none"; null elsewhere
 
-// --- routes: #/login, #/signup, #/ (classes), #/class/<id>, #/class/<id>/sessions/<sessionId> ---------
+// --- routes: #/login, #/signup, #/ (classes), #/class/<id>, #/class/<id>/sessions/<sessionId>, and the
+// check-in link #/check-in/<classId>/<code> ---------------------------------------------------------------
 function parseRoute() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  let parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "check-in" && parts.length === 3) {
+    // The link of the projector's QR code: its class page, which checks in (through the log-in if needed).
+    keepCheckinLink(parts[1], parts[2]);
+    parts = ["class", parts[1]];
+  }
   if (parts[0] === "login" || parts[0] === "signup") return { name: parts[0] };
   if (parts[0] === "class" && parts.length === 2) return { name: "class", classId: parts[1] };
   if (parts[0] === "class" && parts[2] === "sessions" && parts.length === 4) {
@@ -62,6 +69,10 @@ function render() {
       history.replaceState(null, "", "#/login");
     }
     view = route.name === "signup" ? signupPage(main) : loginPage(main);
+  } else if (user.role === "teacher" && dropPendingCheckin()) {
+    showError("That was a check-in link, for students: you are logged in as a teacher.");
+    navigate("#/");
+    return;
   } else if (route.name === "login" || route.name === "signup") {
     history.replaceState(null, "", "#/");
     view = classesPage(main, context());

@@ -1,6 +1,7 @@
 // The student's class page: the live status (MY_ATTENDANCE and the class's broadcasts) and the history.
 
 import { get } from "./api.js";
+import { studentCheckin, takePendingCheckin } from "./checkin.js";
 import { h, replace } from "./dom.js";
 import { formatDateTime, loadingText, section, showError, statusLabel } from "./ui.js";
 
@@ -32,15 +33,18 @@ export function studentClassPage(root, ctx, classId) {
   const title = h("h1", {}, "Class");
   const status = h("p", { role: "status", class: "live-status big" }, "Connecting…");
   const historyArea = h("div", {}, loadingText());
+  // Self check-in: the code field while a window is open; a check-in's mark then arrives as any mark does.
+  const checkin = studentCheckin(classId, { onCheckedIn: () => ask() });
   replace(root,
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "← All classes")),
     title,
     h("section", { class: "card live", "aria-labelledby": "status-title" },
-      h("h2", { id: "status-title" }, "Your attendance"), status),
+      h("h2", { id: "status-title" }, "Your attendance"), status, checkin.element),
     section("Your history", historyArea));
 
   function renderStatus() {
     status.className = "live-status big";
+    checkin.setMarked(live && myStatus !== null && myStatus !== "not yet updated");
     if (live) {
       status.textContent = `Session in progress · ${statusLabel(myStatus)}`;
       status.classList.add(`status-${(myStatus ?? "none").replace(/ /g, "-")}`);
@@ -111,6 +115,7 @@ export function studentClassPage(root, ctx, classId) {
   function sessionGone() {
     const wasLive = live;
     const final = doneSeen;
+    if (wasLive) checkin.reset();
     live = false;
     myStatus = null;
     doneSeen = null;
@@ -149,7 +154,23 @@ export function studentClassPage(root, ctx, classId) {
       showError(error.message);
       replace(historyArea);
     });
+  // Whether the class's live session has a check-in window open: on load, on a reconnect, on each window's
+  // broadcast. A later question's answer wins.
+  let checkinAsked = 0;
+  function loadCheckin() {
+    const asked = ++checkinAsked;
+    get(`/class/${encodeURIComponent(classId)}/check-in`)
+      .then((state) => {
+        if (alive && asked === checkinAsked) checkin.setOpen(state.open, state.closesAt);
+      })
+      .catch(() => {}); // the class's own errors are shown by its load; the field simply stays as it is
+  }
+
+  loadCheckin();
   if (ctx.connected) ask();
+  // Opened from a check-in link (docs/console.md "The check-in link"): check in at once.
+  const pending = takePendingCheckin(classId);
+  if (pending) checkin.submit(pending.code);
   const poll = setInterval(() => { if (!live) ask(); }, IDLE_POLL_MS);
 
   return {
@@ -160,6 +181,7 @@ export function studentClassPage(root, ctx, classId) {
     onSocketOpen() {
       questions.length = 0;
       ask(); // restore: the live status after a reload or a reconnect
+      loadCheckin();
     },
     onSocketEvent(event, data) {
       if (event === "MY_ATTENDANCE") {
@@ -205,6 +227,13 @@ export function studentClassPage(root, ctx, classId) {
       }
       if (event === "TODAY_SUMMARY") {
         ask(); // perhaps a session started: MY_ATTENDANCE for this class tells
+        return true;
+      }
+      if (event === "CHECKIN_OPENED" || event === "CHECKIN_CLOSED") {
+        // Like every broadcast it names no class: shown at once while this class is live, then the class's own
+        // state (GET /class/:id/check-in) says whether it was this one's.
+        if (live || event === "CHECKIN_CLOSED") checkin.setOpen(event === "CHECKIN_OPENED", data.closesAt);
+        loadCheckin();
         return true;
       }
       return false;

@@ -1,6 +1,7 @@
 // Teacher pages (and the classes list both roles share): classes, one class live, one past session.
 
 import { download, get, patch, post } from "./api.js";
+import { teacherCheckin } from "./checkin.js";
 import { checkName, showFieldErrors } from "./checks.js";
 import { emailText, field, h, replace } from "./dom.js";
 import {
@@ -194,6 +195,8 @@ export function teacherClassPage(root, ctx, classId) {
   // Bumped by everything that tells us the live session's state (a start, a mark, DONE, each question to
   // GET /attendance/active): an answer asked for before the latest of them is older than what we show.
   let liveVersion = 0;
+  // A CHECKIN_CODE that came before the page knew its live session (a reload: the socket connects first).
+  let heldCode = null;
 
   const status = h("p", { role: "status", class: "live-status" });
   const liveHeading = h("h2", { id: "live-title", tabindex: "-1" }, "Attendance");
@@ -206,6 +209,11 @@ export function teacherClassPage(root, ctx, classId) {
   const sessionsArea = h("div", {}, loadingText());
   const reportArea = h("div", {}, loadingText());
   const title = h("h1", {}, "Class");
+  // Self check-in: its counter is students marked present or late (docs/console.md "Self check-in").
+  const checkin = teacherCheckin(ctx, () => {
+    const c = counts();
+    return { className: klass?.className, checkedIn: c.present + c.late, total: roster.length };
+  });
 
   replace(root,
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "← All classes")),
@@ -226,6 +234,7 @@ export function teacherClassPage(root, ctx, classId) {
 
   function renderStatus() {
     ctx.setSession(session ? "live" : ended ? "ended" : "none");
+    checkin.refresh();
     if (session) {
       const c = counts();
       status.textContent = `Session live since ${formatDate(session.startedAt)} · ${countsText(c)} · `
@@ -362,6 +371,7 @@ export function teacherClassPage(root, ctx, classId) {
     rows = new Map();
     bulk = null;
     if (!session) {
+      checkin.sessionEnded();
       const start = h("button", { type: "button", class: "primary", "data-focus": "start" }, "Start session");
       start.addEventListener("click", () => startSession(start));
       replace(liveBody,
@@ -402,6 +412,7 @@ export function teacherClassPage(root, ctx, classId) {
             h("th", { scope: "col" }, "Remark"))),
           body)
         : h("p", { class: "muted" }, "No students enrolled yet: add some below."),
+      checkin.element,
       h("div", { class: "actions" }, endButton));
   }
 
@@ -419,6 +430,9 @@ export function teacherClassPage(root, ctx, classId) {
     if (!session) lastMarkAll = null;
     if (session) ended = null;
     renderLive();
+    if (session) checkin.restore(session.checkIn ?? null);
+    if (session?.checkIn && heldCode) checkin.onSocketEvent("CHECKIN_CODE", heldCode);
+    heldCode = null;
     if (wasLive && !session) {
       loadHistory(); // ended while we were away (another tab, or DONE while reconnecting)
     }
@@ -591,12 +605,23 @@ export function teacherClassPage(root, ctx, classId) {
     });
 
   return {
-    dispose: () => { alive = false; },
+    dispose: () => {
+      alive = false;
+      checkin.dispose();
+    },
     onSocketOpen() {
       // Restore after a reconnect: marks may have been made by another tab while we were away.
       if (klass) restoreActive();
     },
     onSocketEvent(event, data) {
+      if (event.startsWith("CHECKIN_")) {
+        // The teacher's one live session's window: this page's only when that session is this class's. A code
+        // before the session is known is kept for it (GET /attendance/active says whether it is this class's).
+        if (klass && session) checkin.onSocketEvent(event, data);
+        else if (event === "CHECKIN_CODE") heldCode = data;
+        if (klass && !session && event !== "CHECKIN_CLOSED") restoreActive();
+        return true;
+      }
       if (!klass) return false;
       if (event === "ATTENDANCE_MARKED") {
         if (session && rows.has(data.studentId)) {
@@ -653,6 +678,7 @@ export function teacherClassPage(root, ctx, classId) {
         }
         return true;
       }
+      if (event === "ERROR") checkin.onSocketEvent(event, data);
       if (event === "ERROR" && data.message === NO_SESSION && session) {
         restoreActive(); // replaced or expired meanwhile: show what is live now (the message is shown too)
       }
