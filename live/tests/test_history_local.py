@@ -4,8 +4,10 @@ the wire are in test_history.py."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
+import openpyxl
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -63,8 +65,13 @@ ROUTES = {
     "session": "/class/{c}/sessions/{s}",
     "report": "/class/{c}/report",
     "csv": "/class/{c}/report.csv",
+    "xlsx": "/class/{c}/report.xlsx?tz=Europe/Paris",
+    "period": "/class/{c}/report?from=2025-01-01T00:00:00Z&to=2030-01-01T00:00:00Z",
+    "sessions-period": "/class/{c}/sessions?from=2025-01-01T00:00:00Z",
     "history": "/class/{c}/my-history",
+    "summary": "/class/{c}/my-summary",
 }
+STUDENT_ROUTES = {"history", "summary"}
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -72,7 +79,7 @@ def test_query_count_does_not_grow_with_students_or_sessions(client, teacher, st
     klass = make_class(teacher, [student])
     [session] = add_sessions(klass, [student], 1)
     path = ROUTES[route].format(c=klass.id, s=session.id)
-    caller = student if route == "history" else teacher
+    caller = student if route in STUDENT_ROUTES else teacher
 
     def queries():
         return count_queries(lambda: client.get(path, headers=auth(caller)))
@@ -90,8 +97,16 @@ def test_query_count_does_not_grow_with_students_or_sessions(client, teacher, st
     add_sessions(klass, [student, *others], 19, first=1)
     assert queries() == one, "grew with sessions"
     # ...and the answer did grow.
-    if route == "report":
-        assert assert_ok(client.get(path, headers=auth(teacher)))["sessions"] == 20
+    if route in ("report", "period"):
+        data = assert_ok(client.get(path, headers=auth(teacher)))
+        assert data["sessions"] == 20
+        # Odd days absent, the last (day 19) too: a run of 1 for everyone, and a rate of 0.5 below 0.8.
+        assert {(s["consecutiveAbsences"], s["atRisk"]) for s in data["students"]} == {(1, True)}
+    if route == "summary":
+        assert assert_ok(client.get(path, headers=auth(student)))["absent"] == 10
+    if route == "xlsx":
+        book = openpyxl.load_workbook(io.BytesIO(client.get(path, headers=auth(teacher)).content))
+        assert book["Attendance"].max_row == 31 and book["Sessions"].max_row == 21
     if route == "csv":
         assert client.get(path, headers=auth(teacher)).content.count(b"\r\n") == 31
 
