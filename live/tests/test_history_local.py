@@ -303,3 +303,43 @@ def test_a_cross_origin_client_may_read_the_history_and_the_csv_file_name(client
     assert response.headers["Access-Control-Allow-Origin"] == "https://console.example"
     assert "content-disposition" in response.headers["Access-Control-Expose-Headers"].lower()
     assert "Access-Control-Allow-Origin" not in client.get("/classes", headers={**origin, "Origin": "https://evil.example"}).headers
+
+
+# --- the Excel writer's memory does not grow with the class ------------------------------------------------------
+
+
+def test_the_workbook_writer_streams_its_rows(monkeypatch):
+    """openpyxl's write-only mode: beyond the report's own table and the file's bytes, what writing takes is the
+    same for 50 students as for 500 (× 60 sessions)."""
+    import tracemalloc
+    from zoneinfo import ZoneInfo
+
+    from classes.models import Class
+    from live import workbook
+
+    def table(students: int, sessions: int = 60) -> history.Grid:
+        return history.Grid(
+            sessions=[(T0 + timedelta(days=d), T0 + timedelta(days=d, hours=1)) for d in range(sessions)],
+            students=[
+                (f"{n:024x}", f"Student {n}", f"s{n}@example.com", ["present" if (n + d) % 3 else "absent"
+                                                                   for d in range(sessions)])
+                for n in range(students)
+            ],
+        )
+
+    def writing(students: int) -> tuple[int, int]:
+        grid = table(students)
+        monkeypatch.setattr(workbook, "report_grid", lambda klass, period: grid)
+        tracemalloc.start()
+        try:
+            content = workbook.report_xlsx(Class(class_name="Big"), ZoneInfo("UTC"), history.EVER)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return peak - len(content), len(content)
+
+    writing(10)  # openpyxl's imports and caches, once
+    small, small_file = writing(50)
+    big, big_file = writing(500)
+    assert big_file > 5 * small_file  # ten times the rows...
+    assert big < small * 1.5 + 256 * 1024, (small, big)  # ...and not more memory to write them
