@@ -28,12 +28,11 @@ DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 PERCENT_FORMAT = "0.00%"
 
 
-def _text(sheet: WriteOnlyWorksheet, value: str) -> Cell:
-    """A string cell, whatever it holds: characters XML cannot carry are dropped, a leading formula character
-    is escaped as in the CSV, and the type is set to string (openpyxl would take "=..." as a formula)."""
-    cell = WriteOnlyCell(sheet, value=csv_cell(ILLEGAL_CHARACTERS_RE.sub("", value)))
-    cell.data_type = "s"
-    return cell
+def _text(value: str) -> str:
+    """A string cell, whatever it holds: characters XML cannot carry are dropped and a leading formula character
+    is escaped as in the CSV. openpyxl writes a str as a string cell unless it starts with "=", which the escape
+    rules out. (Plain values, not styled cells: writing 100,000 of them is several times faster.)"""
+    return csv_cell(ILLEGAL_CHARACTERS_RE.sub("", value))
 
 
 def _number(sheet: WriteOnlyWorksheet, value: float | int | None, number_format: str | None = None) -> Any:
@@ -59,17 +58,15 @@ def report_xlsx(klass: Class, zone: ZoneInfo, period: Period = EVER) -> bytes:
     attendance = book.create_sheet("Attendance")
     headings = [start.astimezone(zone).strftime(HEADING_FORMAT) for start, _ in grid.sessions]
     attendance.append(
-        [
-            _text(attendance, heading)
-            for heading in ["studentId", "name", "email", *headings, "present", "absent", "late", "excused", "rate"]
-        ]
+        [_text(heading) for heading in ["studentId", "name", "email", *headings, "present", "absent", "late",
+                                         "excused", "rate"]]
     )
     for sid, name, email, row in grid.students:
         present, absent, late, excused = row_counts(row)
         attendance.append(
             [
-                *(_text(attendance, value) for value in (sid, name, email)),
-                *(_text(attendance, status) if status else None for status in row),
+                *(_text(value) for value in (sid, name, email)),
+                *(status or None for status in row),  # a status, or no record: an empty cell
                 present,
                 absent,
                 late,
@@ -78,9 +75,7 @@ def report_xlsx(klass: Class, zone: ZoneInfo, period: Period = EVER) -> bytes:
             ]
         )
     sessions = book.create_sheet("Sessions")
-    sessions.append(
-        [_text(sessions, heading) for heading in ("start", "end", "present", "absent", "late", "excused", "total")]
-    )
+    sessions.append(["start", "end", "present", "absent", "late", "excused", "total"])
     for index, (start, end) in enumerate(grid.sessions):
         column = [row[index] for _, _, _, row in grid.students]
         present, absent, late, excused = row_counts(column)
