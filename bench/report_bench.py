@@ -1,4 +1,4 @@
-"""Report benchmark: GET /class/:id/report and /report.csv for a class of N students with S sessions.
+"""Report benchmark: GET /class/:id/report, /report.csv and /report.xlsx for a class of N students with S sessions.
 
 Builds the data fast on a scratch database of the configured backend (SQLite by default; PostgreSQL
 through DATABASE_URL; MongoDB through MONGODB_URI; never your own database): N students, one class,
@@ -151,6 +151,7 @@ def main() -> None:
             "reference GET /class/:id": f"/class/{klass.id}",
             "GET /class/:id/report": f"/class/{klass.id}/report",
             "GET /class/:id/report.csv": f"/class/{klass.id}/report.csv",
+            "GET /class/:id/report.xlsx": f"/class/{klass.id}/report.xlsx?tz=Europe/Paris",
             "GET /class/:id/sessions (100)": f"/class/{klass.id}/sessions",
         }
         client = Client()

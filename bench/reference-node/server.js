@@ -22,13 +22,18 @@ db.pragma("busy_timeout = 20000");
 // `sessionId` (durable live sessions), or the earlier `committed` flag and records tied by (class, startedAt).
 const durable = db.prepare("SELECT name FROM pragma_table_info('attendance_sessions') WHERE name = 'state'").get();
 const persisted = durable ? "s.state = 'persisted'" : "s.committed = 1";
-const joinSession = durable
-  ? `JOIN attendance_sessions s ON s._id = a.sessionId AND ${persisted}`
-  : `JOIN attendance_sessions s ON s.classId = a.classId AND s.startedAt = a.startedAt AND ${persisted}`;
+const joinOf = (a, s) => durable
+  ? `JOIN attendance_sessions ${s} ON ${s}._id = ${a}.sessionId AND ${s}.state = 'persisted'`
+  : `JOIN attendance_sessions ${s} ON ${s}.classId = ${a}.classId AND ${s}.startedAt = ${a}.startedAt AND ${s}.committed = 1`;
+const joinSession = joinOf("a", "s");
+// Classes with at-risk settings (docs/api.md "Reports and roster"), or an earlier checkout's without them.
+const settings = db.prepare("SELECT name FROM pragma_table_info('classes') WHERE name = 'min_rate'").get();
 
 const q = {
   user: db.prepare("SELECT _id, name, email, role FROM accounts_user WHERE _id = ? AND is_active = 1"),
-  klass: db.prepare("SELECT _id, class_name, teacher_id FROM classes WHERE _id = ?"),
+  klass: db.prepare(
+    "SELECT _id, class_name, teacher_id" + (settings ? ", min_rate, max_consecutive_absences" : "") +
+      " FROM classes WHERE _id = ?"),
   members: db.prepare(
     "SELECT u._id, u.name, u.email FROM enrollments e JOIN accounts_user u ON u._id = e.studentId " +
       "WHERE e.classId = ? ORDER BY e._id"),
@@ -43,6 +48,13 @@ const q = {
     "SELECT a.studentId, SUM(a.status = 'present') AS present, SUM(a.status = 'absent') AS absent, " +
       "SUM(a.status = 'late') AS late, SUM(a.status = 'excused') AS excused " +
       `FROM attendance a ${joinSession} WHERE a.classId = ? GROUP BY a.studentId`),
+  // Each student's run of absences: those after their last present or late session (excused ones neither count
+  // nor break it).
+  runs: db.prepare(
+    `SELECT a.studentId, COUNT(*) AS n FROM attendance a ${joinSession} WHERE a.classId = ? AND a.status = 'absent' ` +
+      "AND a.startedAt > COALESCE((SELECT MAX(b.startedAt) FROM attendance b " + joinOf("b", "t") +
+      " WHERE b.classId = a.classId AND b.studentId = a.studentId AND b.status IN ('present', 'late')), '') " +
+      "GROUP BY a.studentId"),
   latest: db.prepare(
     `SELECT a.status FROM attendance a ${joinSession} WHERE a.classId = ? AND a.studentId = ? ` +
       "ORDER BY a.startedAt DESC LIMIT 1"),
@@ -107,19 +119,24 @@ app.get("/class/:id", auth(), (req, res) => {
   if (klass.teacher_id !== req.user._id && !students.some((s) => s._id === req.user._id)) {
     return fail(res, 403, "Forbidden, not class teacher");
   }
-  ok(res, { _id: klass._id, className: klass.class_name, teacherId: klass.teacher_id, students });
+  const extra = settings ? { minRate: klass.min_rate, maxConsecutiveAbsences: klass.max_consecutive_absences } : {};
+  ok(res, { _id: klass._id, className: klass.class_name, teacherId: klass.teacher_id, students, ...extra });
 });
 
 app.get("/class/:id/report", auth("teacher"), (req, res) => {
   const klass = classFor(req, res, (k) => k.teacher_id === req.user._id);
   if (!klass || res.headersSent) return;
   const counts = new Map(q.counts.all(klass._id).map((r) => [r.studentId, r]));
+  const runs = new Map(settings ? q.runs.all(klass._id).map((r) => [r.studentId, r.n]) : []);
   const students = q.members.all(klass._id).map((s) => {
     const { present = 0, absent = 0, late = 0, excused = 0 } = counts.get(s._id) ?? {};
     // Late counts as attended, excused is left out (docs/api.md).
     const counted = present + late + absent;
     const rate = counted ? Math.round(((present + late) / counted) * 10000) / 10000 : null;
-    return { _id: s._id, name: s.name, email: s.email, present, absent, late, excused, rate };
+    if (!settings) return { _id: s._id, name: s.name, email: s.email, present, absent, late, excused, rate };
+    const consecutiveAbsences = runs.get(s._id) ?? 0;
+    const atRisk = (rate !== null && rate < klass.min_rate) || consecutiveAbsences >= klass.max_consecutive_absences;
+    return { _id: s._id, name: s.name, email: s.email, present, absent, late, excused, rate, consecutiveAbsences, atRisk };
   });
   students.sort((a, b) => a.name.localeCompare(b.name, "en", { sensitivity: "base" }) || a.email.localeCompare(b.email));
   ok(res, { classId: klass._id, className: klass.class_name, sessions: q.sessions.get(klass._id).n, students });
