@@ -97,7 +97,7 @@ export function rateChart(sessions, { minRate, title = "Rate per session" } = {}
   const summary = rateSummary(sessions, rates, minRate);
   const image = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${title}: ${summary}`,
     class: "chart rate-chart", preserveAspectRatio: "xMidYMid meet" }, parts);
-  const table = h("table", { class: "visually-hidden" },
+  const table = h("table", {},
     h("caption", {}, title),
     h("thead", {}, h("tr", {}, ["Session", "Rate", "Present", "Late", "Excused", "Absent"]
       .map((c) => h("th", { scope: "col" }, c)))),
@@ -105,7 +105,8 @@ export function rateChart(sessions, { minRate, title = "Rate per session" } = {}
       h("th", { scope: "row" }, formatDateTime(s.startedAt)), h("td", {}, formatRate(rates[i])),
       h("td", {}, String(s.present)), h("td", {}, String(s.late ?? 0)), h("td", {}, String(s.excused ?? 0)),
       h("td", {}, String(s.absent))))));
-  return h("figure", { class: "chart-figure" }, image, h("figcaption", { class: "muted" }, summary), table);
+  return h("figure", { class: "chart-figure" }, image, h("figcaption", { class: "muted" }, summary),
+    h("div", { class: "visually-hidden" }, table));
 }
 
 function rateSummary(sessions, rates, minRate) {
@@ -150,7 +151,7 @@ export function strip(cells, { who = "Last sessions" } = {}) {
 // The key to the strips' letters and colours.
 export function stripLegend() {
   return h("p", { class: "strip-legend muted" }, "Cells, oldest first: ",
-    ["present", "late", "excused", "absent", "none"].map((kind) => h("span", { class: "legend-item" },
+    ["present", "late", "excused", "absent", "none"].map((kind) => [h("span", { class: "legend-item" },
       h("span", { class: `legend-cell cell-${kind}`, "aria-hidden": "true" }, CELLS[kind].letter),
-      ` ${CELLS[kind].label} `)));
+      ` ${CELLS[kind].label}`), " "]));
 }

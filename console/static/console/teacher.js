@@ -477,9 +477,9 @@ export function teacherClassPage(root, ctx, classId) {
   function renderEnrolled() {
     replace(enrolled, roster.length
       ? h("ul", { class: "people", "aria-label": "Enrolled students" }, roster.map((s) => {
-        // Named "Remove <student name>": each button says whom it removes.
-        const remove = h("button", { type: "button", "data-focus": `remove:${s._id}` }, "Remove",
-          h("span", { class: "visually-hidden" }, ` ${s.name}`));
+        // Named "Remove <student name>" (an aria-label, so that the list holds the name once as text).
+        const remove = h("button", { type: "button", "data-focus": `remove:${s._id}`, "aria-label": `Remove ${s.name}` },
+          "Remove");
         remove.addEventListener("click", () => removeStudent(s, remove));
         return h("li", {}, h("span", { class: "student-name" }, s.name),
           h("span", { class: "student-email" }, emailText(s.email)), remove);
