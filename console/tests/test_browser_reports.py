@@ -64,7 +64,7 @@ def test_import_students_from_a_pasted_list_and_from_a_csv_file(console, make_pe
     # A CSV file as a spreadsheet in many languages saves it: semicolons, a quoted name with a comma, a BOM.
     csv_file = form.get_by_label("CSV file", exact=True)
     csv_file.set_input_files(files=[{"name": "roster.csv", "mimeType": "text/csv",
-                                     "buffer": "Name;Address\r\nx;y\r\n".encode()}])
+                                     "buffer": b"Name;Address\r\nx;y\r\n"}])
     emails.fill("")
     form.get_by_role("button", name="Import", exact=True).click()
     expect(form).to_contain_text("CSV file: its first line has no “email” column.")
