@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from console.tests.browser import Console
+from console.tests.browser import SCREENSHOTS, Console, update_screenshots
 from console.tests.test_browser import unique
 from tests.support import Person, assert_ok, create_class, enrol
 
@@ -159,6 +159,18 @@ def persist_dated_sessions(wire_server, teacher: Person, class_id: str, people: 
     )
 
 
+def history_and_chart_screenshot(tab: Console) -> None:
+    """docs/screenshots/teacher-charts.png: the class page from its History to its rate chart."""
+    if not update_screenshots():
+        return
+    top = tab.page.get_by_role("region", name="History").bounding_box()
+    bottom = tab.page.get_by_role("region", name="Rate over time").bounding_box()
+    assert top and bottom
+    clip = {"x": top["x"] - 8, "y": top["y"] - 8, "width": top["width"] + 16,
+            "height": bottom["y"] + bottom["height"] - top["y"] + 16}
+    tab.page.screenshot(path=str(SCREENSHOTS / "teacher-charts.png"), full_page=True, clip=clip)
+
+
 def test_charts_at_risk_date_range_and_a_students_own_record(console, make_person, api, wire_server):
     tab, class_id, teacher, (ana, ben, chloe) = class_page(console, make_person, api, ("Ana", "Ben", "Chloé"))
     persist_dated_sessions(wire_server, teacher, class_id, {"ana": ana, "ben": ben, "chloe": chloe})
@@ -198,7 +210,7 @@ def test_charts_at_risk_date_range_and_a_students_own_record(console, make_perso
     expect(chart.locator("rect.chart-bar")).to_have_count(5)
     expect(chart.locator("rect.chart-bar-under")).to_have_count(3)
     assert tab.accessibility_problems() == []
-    tab.screenshot("teacher-charts", until=chart)
+    history_and_chart_screenshot(tab)
 
     # The thresholds change the highlight: at most 2 absences in a row, 30 %.
     settings = page.get_by_role("form", name="Class settings")

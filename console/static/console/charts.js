@@ -52,6 +52,7 @@ export function riskReasons(student, settings) {
 const W = 640;
 const H = 220;
 const PAD = { left: 44, right: 12, top: 14, bottom: 30 };
+const LABEL_EACH = 12;
 
 // `sessions`: oldest first, each {startedAt, present, absent, late, excused, total}. A bar per session, a
 // dashed line at the class's minimum rate; a session with no counted record (all excused) has no bar.
@@ -85,14 +86,16 @@ export function rateChart(sessions, { minRate, title = "Rate per session" } = {}
     parts.push(svg("text", { x: W - PAD.right, y: y(minRate) - 4, "text-anchor": "end", class: "chart-min-label" },
       `minimum ${pct(minRate)}`));
   }
-  if (sessions.length) {
+  if (sessions.length <= LABEL_EACH) {
+    // A date under each bar while they fit; else the first and the last.
+    sessions.forEach((s, i) => parts.push(svg("text", { x: PAD.left + step * (i + 0.5), y: H - 8,
+      "text-anchor": "middle", class: "chart-axis" }, shortDate.format(new Date(s.startedAt)))));
+  } else {
     const first = sessions[0].startedAt;
     const last = sessions[sessions.length - 1].startedAt;
     parts.push(svg("text", { x: PAD.left, y: H - 8, class: "chart-axis" }, shortDate.format(new Date(first))));
-    if (sessions.length > 1) {
-      parts.push(svg("text", { x: W - PAD.right, y: H - 8, "text-anchor": "end", class: "chart-axis" },
-        shortDate.format(new Date(last))));
-    }
+    parts.push(svg("text", { x: W - PAD.right, y: H - 8, "text-anchor": "end", class: "chart-axis" },
+      shortDate.format(new Date(last))));
   }
   const summary = rateSummary(sessions, rates, minRate);
   const image = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${title}: ${summary}`,
