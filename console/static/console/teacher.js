@@ -662,10 +662,12 @@ export function teacherClassPage(root, ctx, classId) {
     ]);
     if (!alive || mine !== historyLoads) return;
     const settings = { ...classSettings(klass), ...pickSettings(report) };
-    replace(chartArea,
-      h("p", { class: "muted" }, `The rate of each session${range.from || range.to ? " in the dates chosen above" : ""}`
+    const dated = range.from || range.to;
+    replace(chartArea, recent.length
+      ? [h("p", { class: "muted" }, `The rate of each session${dated ? " in the dates chosen above" : ""}`
         + ` (at most the latest ${CHART_SESSIONS}); the dashed line is the class's minimum.`),
-      rateChart([...recent].reverse(), { minRate: settings.minRate }));
+      rateChart([...recent].reverse(), { minRate: settings.minRate })]
+      : h("p", { class: "muted" }, dated ? "No session saved in these dates." : "No session saved yet: nothing to draw."));
     const atRisk = report.students.filter((s) => s.atRisk);
     replace(riskArea, atRisk.length
       ? h("div", { class: "risk-summary" },
@@ -706,6 +708,10 @@ export function teacherClassPage(root, ctx, classId) {
 
   // Each student's latest sessions, from those sessions' records (GET …/sessions/:id, a few at a time).
   async function loadStrips(latest, strips, mine) {
+    if (latest.length === 0) {
+      for (const { cell } of strips.values()) replace(cell, h("span", { class: "muted" }, "—"));
+      return;
+    }
     const details = new Array(latest.length);
     let next = 0;
     const worker = async () => {
