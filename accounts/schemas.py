@@ -20,6 +20,16 @@ def _normalise_email(value: str) -> str:
     return checked.normalized.lower()
 
 
+def comparable_email(value: str) -> str:
+    """An address as sign-up stores it and log-in compares it (trimmed, normalised, lower-cased); one that is not
+    a valid address, trimmed and lower-cased (it matches no account)."""
+    value = value.strip()
+    try:
+        return _normalise_email(value)
+    except ValueError:
+        return value.lower()
+
+
 Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=254),

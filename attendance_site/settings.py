@@ -259,6 +259,13 @@ PROXY_HEADERS = env.bool("PROXY_HEADERS", default=False)
 # plain, public paths (slower, never wrong), as on package versions the optimisations were not written for.
 LIVE_FAST_PATH = env.bool("LIVE_FAST_PATH", default=True)
 
+# Where at-risk notices go (live.alerts): a django-environ email URL — smtp://user:password@host:587,
+# smtp+tls://..., smtp+ssl://..., consolemail:// (the default: printed to the log), dummymail:// (dropped).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("EMAIL_FROM", default="Live Attendance <attendance@localhost>")
+# A mail server that does not answer gives up after this long (the notices are sent off the request path).
+EMAIL_TIMEOUT = 10
+
 # The failed-login counters live in a cache of their own: per process by default, shared by every
 # worker through Redis when REDIS_URL is set. Large enough not to cull counters during a flood.
 LIMITS_CACHE = "limits"

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from accounts.models import User
 from common.fields import ObjectIdField
+
+DEFAULT_MIN_RATE = 0.8
+DEFAULT_MAX_CONSECUTIVE_ABSENCES = 3
 
 
 class Class(models.Model):
@@ -15,6 +19,12 @@ class Class(models.Model):
     teacher = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="taught_classes")
     students: models.ManyToManyField[User, Enrollment] = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Enrollment", related_name="enrolled_classes", blank=True
+    )
+    # When a student is "at risk" (docs/api.md "Reports and roster"): a rate below min_rate, or this many
+    # unexcused absences in a row.
+    min_rate = models.FloatField(default=DEFAULT_MIN_RATE, validators=[MinValueValidator(0), MaxValueValidator(1)])
+    max_consecutive_absences = models.PositiveSmallIntegerField(
+        default=DEFAULT_MAX_CONSECUTIVE_ABSENCES, validators=[MinValueValidator(1), MaxValueValidator(100)]
     )
 
     class Meta:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F
+from django.db.models.signals import post_save
 
 from accounts.models import Role, User
-from accounts.schemas import Member
+from accounts.schemas import Member, comparable_email
 from classes.models import Class, Enrollment
-from classes.schemas import ClassDetail, ClassListItem, ClassSummary
+from classes.schemas import ClassDetail, ClassListItem, ClassSummary, RosterResult
 from common import messages
 from common.errors import Forbidden, NotFound
 from common.fields import is_object_id
@@ -49,8 +50,36 @@ def enrolled_class(class_id: str, student: User) -> Class:
 
 def class_summary(klass: Class) -> ClassSummary:
     return ClassSummary(
-        id=klass.id, className=klass.class_name, teacherId=klass.teacher_id, studentIds=student_ids(klass.id)
+        id=klass.id,
+        className=klass.class_name,
+        teacherId=klass.teacher_id,
+        studentIds=student_ids(klass.id),
+        minRate=klass.min_rate,
+        maxConsecutiveAbsences=klass.max_consecutive_absences,
     )
+
+
+def update_class(
+    klass: Class,
+    class_name: str | None = None,
+    min_rate: float | None = None,
+    max_consecutive_absences: int | None = None,
+) -> Class:
+    """Rename the class and/or change its at-risk settings; what is not given stays."""
+    changed = {
+        field: value
+        for field, value in (
+            ("class_name", class_name),
+            ("min_rate", min_rate),
+            ("max_consecutive_absences", max_consecutive_absences),
+        )
+        if value is not None
+    }
+    if changed:
+        for field, value in changed.items():
+            setattr(klass, field, value)
+        klass.save(update_fields=list(changed))
+    return klass
 
 
 def create_class(teacher: User, class_name: str) -> Class:
@@ -70,6 +99,55 @@ def add_student(klass: Class, student_id: str) -> Class:
     return klass
 
 
+def enrol_by_email(klass: Class, emails: list[str]) -> RosterResult:
+    """Enrol the existing student accounts among `emails` (compared as log-in does), each once.
+
+    Three queries whatever the number (the accounts, the class's enrolments among them, one bulk insert); each
+    new enrolment is announced as one made by add-student is (the post_save signal that live.notify turns
+    into a membership notice after commit: bulk_create sends none itself)."""
+    wanted = list(dict.fromkeys(comparable_email(email) for email in emails))
+    accounts = {email: (pk, role) for pk, email, role in User.objects.filter(email__in=wanted).values_list(
+        "id", "email", "role")}
+    student_of = {email: pk for email, (pk, role) in accounts.items() if role == Role.STUDENT}
+    enrolled = set(
+        Enrollment.objects.filter(klass_id=klass.id, student_id__in=list(student_of.values())).values_list(
+            "student_id", flat=True
+        )
+    )
+    result = RosterResult(
+        added=[pk for email in wanted if (pk := student_of.get(email)) is not None and pk not in enrolled],
+        alreadyEnrolled=[pk for email in wanted if (pk := student_of.get(email)) is not None and pk in enrolled],
+        notFound=[email for email in wanted if email not in accounts],
+        notStudents=[email for email in wanted if email in accounts and email not in student_of],
+    )
+    if result.added:
+        rows = [Enrollment(klass=klass, student_id=pk) for pk in result.added]
+        try:
+            with transaction.atomic():
+                Enrollment.objects.bulk_create(rows)
+        except IntegrityError:
+            # One of them was enrolled concurrently: one at a time, as add-student does.
+            for pk in result.added:
+                add_student(klass, pk)
+            return result
+        for row in rows:
+            post_save.send(
+                sender=Enrollment, instance=row, created=True, update_fields=None, raw=False, using=row._state.db
+            )
+    return result
+
+
+def remove_student(klass: Class, student_id: str) -> Class:
+    """Unenrol a student; their records stay (reports still show them). NotFound "Student not found" when they
+    are not enrolled. The delete's post_delete signal tells their open sockets (live.notify)."""
+    removed = 0
+    if is_object_id(student_id):
+        removed, _ = Enrollment.objects.filter(klass_id=klass.id, student_id=student_id).delete()
+    if not removed:
+        raise NotFound(messages.STUDENT_NOT_FOUND)
+    return klass
+
+
 def class_detail(class_id: str, user: User) -> ClassDetail:
     """The class with its students populated, for its teacher or an enrolled student."""
     klass = get_class(class_id)
@@ -85,6 +163,8 @@ def class_detail(class_id: str, user: User) -> ClassDetail:
         className=klass.class_name,
         teacherId=klass.teacher_id,
         students=[Member(id=pk, name=name, email=email) for pk, name, email in members],
+        minRate=klass.min_rate,
+        maxConsecutiveAbsences=klass.max_consecutive_absences,
     )
 
 

@@ -45,7 +45,7 @@ from common import messages
 from common.errors import DomainError, Forbidden, Invalid, NotFound, NotNow, TooManyRequests, Unavailable
 from common.fields import is_object_id
 from common.schemas import iso_z
-from live import history
+from live import alerts, history
 from live.checkin import MAX_WRONG_CODES, Window, new_secret
 from live.models import Attendance, AttendanceChange, AttendanceSession, MarkSource, SessionState, Status
 from live.notify import user_group
@@ -450,7 +450,7 @@ def finish_session(session: Session, origin: Origin | None = None) -> Summary:
         try:
             with atomic if atomic is not None else nullcontext():
                 summary = _take_and_write(session, token, origin)
-                broadcast_on_commit(session.class_id, "DONE", DonePayload(**summary), origin)
+                _announce_done(session, summary, origin)
             return summary
         except DatabaseError as error:
             if attempt + 1 < _DONE_RETRIES and _transient(error):
@@ -462,6 +462,13 @@ def finish_session(session: Session, origin: Origin | None = None) -> Summary:
             logger.exception("Persisting the session %s of class %s failed", session.id, session.class_id)
             return _persisted_after_all(session, origin, token)
     raise AssertionError("unreachable")
+
+
+def _announce_done(session: Session, summary: Summary, origin: Origin | None) -> None:
+    """After the DONE commits: its broadcast, and the email to each student it put at risk (live.alerts: on a
+    thread of its own, so neither delays nor fails the DONE)."""
+    broadcast_on_commit(session.class_id, "DONE", DonePayload(**summary), origin)
+    alerts.notify_on_commit(session.class_id, session.id)
 
 
 def _take_and_write(session: Session, token: str, origin: Origin | None = None) -> Summary:
@@ -523,7 +530,7 @@ def _persisted_after_all(session: Session, origin: Origin | None, token: str) ->
         summary = None
     if summary is None:
         raise Unavailable(messages.PERSIST_FAILED)
-    broadcast_on_commit(session.class_id, "DONE", DonePayload(**summary), origin)
+    _announce_done(session, summary, origin)
     return summary
 
 
@@ -550,7 +557,7 @@ def _finish_fenced(session: Session, origin: Origin | None) -> Summary:
         logger.exception("Persisting the session %s of class %s failed", session.id, session.class_id)
         with suppress(DatabaseError):
             if (summary_after_all := persisted_summary(session.id, by_claim=token)) is not None:
-                broadcast_on_commit(session.class_id, "DONE", DonePayload(**summary_after_all), origin)
+                _announce_done(session, summary_after_all, origin)
                 return summary_after_all
         _remove(records)
         if _give_back(session.id, token):
@@ -565,7 +572,7 @@ def _finish_fenced(session: Session, origin: Origin | None) -> Summary:
         _close_window_at_done(session, origin)
     except DatabaseError:  # the session is persisted: the upkeep closes the window (and announces it) later
         logger.warning("Closing the check-in window of session %s failed", session.id, exc_info=True)
-    broadcast_on_commit(session.class_id, "DONE", DonePayload(**summary), origin)
+    _announce_done(session, summary, origin)
     return summary
 
 

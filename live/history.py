@@ -17,9 +17,10 @@ import io
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, ExpressionWrapper, F, Q, QuerySet, TextField
+from django.db.models import Count, ExpressionWrapper, F, Max, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from accounts.models import User
@@ -33,6 +34,7 @@ from live.schemas import (
     ChangeEntry,
     ClassReport,
     HistoryEntry,
+    MySummary,
     SessionDetail,
     SessionRecord,
     SessionSummary,
@@ -53,8 +55,26 @@ RAW_STARTED_AT = Cast("started_at", TextField())
 RAW_STUDENT_ID = ExpressionWrapper(F("student_id"), output_field=TextField())
 
 
-def persisted_sessions(class_id: str) -> QuerySet[AttendanceSession]:
-    return AttendanceSession.objects.persisted().filter(klass_id=class_id)
+@dataclass(frozen=True)
+class Period:
+    """The sessions started in [start, end) (`?from=&to=`); None: unbounded on that side."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def of(self, sessions: QuerySet[AttendanceSession]) -> QuerySet[AttendanceSession]:
+        if self.start is not None:
+            sessions = sessions.filter(started_at__gte=_up_to_the_millisecond(self.start))
+        if self.end is not None:
+            sessions = sessions.filter(started_at__lt=_up_to_the_millisecond(self.end))
+        return sessions
+
+
+EVER = Period()
+
+
+def persisted_sessions(class_id: str, period: Period = EVER) -> QuerySet[AttendanceSession]:
+    return period.of(AttendanceSession.objects.persisted().filter(klass_id=class_id))
 
 
 def counted_records(class_id: str) -> QuerySet[Attendance]:
@@ -79,11 +99,13 @@ def attendance_rate(present: int, absent: int, late: int = 0) -> float | None:
 # --- sessions -------------------------------------------------------------------------------------------
 
 
-def sessions_page(klass: Class, limit: int, before: datetime | None = None) -> list[SessionSummary]:
-    """Persisted sessions of a class, newest first: `limit` of them, started strictly before `before`.
+def sessions_page(
+    klass: Class, limit: int, before: datetime | None = None, period: Period = EVER
+) -> list[SessionSummary]:
+    """Persisted sessions of a class in `period`, newest first: `limit` of them, started strictly before `before`.
 
     Two queries: the page of sessions, then their counts grouped by startedAt."""
-    sessions = persisted_sessions(klass.id).order_by("-started_at")
+    sessions = persisted_sessions(klass.id, period).order_by("-started_at")
     if before is not None:
         sessions = sessions.filter(started_at__lt=_up_to_the_millisecond(before))
     page = list(sessions.values_list("id", "started_at", "ended_at")[:limit])
@@ -232,31 +254,139 @@ def session_changes(klass: Class, session_id: str) -> list[ChangeEntry]:
 # --- reports --------------------------------------------------------------------------------------------
 
 
-def class_report(klass: Class) -> ClassReport:
-    """Every enrolled student and every student with a record (enrolled then, since removed), by name, with
-    their counts over the persisted sessions.
+ATTENDED = (Status.PRESENT, Status.LATE)
 
-    Three queries whatever the size (four if students with records have left the class): the persisted
-    sessions' starts; the counts of exactly those sessions' records, grouped by student in the database;
-    the students' names. Counting over the starts read first keeps the counts and `sessions` in step even
-    while another session is being persisted."""
-    starts = list(persisted_sessions(klass.id).values_list("started_at", flat=True))
+
+@dataclass(frozen=True)
+class Standing:
+    """A student's counts over some sessions, their rate, their run of absences, and whether they are at risk."""
+
+    present: int = 0
+    absent: int = 0
+    late: int = 0
+    excused: int = 0
+    consecutive_absences: int = 0
+    min_rate: float = 0.0
+    max_consecutive_absences: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return attendance_rate(self.present, self.absent, self.late)
+
+    @property
+    def at_risk(self) -> bool:
+        """Below the class's minimum rate (as the rate is shown: 4 places), or absent too many times in a row.
+        A student without a counted record (rate null, no run) is not at risk."""
+        rate = self.rate
+        low = rate is not None and rate < self.min_rate
+        return low or self.consecutive_absences >= self.max_consecutive_absences
+
+
+def standings(klass: Class, starts: list[datetime], student_id: str | None = None) -> dict[str, Standing]:
+    """Each student's Standing over the class's sessions started at `starts` (only `student_id`'s if given).
+
+    Two queries whatever the size: the counts grouped by student with each student's last attended session
+    (present or late), by the database; then the students' absences, of which those after their last attended
+    session make their current run. An excused session, or one without a record of the student (not enrolled
+    then), neither counts in the run nor breaks it (docs/choices.md)."""
+    records = Attendance.objects.filter(klass_id=klass.id, started_at__in=starts)
+    if student_id is not None:
+        records = records.filter(student_id=student_id)
     counted = (
-        Attendance.objects.filter(klass_id=klass.id, started_at__in=starts)
-        .order_by()
+        records.order_by()
         .values("student_id")
-        .annotate(**COUNTS)
-        .values_list("student_id", *COUNTS)
+        .annotate(**COUNTS, last_attended=Max("started_at", filter=Q(status__in=ATTENDED)))
+        .values_list("student_id", *COUNTS, "last_attended")
     )
-    counts: dict[str, Counts] = {sid: (p, a, late, e) for sid, p, a, late, e in counted}
+    found = {sid: (p, a, late, e, last) for sid, p, a, late, e, last in counted}
+    runs: Counter[str] = Counter()
+    absences = records.filter(status=Status.ABSENT).order_by().values_list("student_id", "started_at")
+    for sid, started_at in absences:
+        last = found[sid][4] if sid in found else None
+        if last is None or started_at > last:
+            runs[sid] += 1
+    return {
+        sid: Standing(
+            present=p,
+            absent=a,
+            late=late,
+            excused=e,
+            consecutive_absences=runs[sid],
+            min_rate=klass.min_rate,
+            max_consecutive_absences=klass.max_consecutive_absences,
+        )
+        for sid, (p, a, late, e, _) in found.items()
+    }
+
+
+def no_standing(klass: Class) -> Standing:
+    """A student without records: all zeros, never at risk."""
+    return Standing(min_rate=klass.min_rate, max_consecutive_absences=klass.max_consecutive_absences)
+
+
+def class_report(klass: Class, period: Period = EVER) -> ClassReport:
+    """Every enrolled student and every student with a record (enrolled then, since removed), by name, with
+    their counts over the persisted sessions in `period`, their run of absences and whether they are at risk.
+
+    Four queries whatever the size (five if students with records have left the class): the persisted
+    sessions' starts; the counts of exactly those sessions' records, grouped by student in the database;
+    their absences; the students' names. Counting over the starts read first keeps the counts and `sessions`
+    in step even while another session is being persisted."""
+    starts = list(persisted_sessions(klass.id, period).values_list("started_at", flat=True))
+    found = standings(klass, starts)
+    nothing = no_standing(klass)
     students = [
         StudentReport(
-            id=sid, name=name, email=email, present=p, absent=a, late=late, excused=e, rate=attendance_rate(p, a, late)
+            id=sid,
+            name=name,
+            email=email,
+            present=standing.present,
+            absent=standing.absent,
+            late=standing.late,
+            excused=standing.excused,
+            rate=standing.rate,
+            consecutiveAbsences=standing.consecutive_absences,
+            atRisk=standing.at_risk,
         )
-        for sid, name, email in students_by_name(klass, with_records=counts)
-        for p, a, late, e in [counts.get(sid, NO_RECORDS)]
+        for sid, name, email in students_by_name(klass, with_records=found)
+        for standing in [found.get(sid, nothing)]
     ]
     return ClassReport(classId=klass.id, className=klass.class_name, sessions=len(starts), students=students)
+
+
+def my_summary(klass: Class, student: User) -> MySummary:
+    """The student's own Standing over every persisted session of the class (three queries)."""
+    starts = list(persisted_sessions(klass.id).values_list("started_at", flat=True))
+    standing = standings(klass, starts, student.id).get(student.id, no_standing(klass))
+    return MySummary(
+        present=standing.present,
+        absent=standing.absent,
+        late=standing.late,
+        excused=standing.excused,
+        rate=standing.rate,
+        atRisk=standing.at_risk,
+        consecutiveAbsences=standing.consecutive_absences,
+    )
+
+
+def newly_at_risk(klass: Class, session_id: str) -> dict[str, Standing]:
+    """The students at risk after the persisted session `session_id` who were not before it (only students with
+    a record in it can be), with their standing after it. Read after DONE commits; six queries whatever the size."""
+    sessions = list(persisted_sessions(klass.id).values_list("id", "started_at"))
+    started_at = next((start for pk, start in sessions if pk == session_id), None)
+    if started_at is None:
+        return {}
+    after = standings(klass, [start for _, start in sessions])
+    before = standings(klass, [start for pk, start in sessions if pk != session_id])
+    in_session = set(
+        Attendance.objects.filter(klass_id=klass.id, started_at=started_at).values_list("student_id", flat=True)
+    )
+    nothing = no_standing(klass)
+    return {
+        sid: standing
+        for sid, standing in after.items()
+        if sid in in_session and standing.at_risk and not before.get(sid, nothing).at_risk
+    }
 
 
 def students_by_name(klass: Class, with_records: Iterable[str]) -> list[tuple[str, str, str]]:
@@ -286,19 +416,27 @@ def csv_cell(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
 
 
-def report_csv(klass: Class) -> str:
-    """The report as CSV: the JSON report's students, one column per persisted session (oldest first)
-    holding a status / empty (no record: not enrolled then), and the JSON report's counts.
+@dataclass(frozen=True)
+class Grid:
+    """The report as a table: the sessions (oldest first) and, by name, each student's cell per session (a status,
+    or "" without a record: not enrolled then)."""
+
+    sessions: list[tuple[datetime, datetime]]  # (startedAt, endedAt)
+    students: list[tuple[str, str, str, list[str]]]  # (id, name, email, cells)
+
+
+def report_grid(klass: Class, period: Period = EVER) -> Grid:
+    """The JSON report's students with one cell per persisted session in `period`.
 
     Four queries whatever the size: the sessions, every record of exactly those sessions as (student,
     session, status), the enrolled students, and the names of students with records who have left since
     (skipped when there are none). The export reads every record anyway, so it counts them as it places
     them: the columns and the counts agree even while another session is being persisted."""
-    sessions = persisted_sessions(klass.id).order_by("started_at").annotate(key=RAW_STARTED_AT)
-    starts = list(sessions.values_list("started_at", "key"))
-    column = {key: index for index, (_, key) in enumerate(starts)}
+    sessions = persisted_sessions(klass.id, period).order_by("started_at").annotate(key=RAW_STARTED_AT)
+    starts = list(sessions.values_list("started_at", "ended_at", "key"))
+    column = {key: index for index, (_, _, key) in enumerate(starts)}
     cells: dict[str, list[str]] = {}
-    records = Attendance.objects.filter(klass_id=klass.id, started_at__in=[started_at for started_at, _ in starts])
+    records = Attendance.objects.filter(klass_id=klass.id, started_at__in=[started_at for started_at, _, _ in starts])
     rows = records.order_by().annotate(sid=RAW_STUDENT_ID, key=RAW_STARTED_AT).values_list("sid", "key", "status")
     for sid, key, status in rows:
         row = cells.get(sid)
@@ -306,14 +444,31 @@ def report_csv(klass: Class) -> str:
             row = cells[sid] = [""] * len(starts)
         row[column[key]] = status
     cells = {str(sid): row for sid, row in cells.items()}
+    empty = [""] * len(starts)
+    return Grid(
+        sessions=[(started_at, ended_at or started_at) for started_at, ended_at, _ in starts],
+        students=[
+            (sid, name, email, cells.get(sid, empty))
+            for sid, name, email in students_by_name(klass, with_records=cells)
+        ],
+    )
+
+
+def row_counts(row: list[str]) -> Counts:
+    present, absent, late, excused = (row.count(status) for status in Status)
+    return present, absent, late, excused
+
+
+def report_csv(klass: Class, period: Period = EVER) -> str:
+    """The report as CSV (report_grid: four queries): one column per persisted session (oldest first) holding a
+    status / empty, and the JSON report's counts."""
+    grid = report_grid(klass, period)
     out = io.StringIO()
     writer = csv.writer(out)  # RFC 4180: CRLF line ends; fields with commas, quotes or newlines quoted
-    session_columns = [iso_z(started_at) for started_at, _ in starts]
+    session_columns = [iso_z(started_at) for started_at, _ in grid.sessions]
     writer.writerow(["studentId", "name", "email", *session_columns, "present", "absent", "late", "excused", "rate"])
-    empty = [""] * len(starts)
-    for sid, name, email in students_by_name(klass, with_records=cells):
-        row = cells.get(sid, empty)
-        present, absent, late, excused = (row.count(status) for status in Status)
+    for sid, name, email, row in grid.students:
+        present, absent, late, excused = row_counts(row)
         rate = attendance_rate(present, absent, late)
         writer.writerow(
             [

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
 
 from common import messages
 from common.schemas import IsoDateTime, IsoTimestamp, NonEmptyStr, ObjectIdStr, RequestBody, ResponseModel
@@ -117,12 +118,52 @@ _DECIMAL = re.compile(r"[0-9]{1,9}")
 _ISO_DATETIME = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d")
 
 
-class SessionsQuery(BaseModel):
-    """GET /class/:id/sessions: one page of persisted sessions, newest first.
+def _iso_datetime(value: Any) -> Any:
+    """An ISO 8601 date and time: not a bare date, nor a Unix timestamp (which pydantic would take)."""
+    if isinstance(value, str) and not _ISO_DATETIME.match(value):
+        raise ValueError("expected an ISO 8601 date and time")
+    return value
 
-    Not strict: query values are strings, so "50" is the integer 50."""
 
-    model_config = ConfigDict(extra="ignore")
+def _in_utc(value: datetime | None) -> datetime | None:
+    """In UTC (a moment without an offset is UTC: the API speaks UTC throughout). A moment that UTC cannot hold
+    (year 1 east of Greenwich, 9999 west of it) is before, or after, every session."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if value.year == datetime.min.year else datetime.max).replace(tzinfo=UTC)
+
+
+class PeriodQuery(BaseModel):
+    """`?from=&to=`: only the persisted sessions started in [from, to) (either bound optional).
+
+    Not strict: query values are strings."""
+
+    model_config = ConfigDict(extra="ignore", validate_by_name=True, validate_by_alias=True)
+    start: datetime | None = Field(
+        default=None,
+        alias="from",
+        description="Only sessions started at or after this moment (ISO 8601; UTC without an offset)",
+        examples=["2025-03-01T00:00:00Z"],
+    )
+    end: datetime | None = Field(
+        default=None,
+        alias="to",
+        description="Only sessions started strictly before this moment (ISO 8601; UTC without an offset)",
+        examples=["2025-04-01T00:00:00Z"],
+    )
+
+    iso_bounds = field_validator("start", "end", mode="before")(_iso_datetime)
+    utc_bounds = field_validator("start", "end")(_in_utc)
+
+
+class SessionsQuery(PeriodQuery):
+    """GET /class/:id/sessions: one page of persisted sessions, newest first (within from/to)."""
+
     limit: int = Field(default=100, ge=1, le=500, description="How many sessions, 1–500")
     before: datetime | None = Field(
         default=None,
@@ -139,27 +180,35 @@ class SessionsQuery(BaseModel):
             raise ValueError("expected a decimal integer")
         return value
 
-    @field_validator("before", mode="before")
-    @classmethod
-    def _iso_datetime(cls, value: Any) -> Any:
-        """An ISO 8601 date and time: not a bare date, nor a Unix timestamp (which pydantic would take)."""
-        if isinstance(value, str) and not _ISO_DATETIME.match(value):
-            raise ValueError("expected an ISO 8601 date and time")
-        return value
+    iso_before = field_validator("before", mode="before")(_iso_datetime)
+    utc_before = field_validator("before")(_in_utc)
 
-    @field_validator("before")
-    @classmethod
-    def _in_utc(cls, value: datetime | None) -> datetime | None:
-        """In UTC (a moment without an offset is UTC: the API speaks UTC throughout). A moment that UTC
-        cannot hold (year 1 east of Greenwich, 9999 west of it) is before, or after, every session."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            return (datetime.min if value.year == datetime.min.year else datetime.max).replace(tzinfo=UTC)
+
+# The IANA zones this server knows (the system's database, or the tzdata package's): the API documents list them, so
+# that a value the document allows is one the server takes.
+ZONES = sorted(available_timezones())
+
+
+def _known_zone(value: str) -> str:
+    """An IANA time zone this server knows ("Europe/Paris"); anything else (a path, an offset) is refused."""
+    if value not in _ZONE_SET:
+        raise ValueError("unknown time zone")
+    return value
+
+
+_ZONE_SET = frozenset(ZONES)
+_ZONE_ENUM: list[JsonValue] = [*ZONES]
+
+
+class WorkbookQuery(PeriodQuery):
+    """GET /class/:id/report.xlsx: the period, and the zone the sessions' starts are shown in."""
+
+    tz: Annotated[str, AfterValidator(_known_zone)] = Field(
+        default="UTC",
+        json_schema_extra={"enum": _ZONE_ENUM},
+        description="The IANA time zone of the session columns' headings and the Sessions sheet's times",
+        examples=["Europe/Paris"],
+    )
 
 
 class SessionSummary(ResponseModel):
@@ -224,6 +273,9 @@ class SessionDetail(ResponseModel):
     records: list[SessionRecord]
 
 
+AT_RISK = "rate below the class's minRate, or consecutiveAbsences at maxConsecutiveAbsences or more"
+
+
 class StudentReport(ResponseModel):
     """One student's attendance over the class's persisted sessions."""
 
@@ -238,6 +290,27 @@ class StudentReport(ResponseModel):
         description="(present + late) / (present + late + absent), 4 decimal places (excused left out); "
         "null when that denominator is 0"
     )
+    consecutiveAbsences: int = Field(
+        description="Unexcused absences in a row, counted back from the most recent session (an excused "
+        "session, or one without a record of the student, neither counts nor breaks the run)"
+    )
+    atRisk: bool = Field(description=AT_RISK)
+
+
+class MySummary(ResponseModel):
+    """The caller's attendance in the class over its persisted sessions, and whether they are at risk."""
+
+    present: int
+    absent: int
+    late: int
+    excused: int
+    rate: float | None = Field(
+        description="(present + late) / (present + late + absent), 4 decimal places; null when that is 0"
+    )
+    atRisk: bool = Field(description=AT_RISK)
+    consecutiveAbsences: int = Field(
+        description="Unexcused absences in a row, counted back from the most recent session"
+    )
 
 
 class ClassReport(ResponseModel):
@@ -245,7 +318,7 @@ class ClassReport(ResponseModel):
 
     classId: ObjectIdStr
     className: str
-    sessions: int = Field(description="How many sessions of the class are persisted")
+    sessions: int = Field(description="How many sessions of the class are persisted (within from/to)")
     students: list[StudentReport]
 
 

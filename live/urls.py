@@ -13,5 +13,7 @@ urlpatterns = [
     route("class/<str:class_id>/sessions/<str:session_id>/changes", views.session_changes),
     route("class/<str:class_id>/report", views.class_report),
     route("class/<str:class_id>/report.csv", views.class_report_csv),
+    route("class/<str:class_id>/report.xlsx", views.class_report_xlsx),
+    route("class/<str:class_id>/my-summary", views.my_summary),
     route("class/<str:class_id>/my-history", views.my_history),
 ]

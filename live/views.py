@@ -1,6 +1,8 @@
 """Attendance over HTTP: start a session (the live part is the WebSocket), a student's last status, and
 the history of persisted sessions: lists, details, reports and their CSV."""
 
+from zoneinfo import ZoneInfo
+
 from django.http import HttpRequest, HttpResponse
 
 from accounts import auth
@@ -10,7 +12,7 @@ from common import messages
 from common.api import endpoint
 from common.downloads import attachment
 from common.errors import Forbidden, Invalid, NotFound, NotNow, TooManyRequests
-from live import commands, history, selectors
+from live import commands, history, selectors, workbook
 from live.schemas import (
     ActiveSession,
     ChangeEntry,
@@ -20,6 +22,8 @@ from live.schemas import (
     ClassReport,
     CorrectionBody,
     HistoryEntry,
+    MySummary,
+    PeriodQuery,
     PersistedStatus,
     SessionDetail,
     SessionRecord,
@@ -27,7 +31,12 @@ from live.schemas import (
     SessionSummary,
     StartAttendanceBody,
     StartedSession,
+    WorkbookQuery,
 )
+
+
+def period_of(query: PeriodQuery) -> history.Period:
+    return history.Period(query.start, query.end)
 
 OWNED_CLASS_ERRORS = (NotFound(messages.CLASS_NOT_FOUND), Forbidden(messages.NOT_CLASS_TEACHER))
 ENROLLED_CLASS_ERRORS = (NotFound(messages.CLASS_NOT_FOUND), Forbidden(messages.NOT_ENROLLED))
@@ -103,9 +112,10 @@ def checkin_state(request: HttpRequest, user: User, class_id: str) -> CheckInSta
 def class_sessions(request: HttpRequest, user: User, class_id: str, query: SessionsQuery) -> list[SessionSummary]:
     """The class's persisted sessions with their counts, newest first, a page at a time.
 
-    For the next page pass the last `startedAt` as `before`."""
+    For the next page pass the last `startedAt` as `before`. `from` (inclusive) and `to` (exclusive) keep only the
+    sessions started between them."""
     klass = classes.owned_class(class_id, user)
-    return history.sessions_page(klass, query.limit, query.before)
+    return history.sessions_page(klass, query.limit, query.before, period_of(query))
 
 
 @endpoint(
@@ -162,24 +172,49 @@ def session_changes(request: HttpRequest, user: User, class_id: str, session_id:
     return history.session_changes(klass, session_id)
 
 
-@endpoint("GET", auth=auth.teacher, response=ClassReport, errors=OWNED_CLASS_ERRORS)
-def class_report(request: HttpRequest, user: User, class_id: str) -> ClassReport:
-    """Each student's present and absent counts and attendance rate over the class's persisted sessions."""
+@endpoint("GET", auth=auth.teacher, query=PeriodQuery, response=ClassReport, errors=OWNED_CLASS_ERRORS)
+def class_report(request: HttpRequest, user: User, class_id: str, query: PeriodQuery) -> ClassReport:
+    """Each student's counts, attendance rate, current run of unexcused absences and whether they are at risk
+    (the class's minRate and maxConsecutiveAbsences), over the class's persisted sessions started in
+    [`from`, `to`)."""
     klass = classes.owned_class(class_id, user)
-    return history.class_report(klass)
+    return history.class_report(klass, period_of(query))
 
 
 CSV = "text/csv; charset=utf-8"
 
 
-@endpoint("GET", auth=auth.teacher, response=str, media_type=CSV, errors=OWNED_CLASS_ERRORS)
-def class_report_csv(request: HttpRequest, user: User, class_id: str) -> HttpResponse:
-    """The report as a CSV file: one row per student, one column per persisted session (oldest first).
+@endpoint("GET", auth=auth.teacher, query=PeriodQuery, response=str, media_type=CSV, errors=OWNED_CLASS_ERRORS)
+def class_report_csv(request: HttpRequest, user: User, class_id: str, query: PeriodQuery) -> HttpResponse:
+    """The report as a CSV file: one row per student, one column per persisted session (oldest first), only the
+    sessions started in [`from`, `to`).
 
     Errors are the JSON envelope, as on every route."""
     klass = classes.owned_class(class_id, user)
-    content = history.report_csv(klass).encode("utf-8")
+    content = history.report_csv(klass, period_of(query)).encode("utf-8")
     return attachment(content, CSV, stem=klass.class_name, suffix="-attendance.csv", fallback="class")
+
+
+@endpoint(
+    "GET", auth=auth.teacher, query=WorkbookQuery, response=str, media_type=workbook.XLSX, errors=OWNED_CLASS_ERRORS
+)
+def class_report_xlsx(request: HttpRequest, user: User, class_id: str, query: WorkbookQuery) -> HttpResponse:
+    """The report as an Excel workbook: sheet "Attendance" with the CSV's columns (session columns headed by their
+    start in `tz`, the rate as a percentage), sheet "Sessions" with each session's start, end and counts; only the
+    sessions started in [`from`, `to`).
+
+    An unknown `tz` is 400. Errors are the JSON envelope, as on every route."""
+    klass = classes.owned_class(class_id, user)
+    content = workbook.report_xlsx(klass, ZoneInfo(query.tz), period_of(query))
+    return attachment(content, workbook.XLSX, stem=klass.class_name, suffix="-attendance.xlsx", fallback="class")
+
+
+@endpoint("GET", auth=auth.student, response=MySummary, errors=ENROLLED_CLASS_ERRORS)
+def my_summary(request: HttpRequest, user: User, class_id: str) -> MySummary:
+    """The caller's counts, rate and current run of unexcused absences over the class's persisted sessions, and
+    whether that puts them at risk (the class's minRate and maxConsecutiveAbsences)."""
+    klass = classes.enrolled_class(class_id, user)
+    return history.my_summary(klass, user)
 
 
 @endpoint("GET", auth=auth.student, response=list[HistoryEntry], errors=ENROLLED_CLASS_ERRORS)

@@ -41,7 +41,14 @@ def test_teacher_adds_student(site, room):
     teacher, student, class_id = room
     data = assert_ok(add(site, class_id, {"studentId": student.id}, teacher))
 
-    assert data == {"_id": class_id, "className": "Maths 101", "teacherId": teacher.id, "studentIds": [student.id]}
+    assert data == {
+        "_id": class_id,
+        "className": "Maths 101",
+        "teacherId": teacher.id,
+        "studentIds": [student.id],
+        "minRate": 0.8,
+        "maxConsecutiveAbsences": 3,
+    }
     assert site.enrolled(teacher, class_id) == [student.id]
 
 

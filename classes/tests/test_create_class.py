@@ -27,7 +27,8 @@ def test_teacher_creates_class(site):
     teacher = site.person("teacher")
     data = assert_ok(create(site, {"className": "Maths 101"}, teacher), 201)
 
-    assert set(data) == {"_id", "className", "teacherId", "studentIds"}
+    assert set(data) == {"_id", "className", "teacherId", "studentIds", "minRate", "maxConsecutiveAbsences"}
+    assert (data["minRate"], data["maxConsecutiveAbsences"]) == (0.8, 3)  # the at-risk defaults
     assert OBJECT_ID.match(data["_id"])
     assert (data["className"], data["teacherId"], data["studentIds"]) == ("Maths 101", teacher.id, [])
     if site.mode == "local":

@@ -316,8 +316,8 @@ def test_the_window_survives_in_the_record_alone(room, clock):
 @pytest.mark.django_db(transaction=True)
 def test_migration_leaves_existing_sessions_without_a_window_and_ready_for_one():
     executor = MigrationExecutor(connection)
-    executor.migrate([("live", "0007_marking")])
-    old = executor.loader.project_state([("live", "0007_marking")]).apps
+    executor.migrate([("live", "0007_marking"), ("classes", "0001_initial")])
+    old = executor.loader.project_state([("live", "0007_marking"), ("classes", "0001_initial")]).apps
     OldUser, OldClass = old.get_model("accounts", "User"), old.get_model("classes", "Class")
     OldEnrollment, OldSession = old.get_model("classes", "Enrollment"), old.get_model("live", "AttendanceSession")
     teacher = OldUser.objects.create(email="t@example.com", name="T", role="teacher")

@@ -403,8 +403,8 @@ T0 = datetime(2025, 3, 11, 10, 0, tzinfo=UTC)
 @pytest.mark.django_db(transaction=True)
 def test_migration_links_records_to_their_sessions_and_sets_states():
     executor = MigrationExecutor(connection)
-    executor.migrate([("live", "0003_attendancesession_ended_at")])
-    old = executor.loader.project_state([("live", "0003_attendancesession_ended_at")]).apps
+    executor.migrate([("live", "0003_attendancesession_ended_at"), ("classes", "0001_initial")])
+    old = executor.loader.project_state([("live", "0003_attendancesession_ended_at"), ("classes", "0001_initial")]).apps
     OldUser, OldClass = old.get_model("accounts", "User"), old.get_model("classes", "Class")
     OldSession, OldAttendance = old.get_model("live", "AttendanceSession"), old.get_model("live", "Attendance")
     teacher = OldUser.objects.create(email="t@example.com", name="T", role="teacher")

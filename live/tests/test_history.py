@@ -55,7 +55,16 @@ def csv_of(site, teacher, class_id):
 
 
 def member(person, **extra):
-    return {"_id": person.id, "name": person.name, "email": person.email, "late": 0, "excused": 0, **extra}
+    return {
+        "_id": person.id,
+        "name": person.name,
+        "email": person.email,
+        "late": 0,
+        "excused": 0,
+        "consecutiveAbsences": 0,
+        "atRisk": False,
+        **extra,
+    }
 
 
 def by_teacher(detail, index):
@@ -242,8 +251,8 @@ def test_report_counts_and_rates(site, two_sessions):
         "sessions": 2,
         "students": [
             member(ann, present=2, absent=0, rate=1.0),
-            member(bob, present=1, absent=1, rate=0.5),
-            member(cleo, present=0, absent=1, rate=0.0),
+            member(bob, present=1, absent=1, rate=0.5, atRisk=True),  # below 0.8
+            member(cleo, present=0, absent=1, rate=0.0, consecutiveAbsences=1, atRisk=True),
             member(lena, present=0, absent=0, rate=None),
         ],
     }

@@ -151,8 +151,8 @@ def test_persist_session_sets_ended_at_when_it_commits(teacher, student):
 @pytest.mark.django_db(transaction=True)
 def test_migration_gives_old_sessions_their_start_as_end():
     executor = MigrationExecutor(connection)
-    executor.migrate([("live", "0002_attendancesession")])
-    old = executor.loader.project_state([("live", "0002_attendancesession")]).apps
+    executor.migrate([("live", "0002_attendancesession"), ("classes", "0001_initial")])
+    old = executor.loader.project_state([("live", "0002_attendancesession"), ("classes", "0001_initial")]).apps
     user = old.get_model("accounts", "User").objects.create(email="t@example.com", name="T", role="teacher")
     klass = old.get_model("classes", "Class").objects.create(class_name="C", teacher_id=user.pk)
     OldSession = old.get_model("live", "AttendanceSession")

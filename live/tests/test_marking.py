@@ -389,7 +389,7 @@ def test_migration_gives_existing_records_who_and_when():
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    before = [("live", "0006_durable_sessions_required")]
+    before = [("live", "0006_durable_sessions_required"), ("classes", "0001_initial")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old = executor.loader.project_state(before).apps
