@@ -73,6 +73,10 @@ export function studentClassPage(root, ctx, classId) {
   function renderSummary(summary, history) {
     const latest = history.slice(0, STRIP_LENGTH).reverse();
     const reasons = summary.atRisk ? riskReasons(summary, klass) : [];
+    if (latest.length === 0 && !summary.atRisk) {
+      replace(summaryArea, h("p", { class: "muted" }, "Your rate shows here after your first saved session."));
+      return;
+    }
     replace(summaryArea,
       summary.atRisk
         ? h("div", { class: "at-risk-notice", role: "note", "aria-label": "At risk" },
