@@ -4,8 +4,10 @@ the wire are in test_history.py."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
+import openpyxl
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -63,8 +65,13 @@ ROUTES = {
     "session": "/class/{c}/sessions/{s}",
     "report": "/class/{c}/report",
     "csv": "/class/{c}/report.csv",
+    "xlsx": "/class/{c}/report.xlsx?tz=Europe/Paris",
+    "period": "/class/{c}/report?from=2025-01-01T00:00:00Z&to=2030-01-01T00:00:00Z",
+    "sessions-period": "/class/{c}/sessions?from=2025-01-01T00:00:00Z",
     "history": "/class/{c}/my-history",
+    "summary": "/class/{c}/my-summary",
 }
+STUDENT_ROUTES = {"history", "summary"}
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -72,7 +79,7 @@ def test_query_count_does_not_grow_with_students_or_sessions(client, teacher, st
     klass = make_class(teacher, [student])
     [session] = add_sessions(klass, [student], 1)
     path = ROUTES[route].format(c=klass.id, s=session.id)
-    caller = student if route == "history" else teacher
+    caller = student if route in STUDENT_ROUTES else teacher
 
     def queries():
         return count_queries(lambda: client.get(path, headers=auth(caller)))
@@ -90,8 +97,16 @@ def test_query_count_does_not_grow_with_students_or_sessions(client, teacher, st
     add_sessions(klass, [student, *others], 19, first=1)
     assert queries() == one, "grew with sessions"
     # ...and the answer did grow.
-    if route == "report":
-        assert assert_ok(client.get(path, headers=auth(teacher)))["sessions"] == 20
+    if route in ("report", "period"):
+        data = assert_ok(client.get(path, headers=auth(teacher)))
+        assert data["sessions"] == 20
+        # Odd days absent, the last (day 19) too: a run of 1 for everyone, and a rate of 0.5 below 0.8.
+        assert {(s["consecutiveAbsences"], s["atRisk"]) for s in data["students"]} == {(1, True)}
+    if route == "summary":
+        assert assert_ok(client.get(path, headers=auth(student)))["absent"] == 10
+    if route == "xlsx":
+        book = openpyxl.load_workbook(io.BytesIO(client.get(path, headers=auth(teacher)).content))
+        assert book["Attendance"].max_row == 31 and book["Sessions"].max_row == 21
     if route == "csv":
         assert client.get(path, headers=auth(teacher)).content.count(b"\r\n") == 31
 
@@ -288,3 +303,43 @@ def test_a_cross_origin_client_may_read_the_history_and_the_csv_file_name(client
     assert response.headers["Access-Control-Allow-Origin"] == "https://console.example"
     assert "content-disposition" in response.headers["Access-Control-Expose-Headers"].lower()
     assert "Access-Control-Allow-Origin" not in client.get("/classes", headers={**origin, "Origin": "https://evil.example"}).headers
+
+
+# --- the Excel writer's memory does not grow with the class ------------------------------------------------------
+
+
+def test_the_workbook_writer_streams_its_rows(monkeypatch):
+    """openpyxl's write-only mode: beyond the report's own table and the file's bytes, what writing takes is the
+    same for 50 students as for 500 (× 60 sessions)."""
+    import tracemalloc
+    from zoneinfo import ZoneInfo
+
+    from classes.models import Class
+    from live import workbook
+
+    def table(students: int, sessions: int = 60) -> history.Grid:
+        return history.Grid(
+            sessions=[(T0 + timedelta(days=d), T0 + timedelta(days=d, hours=1)) for d in range(sessions)],
+            students=[
+                (f"{n:024x}", f"Student {n}", f"s{n}@example.com", ["present" if (n + d) % 3 else "absent"
+                                                                   for d in range(sessions)])
+                for n in range(students)
+            ],
+        )
+
+    def writing(students: int) -> tuple[int, int]:
+        grid = table(students)
+        monkeypatch.setattr(workbook, "report_grid", lambda klass, period: grid)
+        tracemalloc.start()
+        try:
+            content = workbook.report_xlsx(Class(class_name="Big"), ZoneInfo("UTC"), history.EVER)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return peak - len(content), len(content)
+
+    writing(10)  # openpyxl's imports and caches, once
+    small, small_file = writing(50)
+    big, big_file = writing(500)
+    assert big_file > 5 * small_file  # ten times the rows...
+    assert big < small * 1.5 + 256 * 1024, (small, big)  # ...and not more memory to write them
