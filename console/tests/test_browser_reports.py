@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from console.tests.browser import SCREENSHOTS, Console, update_screenshots
+from console.tests.browser import PHONE, SCREENSHOTS, Console, update_screenshots
 from console.tests.test_browser import unique
 from tests.support import Person, assert_ok, create_class, enrol
 
@@ -147,8 +147,14 @@ SESSIONS = [
 
 
 def persist_dated_sessions(wire_server, teacher: Person, class_id: str, people: dict[str, Person]) -> None:
-    """The sessions above, persisted as DONE does, on their own dates (in the server's own process's shell)."""
+    """The sessions above, persisted as DONE does, on their own dates."""
     plan = [(started, {people[k].id: status for k, status in marks.items()}) for started, marks in SESSIONS]
+    persist_dated_sessions_of(wire_server, teacher, class_id, plan)
+
+
+def persist_dated_sessions_of(wire_server, teacher: Person, class_id: str, plan: list) -> None:
+    """Sessions `[(startedAt, {studentId: status})]` persisted as DONE does (in a shell of the server's own
+    settings: another process on its database)."""
     wire_server.shell(
         "import json\n"
         "from accounts.models import User\n"
@@ -268,3 +274,43 @@ def test_charts_at_risk_date_range_and_a_students_own_record(console, make_perso
     record = hers.page.get_by_role("region", name="Your record")
     expect(record).to_contain_text("Your rate: 100\u00a0%")
     expect(record.get_by_role("note")).to_have_count(0)
+
+
+def test_a_student_who_becomes_at_risk_at_done_sees_the_notice_without_a_reload(console, make_person, api, wire_server):
+    tab, class_id, teacher, (ana, ben) = class_page(console, make_person, api, ("Ana", "Ben"))
+    # Two absences in a row already (the class allows three), a rate of 50 % under the minimum set to 40 %.
+    persist_dated_sessions_of(wire_server, teacher, class_id, [
+        ("2026-11-02T09:00:00.000Z", {ana.id: "present", ben.id: "present"}),
+        ("2026-11-09T09:00:00.000Z", {ana.id: "present", ben.id: "present"}),
+        ("2026-11-16T09:00:00.000Z", {ana.id: "present", ben.id: "absent"}),
+        ("2026-11-23T09:00:00.000Z", {ana.id: "present", ben.id: "absent"}),
+    ])
+    settings = tab.page.get_by_role("form", name="Class settings")
+    settings.get_by_role("spinbutton", name="Minimum rate (%)", exact=True).fill("40")
+    settings.get_by_role("button", name="Save settings", exact=True).click()
+    expect(settings).to_contain_text("Settings saved.")
+
+    mine = console(viewport=PHONE).log_in(ben).open_class(class_id)
+    record = mine.page.get_by_role("region", name="Your record")
+    expect(record).to_contain_text("Your rate: 50\u00a0%")
+    expect(record.get_by_role("note")).to_have_count(0)
+
+    tab.start_session()
+    tab.mark(ana.name, "Present")
+    expect(mine.status()).to_have_text("Session in progress · Not marked yet")
+    tab.end_session()  # Ben, never marked, is absent: three in a row
+    expect(mine.status()).to_have_text("Session ended · Absent")
+    expect(record.get_by_role("note", name="At risk")).to_contain_text(
+        "You are at risk in this class: 3 absences in a row.")
+    expect(record).to_contain_text("Your rate: 40\u00a0%")
+    expect(record.get_by_role("img")).to_have_attribute(
+        "aria-label", "Your last 5 sessions, oldest first: Present, Present, Absent, Absent, Absent")
+    assert mine.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # nothing wider
+    assert mine.accessibility_problems() == []
+
+    # The teacher's page follows the DONE too; on a phone only the report's table scrolls sideways.
+    history = tab.page.get_by_role("region", name="History")
+    expect(history.get_by_role("list", name="1 student at risk")).to_have_text(f"{ben.name} · 3 absences in a row")
+    phone = console(viewport=PHONE).log_in(teacher).open_class(class_id)
+    expect(phone.page.get_by_role("region", name="Rate over time").get_by_role("img")).to_be_visible()
+    assert phone.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
