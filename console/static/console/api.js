@@ -60,6 +60,7 @@ export async function api(method, path, body) {
 export const get = (path) => api("GET", path);
 export const post = (path, body) => api("POST", path, body ?? {});
 export const patch = (path, body) => api("PATCH", path, body ?? {});
+export const del = (path) => api("DELETE", path);
 
 // The file name a Content-Disposition header offers: RFC 6266's filename* first, then filename.
 export function dispositionFilename(header, fallback) {

@@ -27,6 +27,22 @@ export function h(tag, props, ...children) {
   return element;
 }
 
+// svg("rect", {x: 0, y: 0, width: 10, height: 10}): an SVG element, for the charts the project draws itself
+// (charts.js); the same rules as h(): text goes in as text nodes.
+const SVG_NS = "http://www.w3.org/2000/svg";
+export function svg(tag, props, ...children) {
+  const element = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(props ?? {})) {
+    if (value === null || value === undefined || value === false) continue;
+    element.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
 export function replace(element, ...children) {
   element.replaceChildren();
   appendAll(element, children);

@@ -1,9 +1,10 @@
 // The student's class page: the live status (MY_ATTENDANCE and the class's broadcasts) and the history.
 
 import { get } from "./api.js";
+import { riskReasons, STRIP_LENGTH, strip, stripLegend } from "./charts.js";
 import { studentCheckin, takePendingCheckin } from "./checkin.js";
 import { h, replace } from "./dom.js";
-import { formatDateTime, loadingText, section, showError, statusLabel } from "./ui.js";
+import { formatDateTime, formatRate, loadingText, plural, section, showError, statusLabel } from "./ui.js";
 
 const NO_SESSION = "No active attendance session";
 // While no session is live, ask now and then, in case one was started by a client that tells nobody.
@@ -33,6 +34,8 @@ export function studentClassPage(root, ctx, classId) {
   const title = h("h1", {}, "Class");
   const status = h("p", { role: "status", class: "live-status big" }, "Connecting…");
   const historyArea = h("div", {}, loadingText());
+  const summaryArea = h("div", {}, loadingText());
+  let klass = null; // GET /class/:id: its minRate and maxConsecutiveAbsences explain an at-risk notice
   // Self check-in: the code field while a window is open; a check-in's mark then arrives as any mark does.
   const checkin = studentCheckin(classId, { onCheckedIn: () => ask() });
   replace(root,
@@ -40,6 +43,7 @@ export function studentClassPage(root, ctx, classId) {
     title,
     h("section", { class: "card live", "aria-labelledby": "status-title" },
       h("h2", { id: "status-title" }, "Your attendance"), status, checkin.element),
+    section("Your record", summaryArea),
     section("Your history", historyArea));
 
   function renderStatus() {
@@ -65,8 +69,41 @@ export function studentClassPage(root, ctx, classId) {
     if (ctx.send("MY_ATTENDANCE", { classId })) questions.push(doneSeen !== null);
   }
 
+  // GET /class/:id/my-summary and the last sessions of my-history: the rate, the at-risk notice, the strip.
+  function renderSummary(summary, history) {
+    const latest = history.slice(0, STRIP_LENGTH).reverse();
+    const reasons = summary.atRisk ? riskReasons(summary, klass) : [];
+    if (latest.length === 0 && !summary.atRisk) {
+      replace(summaryArea, h("p", { class: "muted" }, "Your rate shows here after your first saved session."));
+      return;
+    }
+    replace(summaryArea,
+      summary.atRisk
+        ? h("div", { class: "at-risk-notice", role: "note", "aria-label": "At risk" },
+          h("p", {}, h("strong", {}, "You are at risk in this class: "), `${reasons.join(", ")}.`),
+          h("p", {}, "Talk to your teacher about the sessions you missed."))
+        : null,
+      h("p", { class: "my-rate" }, h("span", { class: "rate-figure" }, `Your rate: ${formatRate(summary.rate)}`),
+        h("span", { class: "muted" }, ` · ${summary.present} present, ${summary.late ?? 0} late, `
+          + `${summary.excused ?? 0} excused, ${summary.absent} absent`)),
+      latest.length
+        ? [h("h3", {}, `Your last ${plural(latest.length, "session", "sessions")}`),
+          strip(latest, { who: `Your last ${plural(latest.length, "session", "sessions")}` }), stripLegend()]
+        : h("p", { class: "muted" }, "No saved session yet."));
+  }
+
+  async function loadSummary(history) {
+    try {
+      const summary = await get(`/class/${encodeURIComponent(classId)}/my-summary`);
+      if (alive) renderSummary(summary, history);
+    } catch (error) {
+      if (alive) replace(summaryArea, h("p", { class: "error-text" }, `Could not load your record: ${error.message}`));
+    }
+  }
+
   function renderHistory(history) {
     newestSaved = history[0]?.startedAt ?? null;
+    loadSummary(history);
     if (history.length === 0) {
       replace(historyArea, h("p", { class: "muted" }, "No saved session yet."));
       return;
@@ -142,8 +179,9 @@ export function studentClassPage(root, ctx, classId) {
   }
 
   get(`/class/${encodeURIComponent(classId)}`)
-    .then((klass) => {
+    .then((data) => {
       if (!alive) return;
+      klass = data;
       title.textContent = klass.className;
       document.title = `${klass.className} · Live Attendance`;
       return loadPersisted();
@@ -153,6 +191,7 @@ export function studentClassPage(root, ctx, classId) {
       status.textContent = error.message;
       showError(error.message);
       replace(historyArea);
+      replace(summaryArea);
     });
   // Whether the class's live session has a check-in window open: on load, on a reconnect, on each window's
   // broadcast. A later question's answer wins.

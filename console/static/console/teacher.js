@@ -1,9 +1,11 @@
 // Teacher pages (and the classes list both roles share): classes, one class live, one past session.
 
-import { download, get, patch, post } from "./api.js";
+import { del, download, get, patch, post } from "./api.js";
+import { rateChart, riskReasons, STRIP_LENGTH, strip, stripLegend } from "./charts.js";
 import { teacherCheckin } from "./checkin.js";
 import { checkName, showFieldErrors } from "./checks.js";
 import { emailText, field, h, replace } from "./dom.js";
+import { classSettings, importForm, settingsForm } from "./roster.js";
 import {
   confirmDialog, formatDate, formatDateTime, formatRate, loadingText, plural, section, showError, statusLabel,
 } from "./ui.js";
@@ -14,6 +16,10 @@ const PICKER_LIMIT = 25;
 // A student's classes whose live state the list asks about over the socket (MY_ATTENDANCE, one per class).
 const LIVE_CHECK_LIMIT = 50;
 const SESSIONS_PAGE = 20;
+// The rate chart shows the latest sessions of the date range, at most this many.
+const CHART_SESSIONS = 100;
+// Session details asked at once for the students' strips.
+const DETAIL_REQUESTS = 5;
 
 // The four statuses in button order: Present and Absent first, as before (Tab from "Present" reaches
 // "Absent"); each with its key on a focused row (docs/console.md "Marking").
@@ -208,6 +214,16 @@ export function teacherClassPage(root, ctx, classId) {
   const matches = h("div", { class: "picker-results" });
   const sessionsArea = h("div", {}, loadingText());
   const reportArea = h("div", {}, loadingText());
+  const riskArea = h("div", {});
+  const downloads = h("div", { class: "actions" });
+  const chartArea = h("div", {}, loadingText());
+  const settingsArea = h("div", {}, loadingText());
+  let range = { from: null, to: null }; // the date range of the history (ISO date-times, `to` exclusive)
+  let historyLoads = 0; // a newer load of the history wins over an older answer
+  const rangeForm = dateRangeForm((chosen) => {
+    range = chosen;
+    loadHistory();
+  });
   const title = h("h1", {}, "Class");
   // Self check-in: its counter is students marked present or late (docs/console.md "Self check-in").
   const checkin = teacherCheckin(ctx, () => {
@@ -219,9 +235,24 @@ export function teacherClassPage(root, ctx, classId) {
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "← All classes")),
     title,
     liveSection,
-    section("Students", enrolled, h("div", { class: "picker" }, search.element, matches)),
-    section("History", sessionsArea, h("h3", {}, "By student"), reportArea),
+    section("Students", enrolled, h("div", { class: "picker" }, search.element, matches),
+      h("div", { class: "import" }, h("h3", {}, "Import students"), importForm(classId, {
+        onImported: (data) => {
+          if (!alive) return;
+          klass = { ...klass, ...data };
+          roster = [...data.students].sort(byName);
+          renderEnrolled();
+          renderPicker();
+          if (session) renderLive();
+          loadReport().catch((error) => alive && replace(reportArea, errorText(error, "the report")));
+        },
+        nameOf: (id) => roster.find((s) => s._id === id)?.name ?? id,
+      }))),
+    section("Class settings", settingsArea),
+    section("History", rangeForm, sessionsArea, h("h3", {}, "By student"), riskArea, reportArea, downloads),
+    section("Rate over time", chartArea),
   );
+  renderDownloads();
   search.input.addEventListener("input", renderPicker);
 
   // --- live session ---
@@ -445,10 +476,60 @@ export function teacherClassPage(root, ctx, classId) {
   // --- students and picker ---
   function renderEnrolled() {
     replace(enrolled, roster.length
-      ? h("ul", { class: "people", "aria-label": "Enrolled students" }, roster.map((s) =>
-        h("li", {}, h("span", { class: "student-name" }, s.name),
-          h("span", { class: "student-email" }, emailText(s.email)))))
+      ? h("ul", { class: "people", "aria-label": "Enrolled students" }, roster.map((s) => {
+        // Named "Remove <student name>" (an aria-label, so that the list holds the name once as text).
+        const remove = h("button", { type: "button", "data-focus": `remove:${s._id}`, "aria-label": `Remove ${s.name}` },
+          "Remove");
+        remove.addEventListener("click", () => removeStudent(s, remove));
+        return h("li", {}, h("span", { class: "student-name" }, s.name),
+          h("span", { class: "student-email" }, emailText(s.email)), remove);
+      }))
       : h("p", { class: "muted" }, "No students enrolled yet."));
+  }
+
+  // DELETE /class/:id/students/:studentId after a confirmation; the student's records stay in the history.
+  async function removeStudent(student, button) {
+    const confirmed = await confirmDialog({
+      title: `Remove ${student.name}?`,
+      text: `${student.name} leaves the class${session ? " and its live session" : ""}. Their past attendance stays `
+        + "in the history and the reports.",
+      confirmLabel: "Remove",
+      danger: true,
+    });
+    if (!confirmed || !alive) {
+      button.focus();
+      return;
+    }
+    button.disabled = true;
+    try {
+      const data = await del(`/class/${encodeURIComponent(classId)}/students/${encodeURIComponent(student._id)}`);
+      if (!alive) return;
+      const index = roster.findIndex((s) => s._id === student._id);
+      roster = data.students ? [...data.students].sort(byName) : roster.filter((s) => s._id !== student._id);
+      renderEnrolled();
+      renderPicker();
+      if (session) renderLive();
+      loadReport().catch((error) => alive && replace(reportArea, errorText(error, "the report")));
+      // The focus goes to the next student's button (or the previous one, or the search field).
+      const next = roster[Math.min(index, roster.length - 1)];
+      const again = next ? enrolled.querySelector(`[data-focus="${CSS.escape(`remove:${next._id}`)}"]`) : null;
+      (again ?? search.input).focus();
+    } catch (error) {
+      showError(error.message);
+      button.disabled = false;
+    }
+  }
+
+  function renderSettings() {
+    replace(settingsArea, settingsForm(classId, klass, {
+      onSaved: (saved) => {
+        if (!alive) return;
+        klass = { ...klass, ...saved };
+        title.textContent = klass.className;
+        document.title = `${klass.className} · Live Attendance`;
+        loadHistory();
+      },
+    }));
   }
 
   function renderPicker() {
@@ -521,16 +602,27 @@ export function teacherClassPage(root, ctx, classId) {
       h("span", { class: "muted" }, ` · ${countsText(s, ", ", true)} of ${s.total}`));
   }
 
+  const classPath = () => `/class/${encodeURIComponent(classId)}`;
+  // ?from=&to= of the date range, on every history request and download.
+  function rangeQuery(extra = {}) {
+    const query = new URLSearchParams(extra);
+    if (range.from) query.set("from", range.from);
+    if (range.to) query.set("to", range.to);
+    return query;
+  }
+
   async function loadSessions(more = false) {
-    const query = new URLSearchParams({ limit: String(SESSIONS_PAGE) });
+    const query = rangeQuery({ limit: String(SESSIONS_PAGE) });
     if (more && sessionsCursor) query.set("before", sessionsCursor);
-    const page = await get(`/class/${encodeURIComponent(classId)}/sessions?${query}`);
-    if (!alive) return;
+    const mine = historyLoads;
+    const page = await get(`${classPath()}/sessions?${query}`);
+    if (!alive || mine !== historyLoads) return;
     sessionsCursor = page.length === SESSIONS_PAGE ? page[page.length - 1].startedAt : null;
     let list = sessionsArea.querySelector("ul.sessions");
     if (!more || !list) {
       list = h("ul", { class: "sessions", "aria-label": "Past sessions" });
-      replace(sessionsArea, page.length ? list : h("p", { class: "muted" }, "No session saved yet."));
+      replace(sessionsArea, page.length ? list
+        : h("p", { class: "muted" }, range.from || range.to ? "No session saved in these dates." : "No session saved yet."));
     }
     const shown = [...list.querySelectorAll("a")].map((a) => a.textContent);
     list.append(...sessionItems(page, shown));
@@ -542,37 +634,120 @@ export function teacherClassPage(root, ctx, classId) {
     }
   }
 
+  // "Download CSV" and "Download Excel" (the workbook's session columns in this browser's time zone), both
+  // with the date range.
+  function renderDownloads() {
+    const button = (label, path, fallback, extra = {}) => {
+      const b = h("button", { type: "button" }, label);
+      b.addEventListener("click", () => {
+        b.disabled = true;
+        download(`${classPath()}/${path}?${rangeQuery(extra)}`, fallback)
+          .catch((error) => showError(error.message))
+          .finally(() => { b.disabled = false; });
+      });
+      return b;
+    };
+    const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+    replace(downloads,
+      button("Download CSV", "report.csv", "attendance.csv"),
+      button("Download Excel", "report.xlsx", "attendance.xlsx", { tz }));
+  }
+
+  // The report, with each student's strip of the latest sessions and the students at risk (with the reason).
   async function loadReport() {
-    const report = await get(`/class/${encodeURIComponent(classId)}/report`);
-    if (!alive) return;
-    const csv = h("button", { type: "button" }, "Download CSV");
-    csv.addEventListener("click", () => {
-      csv.disabled = true;
-      download(`/class/${encodeURIComponent(classId)}/report.csv`, "attendance.csv")
-        .catch((error) => showError(error.message))
-        .finally(() => { csv.disabled = false; });
-    });
+    const mine = historyLoads;
+    const [report, recent] = await Promise.all([
+      get(`${classPath()}/report?${rangeQuery()}`),
+      get(`${classPath()}/sessions?${rangeQuery({ limit: String(CHART_SESSIONS) })}`),
+    ]);
+    if (!alive || mine !== historyLoads) return;
+    const settings = { ...classSettings(klass), ...pickSettings(report) };
+    const dated = range.from || range.to;
+    replace(chartArea, recent.length
+      ? [h("p", { class: "muted" }, `The rate of each session${dated ? " in the dates chosen above" : ""}`
+        + ` (at most the latest ${CHART_SESSIONS}); the dashed line is the class's minimum.`),
+      rateChart([...recent].reverse(), { minRate: settings.minRate })]
+      : h("p", { class: "muted" }, dated ? "No session saved in these dates." : "No session saved yet: nothing to draw."));
+    const atRisk = report.students.filter((s) => s.atRisk);
+    replace(riskArea, atRisk.length
+      ? h("div", { class: "risk-summary" },
+        h("h4", { id: "risk-title" }, plural(atRisk.length, "student at risk", "students at risk")),
+        h("ul", { "aria-labelledby": "risk-title", class: "risk-list" }, atRisk.map((s) =>
+          h("li", {}, h("span", { class: "student-name" }, s.name), ` · ${riskReasons(s, settings).join(", ")}`))))
+      : report.students.length ? h("p", { class: "muted" }, "No student at risk.") : null);
+    const strips = new Map(); // studentId → the cell that gets the strip
     replace(reportArea,
       report.students.length
         ? h("div", { class: "table-scroll" }, h("table", { class: "report" },
-          h("caption", {}, `${plural(report.sessions, "session", "sessions")} saved`),
-          h("thead", {}, h("tr", {}, ["Student", "Present", "Late", "Excused", "Absent", "Rate"]
-            .map((c) => h("th", { scope: "col" }, c)))),
-          h("tbody", {}, report.students.map((s) => h("tr", {},
-            h("th", { scope: "row" }, h("span", { class: "student-name" }, s.name),
-              h("span", { class: "student-email" }, emailText(s.email))),
-            h("td", {}, String(s.present)), h("td", {}, String(s.late ?? 0)), h("td", {}, String(s.excused ?? 0)),
-            h("td", {}, String(s.absent)),
-            h("td", { class: "rate" }, formatRate(s.rate))))))
-        )
+          h("caption", {}, `${plural(report.sessions, "session", "sessions")} saved`
+            + `${range.from || range.to ? " in these dates" : ""}`),
+          h("thead", {}, h("tr", {}, ["Student", "Present", "Late", "Excused", "Absent", "Rate",
+            `Last ${STRIP_LENGTH} sessions`, "At risk"].map((c) => h("th", { scope: "col" }, c)))),
+          h("tbody", {}, report.students.map((s) => {
+            const cell = h("td", { class: "strip-cell" }, h("span", { class: "muted" }, "…"));
+            strips.set(s._id, { cell, name: s.name });
+            const reasons = s.atRisk ? riskReasons(s, settings) : [];
+            return h("tr", { class: s.atRisk ? "at-risk" : null },
+              h("th", { scope: "row" }, h("span", { class: "student-name" }, s.name),
+                h("span", { class: "student-email" }, emailText(s.email))),
+              h("td", {}, String(s.present)), h("td", {}, String(s.late ?? 0)), h("td", {}, String(s.excused ?? 0)),
+              h("td", {}, String(s.absent)),
+              h("td", { class: "rate" }, formatRate(s.rate)),
+              cell,
+              h("td", { class: "risk" }, reasons.length
+                ? [h("span", { class: "risk-badge" }, "At risk"), " ", reasons.join(", ")]
+                : h("span", { class: "muted" }, "—")));
+          }))))
         : h("p", { class: "muted" }, "No students yet."),
-      h("p", { class: "muted" }, "Rate = (present + late) / (present + late + absent); excused sessions are left out."),
-      h("div", { class: "actions" }, csv));
+      h("p", { class: "muted" }, "Rate = (present + late) / (present + late + absent); excused sessions are left out. "
+        + `At risk: a rate under ${formatRate(settings.minRate)}, or ${settings.maxConsecutiveAbsences} or more `
+        + "unexcused absences in a row."),
+      report.students.length ? stripLegend() : null);
+    if (report.students.length) await loadStrips(recent.slice(0, STRIP_LENGTH), strips, mine);
+  }
+
+  // Each student's latest sessions, from those sessions' records (GET …/sessions/:id, a few at a time).
+  async function loadStrips(latest, strips, mine) {
+    if (latest.length === 0) {
+      for (const { cell } of strips.values()) replace(cell, h("span", { class: "muted" }, "—"));
+      return;
+    }
+    const details = new Array(latest.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < latest.length) {
+        const i = next++;
+        details[i] = await get(`${classPath()}/sessions/${encodeURIComponent(latest[i]._id)}`);
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(DETAIL_REQUESTS, latest.length) }, worker));
+    } catch (error) {
+      if (alive && mine === historyLoads) {
+        for (const { cell } of strips.values()) replace(cell, h("span", { class: "error-text" }, "—"));
+        showError(`Could not load the latest sessions: ${error.message}`);
+      }
+      return;
+    }
+    if (!alive || mine !== historyLoads) return;
+    const oldestFirst = details.reverse();
+    for (const [studentId, { cell, name }] of strips) {
+      const cells = oldestFirst.map((d) => ({
+        startedAt: d.startedAt, status: d.records.find((r) => r.studentId === studentId)?.status ?? null,
+      }));
+      replace(cell, strip(cells, { who: `${name}: last ${plural(cells.length, "session", "sessions")}` }));
+    }
   }
 
   function loadHistory() {
+    historyLoads += 1;
     loadSessions().catch((error) => alive && replace(sessionsArea, errorText(error, "the past sessions")));
-    loadReport().catch((error) => alive && replace(reportArea, errorText(error, "the report")));
+    loadReport().catch((error) => {
+      if (!alive) return;
+      replace(reportArea, errorText(error, "the report"));
+      replace(chartArea);
+      replace(riskArea);
+    });
   }
 
   // --- first load ---
@@ -584,6 +759,7 @@ export function teacherClassPage(root, ctx, classId) {
       title.textContent = klass.className;
       document.title = `${klass.className} · Live Attendance`;
       roster = [...klass.students].sort(byName);
+      renderSettings();
       renderEnrolled();
       renderPicker();
       renderLive();
@@ -601,6 +777,8 @@ export function teacherClassPage(root, ctx, classId) {
       replace(enrolled);
       replace(sessionsArea);
       replace(reportArea);
+      replace(chartArea);
+      replace(settingsArea);
       status.textContent = "";
     });
 
@@ -685,6 +863,51 @@ export function teacherClassPage(root, ctx, classId) {
       return event === "TODAY_SUMMARY"; // the counts are the marks we hold
     },
   };
+}
+
+// The class settings a report may carry (the class's own are used otherwise).
+function pickSettings(report) {
+  const picked = {};
+  if (typeof report.minRate === "number") picked.minRate = report.minRate;
+  if (typeof report.maxConsecutiveAbsences === "number") picked.maxConsecutiveAbsences = report.maxConsecutiveAbsences;
+  return picked;
+}
+
+// A day in this browser's time zone ("2026-03-01") → the ISO instant it starts at.
+function dayStart(value, plusDays = 0) {
+  const [y, m, d] = value.split("-").map(Number);
+  return new Date(y, m - 1, d + plusDays).toISOString();
+}
+
+// "From" and "To" (days, both included, in this browser's time zone) → `onChange({from, to})`, ISO date-times
+// with `to` exclusive as the API takes them (the start of the day after "To").
+function dateRangeForm(onChange) {
+  const from = field("From", { type: "date", name: "from" });
+  const to = field("To", { type: "date", name: "to" });
+  const apply = h("button", { type: "submit" }, "Show these dates");
+  const all = h("button", { type: "button" }, "All dates");
+  const form = h("form", { class: "inline-form range-form", "aria-label": "Date range", novalidate: true },
+    from.element, to.element, apply, all);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const valid = (f) => !f.input.value || /^\d{4}-\d{2}-\d{2}$/.test(f.input.value);
+    const ok = showFieldErrors([
+      [from, valid(from) ? null : "From: choose a day."],
+      [to, !valid(to) ? "To: choose a day."
+        : from.input.value && to.input.value && to.input.value < from.input.value ? "To: on or after From." : null],
+    ]);
+    if (!ok) return;
+    onChange({ from: from.input.value ? dayStart(from.input.value) : null,
+      to: to.input.value ? dayStart(to.input.value, 1) : null });
+  });
+  all.addEventListener("click", () => {
+    from.input.value = "";
+    to.input.value = "";
+    from.setError(null);
+    to.setError(null);
+    onChange({ from: null, to: null });
+  });
+  return form;
 }
 
 // --- #/class/<id>/sessions/<sessionId>: one persisted session's records, editable, and its change log ----
