@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Count, ExpressionWrapper, F, Max, Q, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -273,6 +274,18 @@ class Standing:
     def rate(self) -> float | None:
         return attendance_rate(self.present, self.absent, self.late)
 
+    def fields(self) -> dict[str, Any]:
+        """The standing as the report's students and my-summary show it."""
+        return {
+            "present": self.present,
+            "absent": self.absent,
+            "late": self.late,
+            "excused": self.excused,
+            "rate": self.rate,
+            "consecutiveAbsences": self.consecutive_absences,
+            "atRisk": self.at_risk,
+        }
+
     @property
     def at_risk(self) -> bool:
         """Below the class's minimum rate (as the rate is shown: 4 places), or absent too many times in a row.
@@ -336,18 +349,7 @@ def class_report(klass: Class, period: Period = EVER) -> ClassReport:
     found = standings(klass, starts)
     nothing = no_standing(klass)
     students = [
-        StudentReport(
-            id=sid,
-            name=name,
-            email=email,
-            present=standing.present,
-            absent=standing.absent,
-            late=standing.late,
-            excused=standing.excused,
-            rate=standing.rate,
-            consecutiveAbsences=standing.consecutive_absences,
-            atRisk=standing.at_risk,
-        )
+        StudentReport(id=sid, name=name, email=email, **standing.fields())
         for sid, name, email in students_by_name(klass, with_records=found)
         for standing in [found.get(sid, nothing)]
     ]
@@ -358,15 +360,7 @@ def my_summary(klass: Class, student: User) -> MySummary:
     """The student's own Standing over every persisted session of the class (three queries)."""
     starts = list(persisted_sessions(klass.id).values_list("started_at", flat=True))
     standing = standings(klass, starts, student.id).get(student.id, no_standing(klass))
-    return MySummary(
-        present=standing.present,
-        absent=standing.absent,
-        late=standing.late,
-        excused=standing.excused,
-        rate=standing.rate,
-        atRisk=standing.at_risk,
-        consecutiveAbsences=standing.consecutive_absences,
-    )
+    return MySummary(**standing.fields())
 
 
 def newly_at_risk(klass: Class, session_id: str) -> dict[str, Standing]:

@@ -1108,3 +1108,13 @@ def live_site(request: pytest.FixtureRequest) -> LiveSite:
     server = request.getfixturevalue("wire_server")
     site = WireSite(request.getfixturevalue("api"), server)
     return LiveSite(site, request.getfixturevalue("ws_open"), server)
+
+
+@pytest.fixture
+async def live_room(live_site: LiveSite) -> Any:
+    """A started session of a class of three students, the teacher's and the students' sockets open."""
+    room = await live_site.classroom(3)
+    await live_site.start(room.teacher, room.class_id)
+    room.teacher_ws = await live_site.open(room.teacher)
+    room.student_ws = [await live_site.open(s) for s in room.students]
+    return room

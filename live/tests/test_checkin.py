@@ -350,16 +350,6 @@ def test_migration_leaves_existing_sessions_without_a_window_and_ready_for_one()
 # --- over the socket (in-process and over the wire) -----------------------------------------------------------
 
 
-@pytest.fixture
-async def live_room(live_site) -> Any:
-    """A started session of a class of three students, the teacher's and the students' sockets open."""
-    room = await live_site.classroom(3)
-    await live_site.start(room.teacher, room.class_id)
-    room.teacher_ws = await live_site.open(room.teacher)
-    room.student_ws = [await live_site.open(s) for s in room.students]
-    return room
-
-
 async def open_window(room, **data: Any) -> dict[str, Any]:
     """CHECKIN_OPEN: everyone gets CHECKIN_OPENED; then the teacher (only) its first CHECKIN_CODE, returned."""
     await room.teacher_ws.send(frame("CHECKIN_OPEN", data))

@@ -38,16 +38,6 @@ TEACHER_REQUIRED = "Forbidden, teacher access required"
 INVALID_SCHEMA = "Invalid request schema"
 
 
-@pytest.fixture
-async def live_room(live_site) -> Any:
-    """A started session of a class of three students, the teacher's and the students' sockets open."""
-    room = await live_site.classroom(3)
-    await live_site.start(room.teacher, room.class_id)
-    room.teacher_ws = await live_site.open(room.teacher)
-    room.student_ws = [await live_site.open(s) for s in room.students]
-    return room
-
-
 async def everyone(room, expected: dict[str, Any]) -> None:
     await recv_all(expected, room.teacher_ws, *room.student_ws)
 
