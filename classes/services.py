@@ -91,12 +91,19 @@ def add_student(klass: Class, student_id: str) -> Class:
     if not (is_object_id(student_id) and User.objects.filter(pk=student_id, role=Role.STUDENT).exists()):
         raise NotFound(messages.STUDENT_NOT_FOUND)
     if not is_enrolled(klass.id, student_id):
-        try:
-            with transaction.atomic():
-                Enrollment.objects.create(klass=klass, student_id=student_id)
-        except IntegrityError:
-            pass  # enrolled concurrently by another request: still one entry
+        enrol_one(klass, student_id)
     return klass
+
+
+def enrol_one(klass: Class, student_id: str) -> bool:
+    """Enrol one student; False if they were enrolled already (concurrently by another request: still one
+    entry)."""
+    try:
+        with transaction.atomic():
+            Enrollment.objects.create(klass=klass, student_id=student_id)
+    except IntegrityError:
+        return False
+    return True
 
 
 def enrol_by_email(klass: Class, emails: list[str]) -> RosterResult:
@@ -126,10 +133,16 @@ def enrol_by_email(klass: Class, emails: list[str]) -> RosterResult:
             with transaction.atomic():
                 Enrollment.objects.bulk_create(rows)
         except IntegrityError:
-            # One of them was enrolled concurrently: one at a time, as add-student does.
-            for pk in result.added:
-                add_student(klass, pk)
-            return result
+            # Some were enrolled concurrently: one at a time, as add-student does, each where it now belongs.
+            created = {pk: enrol_one(klass, pk) for pk in result.added}
+            return result.model_copy(
+                update={
+                    "added": [pk for pk in result.added if created[pk]],
+                    "alreadyEnrolled": [
+                        pk for email in wanted if (pk := student_of.get(email)) is not None and not created.get(pk)
+                    ],
+                }
+            )
         for row in rows:
             post_save.send(
                 sender=Enrollment, instance=row, created=True, update_fields=None, raw=False, using=row._state.db

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from bson import ObjectId
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Q
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 
@@ -530,6 +531,10 @@ def _persisted_after_all(session: Session, origin: Origin | None, token: str) ->
         summary = None
     if summary is None:
         raise Unavailable(messages.PERSIST_FAILED)
+    if session.window is not None:
+        # Closed in the DONE's transaction, whose after-commit broadcasts the failed commit dropped; the upkeep
+        # cannot find it either (the window is cleared), so it is announced here.
+        broadcast_on_commit(session.class_id, "CHECKIN_CLOSED", CheckInClosedPayload(), origin)
     _announce_done(session, summary, origin)
     return summary
 
@@ -710,7 +715,18 @@ def close_ended_windows(limit: int = 500) -> int:
     DONE. Returns how many this call closed."""
     now = utc_now()
     cutoff = live_cutoff(now)
-    rows = AttendanceSession.objects.filter(checkin_closes_at__isnull=False).defer("marks")[:limit]
+    # Only the windows due (past their end, or of a session no longer live), soonest first: a batch never
+    # fills up with windows still open while due ones wait behind them.
+    due = (
+        Q(checkin_closes_at__lte=now)
+        | ~Q(state__in=[SessionState.LIVE, SessionState.PERSISTING])
+        | Q(state=SessionState.LIVE, updated_at__lt=cutoff)
+    )
+    rows = (
+        AttendanceSession.objects.filter(due, checkin_closes_at__isnull=False)
+        .order_by("checkin_closes_at")
+        .defer("marks")[:limit]
+    )
     closed = 0
     for row in rows:
         window = Window.from_row(row)

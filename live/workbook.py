@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from classes.models import Class
@@ -31,8 +31,10 @@ PERCENT_FORMAT = "0.00%"
 def _text(value: str) -> str:
     """A string cell, whatever it holds: characters XML cannot carry are dropped and a leading formula character
     is escaped as in the CSV. openpyxl writes a str as a string cell unless it starts with "=", which the escape
-    rules out. (Plain values, not styled cells: writing 100,000 of them is several times faster.)"""
-    return csv_cell(ILLEGAL_CHARACTERS_RE.sub("", value))
+    rules out, or is one of Excel's error values ("#N/A", "#REF!"…), which is escaped the same way (a student
+    may be called "#N/A"). (Plain values, not styled cells: writing 100,000 of them is several times faster.)"""
+    text = csv_cell(ILLEGAL_CHARACTERS_RE.sub("", value))
+    return "'" + text if text in ERROR_CODES else text
 
 
 def _number(sheet: WriteOnlyWorksheet, value: float | int | None, number_format: str | None = None) -> Any:

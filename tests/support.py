@@ -1118,3 +1118,21 @@ async def live_room(live_site: LiveSite) -> Any:
     room.teacher_ws = await live_site.open(room.teacher)
     room.student_ws = [await live_site.open(s) for s in room.students]
     return room
+
+
+def threads_can_race() -> bool:
+    """Whether two threads' transactions can run at once on the test database."""
+    from django.db import connection
+
+    from live.db import pool_size
+
+    return pool_size() > 1 or connection.vendor != "sqlite"
+
+
+# In-memory SQLite (the in-process tests') fails a second writer at once ("database table is locked", see
+# live.db.pool_size): tests marked so run on PostgreSQL and MongoDB.
+# (A string condition: evaluated at set-up, once Django is configured, in the test module's namespace.)
+needs_threads = pytest.mark.skipif(
+    "not __import__('tests.support').support.threads_can_race()",
+    reason="in-memory SQLite: one writer at a time",
+)

@@ -3,8 +3,13 @@ wire, with the check order 401 → 403 role → 400 schema → 404 class → 403
 
 from __future__ import annotations
 
-import pytest
+import threading
 
+import pytest
+from django.db import connection
+
+from classes import services
+from classes.models import Enrollment
 from tests.support import (
     CLASS_NOT_FOUND,
     INVALID_SCHEMA,
@@ -18,6 +23,9 @@ from tests.support import (
     UNAUTHORIZED,
     assert_error,
     assert_ok,
+    make_class,
+    make_user,
+    needs_threads,
 )
 
 
@@ -162,3 +170,32 @@ async def test_the_roster_reaches_open_sockets_at_once(api, wire_server, wire_so
 
 def roster_over(api, teacher, class_id, emails):
     return assert_ok(api.post(f"/class/{class_id}/students", json={"emails": emails}, headers=teacher.headers))
+
+
+@needs_threads
+@pytest.mark.django_db(transaction=True)
+def test_students_enrolled_concurrently_are_answered_already_enrolled(monkeypatch):
+    """Another request enrols one of them between the read and the bulk insert (committed on a connection of
+    its own): the insert fails, the students are enrolled one at a time, and the one the other request enrolled
+    is "alreadyEnrolled", not "added"."""
+    teacher, ann, bob = make_user("teacher"), make_user("student"), make_user("student")
+    klass = make_class(teacher, [])
+    real_bulk_create = Enrollment.objects.bulk_create
+
+    def enrol_bob() -> None:
+        try:
+            Enrollment.objects.create(klass_id=klass.id, student_id=bob.id)
+        finally:
+            connection.close()
+
+    def someone_enrols_bob_first(rows, *args, **kwargs):
+        other = threading.Thread(target=enrol_bob)
+        other.start()
+        other.join()
+        return real_bulk_create(rows, *args, **kwargs)
+
+    monkeypatch.setattr(Enrollment.objects, "bulk_create", someone_enrols_bob_first)
+    result = services.enrol_by_email(klass, [ann.email, bob.email])
+    assert (result.added, result.alreadyEnrolled) == ([ann.id], [bob.id])
+    enrolled = Enrollment.objects.filter(klass_id=klass.id).values_list("student_id", flat=True)
+    assert sorted(enrolled) == sorted([ann.id, bob.id])

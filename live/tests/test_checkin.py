@@ -291,6 +291,20 @@ def test_an_expired_sessions_window_is_closed_by_the_upkeep(room, clock, setting
     assert commands.close_ended_windows() == 1 and commands.close_ended_windows() == 0
 
 
+def test_the_upkeep_takes_the_windows_due_first_whatever_its_batch(room, clock):
+    """Open windows that are not due never fill the upkeep's batch: with a batch of one and an earlier-opened
+    window still open, the one past its end is closed."""
+    other = make_class(make_user("teacher"), [make_user("student")])
+    due = commands.open_checkin(commands.start_session(other.teacher, other.id), 1, 30, None)
+    clock.advance(seconds=30)
+    still_open = open_room(room, minutes=240)  # started later: first in the sessions' own order
+    clock.advance(minutes=2)
+    assert commands.close_ended_windows(limit=1) == 1
+    assert AttendanceSession.objects.get(pk=due.session_id).checkin_secret is None
+    assert AttendanceSession.objects.get(pk=still_open.session_id).checkin_secret == still_open.secret
+    assert commands.close_ended_windows(limit=1) == 0
+
+
 def test_http_checks_enrolment_before_the_session(room):
     teacher, klass, (ann, _, _) = room
     outsider = make_user("student")

@@ -28,6 +28,7 @@ from tests.support import (
     mark_all,
     marked,
     my_status,
+    needs_threads,
     recv_all,
     summary,
 )
@@ -408,17 +409,6 @@ def test_migration_gives_existing_records_who_and_when():
 # --- real races: threads, each with its own database connection -------------------------------------------
 
 
-def _threads_can_race() -> bool:
-    from django.db import connection
-
-    from live.db import pool_size
-
-    return pool_size() > 1 or connection.vendor != "sqlite"
-
-
-# In-memory SQLite (the in-process tests') fails a second writer at once ("database table is locked", see
-# live.db.pool_size): these run on PostgreSQL and MongoDB; over the wire the HTTP race below covers SQLite.
-needs_threads = pytest.mark.skipif("not _threads_can_race()", reason="in-memory SQLite: one writer at a time")
 
 
 def _race(*calls: Any) -> list[Any]:

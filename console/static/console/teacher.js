@@ -642,6 +642,10 @@ export function teacherClassPage(root, ctx, classId) {
       b.addEventListener("click", () => {
         b.disabled = true;
         download(`${classPath()}/${path}?${rangeQuery(extra)}`, fallback)
+          // A browser zone the server does not know (400): the workbook in UTC rather than none.
+          .catch((error) => (extra.tz && extra.tz !== "UTC" && error.status === 400
+            ? download(`${classPath()}/${path}?${rangeQuery({ ...extra, tz: "UTC" })}`, fallback)
+            : Promise.reject(error)))
           .catch((error) => showError(error.message))
           .finally(() => { b.disabled = false; });
       });
