@@ -27,6 +27,7 @@ import platform
 import statistics
 import tempfile
 import time
+import tracemalloc
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -165,6 +166,13 @@ def main() -> None:
                 ms, count, size = in_process(client, path, headers)
                 local[name].append(ms)
                 queries[name], sizes[name] = count, size
+        # Peak memory of one request of each route (tracemalloc: Python's allocations, the driver's included).
+        peaks: dict[str, int] = {}
+        for name, path in paths.items():
+            tracemalloc.start()
+            in_process(client, path, headers)
+            peaks[name] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
         connections.close_all()
 
         wire: dict[str, list[float]] = {name: [] for name in paths}
@@ -192,6 +200,7 @@ def main() -> None:
             name: {
                 "queries": queries[name],
                 "bytes": sizes[name],
+                "peak_bytes": peaks[name],
                 "in_process_ms": summary(local[name]),
                 **({"wire_ms": summary(wire[name])} if wire[name] else {}),
             }
@@ -220,6 +229,8 @@ def report(results: dict[str, Any], previous: dict[str, Any] | None) -> None:
                 f" {wire['median']:8.1f} ({wire['min']:5.1f}–{wire['max']:6.1f}) "
                 f"{wire['median'] / reference['wire_ms']['median']:6.1f}"
             )
+        if "peak_bytes" in figures:
+            line += f"  peak {figures['peak_bytes'] / 2**20:6.1f} MiB"
         if previous and name in previous.get("routes", {}):
             before = previous["routes"][name]["in_process_ms"]["median"]
             line += f"   was {before:.1f} ms in-process ({local['median'] / before:.2f}×)"
