@@ -1136,3 +1136,17 @@ needs_threads = pytest.mark.skipif(
     "not __import__('tests.support').support.threads_can_race()",
     reason="in-memory SQLite: one writer at a time",
 )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Before a test's fixtures are torn down (the test database flushed among them): the at-risk notices its
+    DONEs queued are sent. Their thread reads the database; on the in-process tests' in-memory SQLite, a read
+    beside the flush fails it ("database table is locked")."""
+    from live import alerts
+
+    try:
+        alerts.wait_for_notices()
+    except Exception:  # a notice's own failure is its test's business, not every test's teardown
+        pass
+    yield
