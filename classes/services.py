@@ -133,8 +133,14 @@ def enrol_by_email(klass: Class, emails: list[str]) -> RosterResult:
             with transaction.atomic():
                 Enrollment.objects.bulk_create(rows)
         except IntegrityError:
-            # Some were enrolled concurrently: one at a time, as add-student does, each where it now belongs.
-            created = {pk: enrol_one(klass, pk) for pk in result.added}
+            # Some were enrolled concurrently. Where the failed insert is not rolled back (MongoDB: Django's atomic
+            # is no transaction there) the rows before the conflict are in: those are this request's (their ids
+            # were made here). The others one at a time, as add-student does, each where it now belongs.
+            inserted = set(Enrollment.objects.filter(pk__in=[row.pk for row in rows]).values_list("pk", flat=True))
+            ours = [row for row in rows if row.pk in inserted]
+            created = {row.student_id: True for row in ours}
+            created |= {row.student_id: enrol_one(klass, row.student_id) for row in rows if row.pk not in inserted}
+            _announce_enrolments(ours)
             return result.model_copy(
                 update={
                     "added": [pk for pk in result.added if created[pk]],
@@ -143,11 +149,16 @@ def enrol_by_email(klass: Class, emails: list[str]) -> RosterResult:
                     ],
                 }
             )
-        for row in rows:
-            post_save.send(
-                sender=Enrollment, instance=row, created=True, update_fields=None, raw=False, using=row._state.db
-            )
+        _announce_enrolments(rows)
     return result
+
+
+def _announce_enrolments(rows: list[Enrollment]) -> None:
+    """What Enrollment.objects.create() would have sent for each bulk-inserted row (live.notify listens)."""
+    for row in rows:
+        post_save.send(
+            sender=Enrollment, instance=row, created=True, update_fields=None, raw=False, using=row._state.db
+        )
 
 
 def remove_student(klass: Class, student_id: str) -> Class:
