@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from bson import ObjectId
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 
@@ -125,10 +125,8 @@ def _start(teacher: User, class_id: str, started_at: datetime) -> Session:
         live = AttendanceSession.objects.filter(teacher_id=teacher.id, state=SessionState.LIVE)
         # A replaced session's open check-in window closes with it (each conditionally: announced once).
         for session_id, replaced_class in live.filter(checkin_closes_at__isnull=False).values_list("id", "klass_id"):
-            if live.filter(pk=session_id, checkin_closes_at__isnull=False).update(
-                state=SessionState.REPLACED, updated_at=started_at, **WINDOW_CLOSED
-            ):
-                broadcast_on_commit(replaced_class, "CHECKIN_CLOSED", CheckInClosedPayload())
+            rows = live.filter(pk=session_id, checkin_closes_at__isnull=False)
+            _close_window_of(rows, replaced_class, state=SessionState.REPLACED, updated_at=started_at)
         live.update(state=SessionState.REPLACED, updated_at=started_at)
         row = AttendanceSession.objects.create(
             klass_id=class_id,
@@ -685,28 +683,35 @@ def open_checkin(
     return window
 
 
+def _close_window_of(
+    rows: QuerySet[AttendanceSession], class_id: str, origin: Origin | None = None, **also: Any
+) -> bool:
+    """Close the window of the session `rows` selects, if it still matches (with the other changes `also`);
+    True for the one caller whose update did, which announces CHECKIN_CLOSED after commit."""
+    if not rows.update(**WINDOW_CLOSED, **also):
+        return False
+    broadcast_on_commit(class_id, "CHECKIN_CLOSED", CheckInClosedPayload(), origin)
+    return True
+
+
 def close_checkin(session: Session, origin: Origin | None = None) -> None:
     """CHECKIN_CLOSE: close the session's window now; "Check-in is not open" if it has none."""
     now = utc_now()
-    if not _live_row(session.id, now).filter(checkin_closes_at__isnull=False).update(updated_at=now, **WINDOW_CLOSED):
+    rows = _live_row(session.id, now).filter(checkin_closes_at__isnull=False)
+    if not _close_window_of(rows, session.class_id, origin, updated_at=now):
         raise NotNow(messages.CHECKIN_NOT_OPEN)
-    broadcast_on_commit(session.class_id, "CHECKIN_CLOSED", CheckInClosedPayload(), origin)
 
 
 def close_window(window: Window) -> bool:
     """Close this window if it is still the session's (not reopened, not closed by another process meanwhile);
-    True for the one caller that did, which announces it."""
-    if not AttendanceSession.objects.filter(pk=window.session_id, checkin_secret=window.secret).update(
-        **WINDOW_CLOSED
-    ):
-        return False
-    broadcast_on_commit(window.class_id, "CHECKIN_CLOSED", CheckInClosedPayload())
-    return True
+    True for the one caller that did."""
+    rows = AttendanceSession.objects.filter(pk=window.session_id, checkin_secret=window.secret)
+    return _close_window_of(rows, window.class_id)
 
 
 def _close_window_at_done(session: Session, origin: Origin | None) -> None:
-    if AttendanceSession.objects.filter(pk=session.id, checkin_closes_at__isnull=False).update(**WINDOW_CLOSED):
-        broadcast_on_commit(session.class_id, "CHECKIN_CLOSED", CheckInClosedPayload(), origin)
+    rows = AttendanceSession.objects.filter(pk=session.id, checkin_closes_at__isnull=False)
+    _close_window_of(rows, session.class_id, origin)
 
 
 def close_ended_windows(limit: int = 500) -> int:
@@ -727,17 +732,8 @@ def close_ended_windows(limit: int = 500) -> int:
         .order_by("checkin_closes_at")
         .defer("marks")[:limit]
     )
-    closed = 0
-    for row in rows:
-        window = Window.from_row(row)
-        if window is None:
-            continue
-        ended = row.state not in (SessionState.LIVE, SessionState.PERSISTING) or (
-            row.state == SessionState.LIVE and row.updated_at < cutoff
-        )
-        if (ended or not window.is_open(now)) and close_window(window):
-            closed += 1
-    return closed
+    windows = (Window.from_row(row) for row in rows)  # every one due: the query chose them
+    return sum(1 for window in windows if window is not None and close_window(window))
 
 
 def check_in_to_class(student: User, class_id: str, code: str) -> Status:

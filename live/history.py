@@ -78,11 +78,6 @@ def persisted_sessions(class_id: str, period: Period = EVER) -> QuerySet[Attenda
     return period.of(AttendanceSession.objects.persisted().filter(klass_id=class_id))
 
 
-def counted_records(class_id: str) -> QuerySet[Attendance]:
-    """The class's records that count: those of its persisted sessions."""
-    return Attendance.objects.counted_in(class_id)
-
-
 def name_order(name: str, email: str, student_id: str) -> tuple[str, str, str, str]:
     """Students "by name", the same on every database: case and accents ignored first (Émile with Emma,
     alice with Alice), then the exact name, email and id so that the order is total."""
@@ -488,7 +483,7 @@ def report_csv(klass: Class, period: Period = EVER) -> str:
 def my_history(klass: Class, student: User) -> list[HistoryEntry]:
     """The student's status in each persisted session of the class that has a record of them, newest first."""
     rows = (
-        counted_records(klass.id)
+        Attendance.objects.counted_in(klass.id)
         .filter(student_id=student.id)
         .order_by("-started_at")
         .values_list("started_at", "status", "remark")
