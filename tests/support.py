@@ -19,6 +19,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -1136,6 +1137,43 @@ needs_threads = pytest.mark.skipif(
     "not __import__('tests.support').support.threads_can_race()",
     reason="in-memory SQLite: one writer at a time",
 )
+
+
+class _InlineOnMemorySQLite:
+    """An executor that runs what it is given at once, on the submitting thread, when the test database is the
+    in-memory SQLite (see at_risk_notices_inline_on_memory_sqlite); elsewhere the real one."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def submit(self, fn: Any, /, *args: Any) -> Future[Any]:
+        if threads_can_race():  # asked now: the test database is set up by the time a DONE commits
+            return self.real.submit(fn, *args)
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as error:  # handed to the future, as a pool would
+            future.set_exception(error)
+        return future
+
+
+@pytest.fixture(autouse=True)
+def at_risk_notices_inline_on_memory_sqlite(request: pytest.FixtureRequest) -> Iterator[None]:
+    """On the in-process tests' in-memory SQLite, at-risk notices are sent on the thread whose DONE committed: the
+    mail thread's reads beside the test's next write fail one of them ("database table is locked": table locks,
+    no waiting). Tests marked `mail_thread` (live/tests/test_alerts.py, which waits for each DONE's notices) keep
+    the real thread; so do PostgreSQL and MongoDB, where threads do not collide."""
+    if request.node.get_closest_marker("mail_thread"):
+        yield
+        return
+    from live import alerts
+
+    real = alerts._executor
+    alerts._executor = _InlineOnMemorySQLite(real)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        alerts._executor = real
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -34,6 +34,9 @@ from tests.support import (
     start,
 )
 
+# The notices' real thread, on every database: each DONE here waits for its notices before the test goes on.
+pytestmark = pytest.mark.mail_thread
+
 
 def done_session(teacher: Any, klass: Any, marks: dict[str, str]) -> dict[str, Any]:
     """A session of the class, marked and persisted by DONE (committed: the test database is transactional)."""
