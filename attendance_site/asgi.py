@@ -2,12 +2,13 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "attendance_site.settings")
 
-# Django must be set up before anything imports models.
-django_asgi_app = get_asgi_application()
+from server.http_handler import http_application  # noqa: E402
+
+# Django is set up there, before anything imports models. One thread hop per request where it can
+# (server.http_handler), Django's own handler elsewhere.
+django_asgi_app = http_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

@@ -1,14 +1,25 @@
-"""Django's SQLite backend, told the SQLite library's real limit on bound parameters.
+"""Django's SQLite backend, with SQLite's real limit on bound parameters and its connections kept per thread.
 
-Django 5.2 assumes SQLite's historic default of 999, so one bulk insert of 1,000 attendance records
-(5 columns each) becomes six INSERTs; SQLite 3.32+ allows 32,766 by default. Asking the library keeps
-DONE at one INSERT whatever the class size, as on PostgreSQL.
+- Django 5.2 assumes SQLite's historic default of 999 bound parameters, so one bulk insert of 1,000 attendance
+  records (5 columns each) becomes six INSERTs; SQLite 3.32+ allows 32,766 by default. Asking the library keeps
+  DONE at one INSERT whatever the class size, as on PostgreSQL.
+- Under ASGI, Django keeps database connections per request (per context), so every HTTP request opened the
+  database file, registered Django's SQL functions, ran the PRAGMAs and closed it again: over half of a simple
+  GET's time under py-spy (docs/benchmark.md, "HTTP"). Closing a connection here hands the open SQLite
+  connection back to its thread instead — rolled back if a transaction was left open — and the next
+  connection the thread opens takes it. A thread keeps at most one; the request threads are themselves kept
+  between requests (server/http_threads.py), so a request costs no open and no close. A kept connection is
+  plain SQLite state (a file handle): nothing in it outlives what the close would have ended, since SQLite
+  connections in autocommit hold no snapshot between statements. An in-memory database (the in-process tests')
+  is left as Django has it.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from functools import cache
+from typing import Any
 
 from django.db.backends.sqlite3 import base, features
 
@@ -25,5 +36,41 @@ class DatabaseFeatures(features.DatabaseFeatures):
         return variable_limit()
 
 
+class KeptConnections(threading.local):
+    """This thread's open SQLite connections not in use: database file → connection."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, sqlite3.Connection] = {}
+
+
+kept = KeptConnections()
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     features_class = DatabaseFeatures
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> sqlite3.Connection:
+        if not self.is_in_memory_db():
+            connection = kept.by_name.pop(self._kept_as(), None)
+            if connection is not None:
+                return connection
+        opened: sqlite3.Connection = super().get_new_connection(conn_params)
+        return opened
+
+    # Django's hook under close() (django/db/backends/base/base.py, 5.2). Were it renamed, this would simply not
+    # be called: connections would close as Django closes them, never wrongly kept.
+    def _close(self) -> None:
+        connection = self.connection
+        if connection is None or self.is_in_memory_db() or self._kept_as() in kept.by_name:
+            super()._close()  # type: ignore[misc]
+            return
+        try:
+            if connection.in_transaction:
+                connection.rollback()
+        except sqlite3.Error:  # not a connection to hand on: closed, as Django would
+            super()._close()  # type: ignore[misc]
+            return
+        kept.by_name[self._kept_as()] = connection
+
+    def _kept_as(self) -> str:
+        return str(self.settings_dict["NAME"])

@@ -1,0 +1,135 @@
+"""attendance_site.sqlite3: a closed connection's SQLite connection is kept by its thread for the next one —
+clean (a transaction left open is rolled back), one per thread and database file, never shared between threads
+— and an in-memory database is left as Django has it.
+
+On a database file of the test's own (the in-process tests' database is in-memory), through Django's
+connection API as a request uses it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db.utils import ConnectionHandler
+
+from attendance_site.sqlite3.base import kept
+
+
+@pytest.fixture(autouse=True)
+def unblocked(django_db_blocker: Any) -> Iterator[None]:
+    """Databases of these tests' own, not the test database pytest-django guards."""
+    with django_db_blocker.unblock():
+        yield
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[ConnectionHandler]:
+    """Connections to a fresh database file, configured as settings.py configures SQLite."""
+    handler = ConnectionHandler({
+        "default": {
+            "ENGINE": "attendance_site.sqlite3",
+            "NAME": str(tmp_path / "kept.sqlite3"),
+            "OPTIONS": {"timeout": 5, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"},
+        },
+    })
+    with handler["default"].cursor() as cursor:
+        cursor.execute("CREATE TABLE marks (student TEXT)")
+    yield handler
+    handler.close_all()
+    for connection in list(kept.by_name.values()):
+        connection.close()
+    kept.by_name.clear()
+
+
+def fresh(database: ConnectionHandler) -> Any:
+    """A new Django connection to the database: what the next request on this thread gets."""
+    return database.create_connection("default")
+
+
+def raw(wrapper: Any) -> Any:
+    wrapper.ensure_connection()
+    return wrapper.connection
+
+
+def count(wrapper: Any) -> int:
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM marks")
+        return int(cursor.fetchone()[0])
+
+
+def test_the_next_connection_on_the_thread_reuses_the_closed_one(database: ConnectionHandler) -> None:
+    first = fresh(database)
+    opened = raw(first)
+    first.close()
+    second = fresh(database)
+    assert raw(second) is opened
+    assert count(second) == 0  # and it works
+
+
+def test_a_transaction_left_open_is_rolled_back_before_the_connection_is_kept(database: ConnectionHandler) -> None:
+    first = fresh(database)
+    first.set_autocommit(False)
+    with first.cursor() as cursor:
+        cursor.execute("INSERT INTO marks VALUES ('ann')")
+    opened = first.connection
+    assert opened.in_transaction
+    first.close()
+    assert not opened.in_transaction
+    second = fresh(database)
+    assert raw(second) is opened
+    assert count(second) == 0  # the uncommitted row is gone, for this connection and any other
+
+
+def test_a_thread_keeps_one_and_closes_the_rest(database: ConnectionHandler) -> None:
+    first, second = fresh(database), fresh(database)
+    one, two = raw(first), raw(second)
+    assert one is not two
+    first.close()
+    second.close()  # the thread already keeps one: this one is closed
+    assert kept.by_name[first.settings_dict["NAME"]] is one
+    with pytest.raises(Exception, match="closed"):
+        two.execute("SELECT 1")
+
+
+def test_threads_never_share_a_kept_connection(database: ConnectionHandler) -> None:
+    first = fresh(database)
+    opened = raw(first)
+    first.close()
+    on_other_thread: list[Any] = []
+
+    def other() -> None:
+        wrapper = fresh(database)
+        on_other_thread.append(raw(wrapper))
+        wrapper.close()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert on_other_thread[0] is not opened
+    assert raw(fresh(database)) is opened
+
+
+def test_each_database_file_keeps_its_own(database: ConnectionHandler, tmp_path: Path) -> None:
+    first = fresh(database)
+    opened = raw(first)
+    first.close()
+    other = ConnectionHandler({"default": {"ENGINE": "attendance_site.sqlite3", "NAME": str(tmp_path / "b.sqlite3")}})
+    wrapper = other["default"]
+    assert raw(wrapper) is not opened
+    wrapper.close()
+    kept.by_name.pop(str(tmp_path / "b.sqlite3")).close()
+
+
+def test_an_in_memory_database_is_never_kept() -> None:
+    """(Django ignores close() on one, which would destroy it; closed below that, it is closed for real.)"""
+    handler = ConnectionHandler({"default": {"ENGINE": "attendance_site.sqlite3", "NAME": ":memory:"}})
+    wrapper = handler["default"]
+    opened = raw(wrapper)
+    wrapper._close()
+    assert ":memory:" not in kept.by_name
+    with pytest.raises(Exception, match="closed"):
+        opened.execute("SELECT 1")

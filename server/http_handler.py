@@ -1,0 +1,155 @@
+"""Django's ASGI handler with one thread hop per request instead of five.
+
+Every view and middleware here is synchronous. Django's ASGIHandler still runs the request in async mode: the
+`request_started` signal on a thread, back to the event loop; the sync middleware chain on a thread; back to the
+loop (async_to_sync) for the URL resolution; the view on a thread again; after the response is sent,
+`response.close()` (the `request_finished` signal: the database connection goes back) on a thread once more.
+Each hop is a cross-thread hand-off and a turn of the event loop — most of GET /auth/me's time under py-spy
+(docs/benchmark.md, "HTTP").
+
+`OneHopHandler` loads the middleware in sync mode (as Django's WSGI handler does) and serves the request in ONE
+call on the request's thread: the `request_started` signal, the middleware chain and the view, and — for a
+response whose content is already in memory (not streaming) — `close()`. The body is still read, and the
+response sent, on the event loop, and a client that leaves while its request is served is noticed as Django
+notices it (the same `listen_for_disconnect` task). Streaming responses (report.xlsx) are sent as Django sends
+them and closed after, as there.
+
+It overrides ASGIHandler.handle and uses its helpers (`read_body`, `create_request`, `send_response`,
+`listen_for_disconnect`): written for Django 5.2. `http_application()` returns it when the installed Django is
+that release line and the helpers are there, else Django's own handler with a warning (slower, never wrong), as
+the server extensions do (server/gate.py); `LIVE_FAST_PATH=0` also chooses Django's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import django
+from asgiref.sync import sync_to_async
+from django.apps import apps
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.http import FileResponse, HttpResponseBase
+from django.urls import set_script_prefix
+
+from server.gate import missing_attributes, version_mismatches
+
+logger = logging.getLogger(__name__)
+
+WRITTEN_FOR = {"django": "5.2.*"}
+RELIES_ON = ("read_body", "create_request", "send_response", "listen_for_disconnect", "chunk_size")
+
+
+class OneHopHandler(ASGIHandler):
+    """Django's ASGI handler, the synchronous part of each request served in one call on its thread."""
+
+    def __init__(self) -> None:
+        BaseHandler.__init__(self)
+        self.load_middleware(is_async=False)
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+
+        served = Served()
+
+        async def process_request() -> None:
+            await sync_to_async(self.serve, thread_sensitive=True)(scope, body_file, served)
+            assert served.response is not None
+            try:
+                await self.send_response(served.response, send)
+            except asyncio.CancelledError:  # the client left while the response was being sent
+                pass
+
+        # As Django does: the first to finish of the request and a disconnect; a request whose client left is
+        # cancelled (its thread finishes the call it is in; the connection goes back at request_finished).
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        serving = asyncio.create_task(process_request())
+        tasks: list[asyncio.Task[None]] = [listening, serving]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        # request_finished once, whichever way the request ended: on the request's thread, so after its call,
+        # when that call did not send it (a streaming response, or a call the client left; one ended normally has
+        # nothing more to do).
+        if serving.cancelled() or not served.closed:
+            await sync_to_async(self.finish, thread_sensitive=True)(served, sent=not serving.cancelled())
+        body_file.close()
+
+    def serve(self, scope: dict[str, Any], body_file: Any, served: Served) -> None:
+        """On the request's thread: request_started, the response, and its close() when nothing of it is left
+        to produce (a streaming response is closed once sent, by finish)."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            assert error_response is not None  # (create_request returns one or the other)
+            response: HttpResponseBase = error_response
+        else:
+            response = self.get_response(request)
+            response._handler_class = self.__class__  # type: ignore[attr-defined]
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        served.response = response
+        if not response.streaming:
+            response.close()  # its request_finished: the database connection goes back before the answer is sent
+            served.closed = True
+
+    def finish(self, served: Served, sent: bool) -> None:
+        """After the request: a streaming response sent is closed (request_finished); a request whose client
+        left gets request_finished unless its call already sent it (as Django, the response is dropped)."""
+        if served.closed:
+            return
+        if sent and served.response is not None:
+            served.response.close()
+        else:
+            signals.request_finished.send(sender=self.__class__)
+        served.closed = True
+
+
+class Served:
+    """What a request's call produced: its response, and whether it is closed."""
+
+    def __init__(self) -> None:
+        self.response: HttpResponseBase | None = None
+        self.closed = False
+
+
+def http_application() -> ASGIHandler:
+    """The HTTP handler for this process: OneHopHandler where it was written for the installed Django, else
+    Django's own (with one warning saying why)."""
+    if not apps.ready:  # (set up again, Django would configure logging again)
+        django.setup(set_prefix=False)
+    reason = _why_not()
+    if reason is None:
+        return OneHopHandler()
+    logger.warning("HTTP runs on Django's own ASGI handler (one thread hop per step): %s", reason)
+    return ASGIHandler()
+
+
+def _why_not() -> str | None:
+    if not settings.LIVE_FAST_PATH:
+        return "LIVE_FAST_PATH=0"
+    problems = version_mismatches(WRITTEN_FOR) + missing_attributes(ASGIHandler, RELIES_ON)
+    return ", ".join(problems) or None
+

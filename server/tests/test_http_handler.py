@@ -1,0 +1,148 @@
+"""server.http_handler: each HTTP request's synchronous part in one call on its thread, with Django's behaviour —
+the request signals once each, a streaming response closed only once it is sent, a client that leaves noticed —
+and Django's own handler where it was not written for the installed Django or LIVE_FAST_PATH=0.
+
+In-process, driven as an ASGI server drives it (channels.testing.HttpCommunicator); every wire test serves
+through it too (attendance_site/asgi.py), and CI's plain pass (LIVE_FAST_PATH=0) through Django's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from channels.testing import HttpCommunicator
+from django.core import signals
+from django.core.handlers.asgi import ASGIHandler
+
+from server import http_handler
+from server.http_handler import OneHopHandler, http_application
+from tests.support import auth, make_class, make_user, persist_session
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Signals:
+    """The request signals sent while it is connected: (name, thread name) in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def started(self, **_: Any) -> None:
+        self.sent.append(("started", threading.current_thread().name))
+
+    def finished(self, **_: Any) -> None:
+        self.sent.append(("finished", threading.current_thread().name))
+
+
+@pytest.fixture
+def request_signals() -> Iterator[Signals]:
+    seen = Signals()
+    signals.request_started.connect(seen.started)
+    signals.request_finished.connect(seen.finished)
+    yield seen
+    signals.request_started.disconnect(seen.started)
+    signals.request_finished.disconnect(seen.finished)
+
+
+def get(path: str, headers: dict[str, str] | None = None) -> HttpCommunicator:
+    encoded = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+    return HttpCommunicator(OneHopHandler(), "GET", path, headers=[(b"host", b"localhost"), *encoded])
+
+
+def test_the_application_serves_http_through_one_hop() -> None:
+    assert type(http_application()) is OneHopHandler
+
+
+def test_left_out_when_not_written_for_the_installed_django(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    monkeypatch.setattr(http_handler, "WRITTEN_FOR", {"django": "4.1.*"})
+    with caplog.at_level(logging.WARNING, logger="server.http_handler"):
+        handler = http_application()
+    assert type(handler) is ASGIHandler
+    assert "written for 4.1.*" in caplog.text
+
+
+def test_left_out_when_a_helper_it_relies_on_is_gone(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    monkeypatch.setattr(http_handler, "RELIES_ON", (*http_handler.RELIES_ON, "read_whole_body"))
+    with caplog.at_level(logging.WARNING, logger="server.http_handler"):
+        assert type(http_application()) is ASGIHandler
+    assert "ASGIHandler.read_whole_body" in caplog.text
+
+
+def test_left_out_on_the_plain_path(settings: Any, caplog: Any) -> None:
+    settings.LIVE_FAST_PATH = False
+    with caplog.at_level(logging.WARNING, logger="server.http_handler"):
+        assert type(http_application()) is ASGIHandler
+    assert "LIVE_FAST_PATH=0" in caplog.text
+
+
+async def test_a_request_is_served_with_each_signal_once_on_one_thread(request_signals: Signals) -> None:
+    student = await asyncio.to_thread(make_user, "student", name="Ann")
+    response = await get("/auth/me", auth(student)).get_response()
+    assert response["status"] == 200
+    assert b'"name":"Ann"' in response["body"]
+    [(started, started_on), (finished, finished_on)] = request_signals.sent
+    assert (started, finished) == ("started", "finished")
+    assert started_on == finished_on != threading.main_thread().name  # the request's thread, both
+
+
+async def test_errors_keep_the_contract_envelope(request_signals: Signals) -> None:
+    response = await get("/auth/me").get_response()
+    assert response["status"] == 401
+    assert response["body"].startswith(b'{"success":false')
+    assert [name for name, _ in request_signals.sent] == ["started", "finished"]
+
+
+async def test_a_streaming_response_is_closed_once_it_is_sent(request_signals: Signals) -> None:
+    def a_class_with_a_session() -> tuple[Any, Any]:
+        teacher = make_user("teacher")
+        student = make_user("student")
+        klass = make_class(teacher, [student])
+        persist_session(teacher, klass.id, "2026-03-02T09:00:00.000Z", {student.id: "present"})
+        return teacher, klass
+
+    teacher, klass = await asyncio.to_thread(a_class_with_a_session)
+    request_signals.sent.clear()
+    communicator = get(f"/class/{klass.id}/report.xlsx", auth(teacher))
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(5)
+    assert start["status"] == 200
+    body = b""
+    while True:
+        message = await communicator.receive_output(5)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    assert body.startswith(b"PK")  # a workbook (a zip), whole
+    await communicator.wait(5)
+    assert [name for name, _ in request_signals.sent] == ["started", "finished"]
+
+
+async def test_a_client_that_leaves_while_its_request_is_served(
+    request_signals: Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Django: the handler stops waiting for the response, which is dropped; request_finished is sent once,
+    on the request's thread after its call ends."""
+    release = threading.Event()
+    serving = threading.Event()
+    serve = OneHopHandler.serve
+
+    def slow_serve(self: OneHopHandler, *args: Any) -> Any:
+        serving.set()
+        release.wait(5)
+        return serve(self, *args)
+
+    monkeypatch.setattr(OneHopHandler, "serve", slow_serve)
+    communicator = get("/auth/me")
+    await communicator.send_input({"type": "http.request", "body": b""})
+    await asyncio.to_thread(serving.wait, 5)
+    await communicator.send_input({"type": "http.disconnect"})
+    await asyncio.sleep(0.1)
+    release.set()
+    await communicator.wait(5)
+    assert communicator.output_queue.empty()  # no answer to a client that left
+    assert [name for name, _ in request_signals.sent] == ["started", "finished"]
