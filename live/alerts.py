@@ -80,7 +80,8 @@ def send_notices(class_id: str, session_id: str) -> None:
     except Exception:
         logger.exception("At-risk notices of session %s of class %s failed", session_id, class_id)
     finally:
-        # This thread's connections: not kept open between DONEs that tip nobody over.
+        # This thread's connections: not kept open between DONEs that tip nobody over (an SQLite file's stays with
+        # the thread, a file handle: attendance_site/sqlite3).
         for connection in connections.all(initialized_only=True):
             connection.close()
 
