@@ -13,7 +13,8 @@ and measures:
   process, before and after the rounds, over the number of deliveries).
 
 In the same run it starts the reference server (`bench/reference_server.py`, a minimal `websockets`
-broadcast server), connects as many sockets to it with the same client and measures the same broadcast,
+broadcast server; with `--reference node`, the same in Node's `ws`: bench/reference-node/broadcast.js),
+connects as many sockets to it with the same client and measures the same broadcast,
 alternating batches of rounds between the two (`--repeat`, default 3; the medians are reported), so that
 every figure comes with its ratio to the reference — numbers from one run on a shared machine compare
 only within that run.
@@ -24,6 +25,7 @@ teacher on the first).
 
     .venv/bin/python -m bench.live_bench                       # N=1000, one process, SQLite
     .venv/bin/python -m bench.live_bench --students 5000       # N=5000
+    .venv/bin/python -m bench.live_bench --reference node      # against Node's ws (the spec's stack)
     .venv/bin/python -m bench.live_bench --processes 2         # two processes, Redis + PostgreSQL
     .venv/bin/python -m bench.live_bench --redis               # one process on that same stack
     .venv/bin/python -m bench.live_bench --save run.json --compare old.json
@@ -64,8 +66,15 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def reference_server() -> ReferenceProcess:
-    """bench/reference_server.py in a process of its own."""
+def reference_server(kind: str = "python") -> ReferenceProcess:
+    """The reference in a process of its own: bench/reference_server.py (`websockets`), or with `node` the same
+    broadcast in Node's `ws` (bench/reference-node/broadcast.js, installed from its lock the first time)."""
+    if kind == "node":
+        from bench.http_bench import REFERENCE_DIR, install_reference
+
+        install_reference()
+        return ReferenceProcess(["node", "broadcast.js"], cwd=REFERENCE_DIR,
+                                env={**os.environ, "NODE_ENV": "production"})
     return ReferenceProcess([sys.executable, str(BENCH_DIR / "reference_server.py")])
 
 
@@ -335,6 +344,7 @@ def report(results: dict[str, Any], previous: dict[str, Any] | None) -> None:
     print(f"\nmachine: {results['machine']}")
     print(f"N = {n}, {results['processes']} process(es) on {results.get('stack', 'memory+sqlite')}, "
           f"{results['repeat']} batches of {results['rounds']} rounds (medians of the batches)")
+    print(f"the reference: {results.get('reference_server', 'python')}")
     print(f"{'ATTENDANCE_MARKED to N + 1':28} {'project':>10} {'reference':>10} {'ratio':>7} {'previous':>9}  target")
     for key in results["large"]:
         ratio = results["ratio"].get(key)
@@ -349,7 +359,7 @@ def report(results: dict[str, Any], previous: dict[str, Any] | None) -> None:
               f"{before!s:>9}  {verdict}")
     print()
     for key, value in results.items():
-        if key in {"machine", "large", "reference", "ratio", "batches"}:
+        if key in {"machine", "large", "reference", "ratio", "batches", "reference_server"}:
             continue
         before = previous.get(key, "") if previous else ""
         print(f"{key:32} {value!s:>10} {before!s:>10}")
@@ -358,6 +368,8 @@ def report(results: dict[str, Any], previous: dict[str, Any] | None) -> None:
 def main() -> None:
     parser = argument_parser(__doc__, "N (the issue's sizes: 1000, 5000)")
     parser.add_argument("--rounds", type=int, default=30, help="broadcasts per batch")
+    parser.add_argument("--reference", choices=["python", "node"], default="python",
+                        help="the reference server: `websockets` (bench/reference_server.py) or Node's `ws`")
     parser.add_argument("--processes", type=int, default=1, choices=[1, 2])
     parser.add_argument("--redis", action="store_true",
                         help="one process on the two-process stack (private Redis + PostgreSQL): the fair "
@@ -382,9 +394,10 @@ def main() -> None:
         for server in servers:
             server.start()
             stack.callback(server.stop)
-        reference = reference_server()
+        reference = reference_server(args.reference)
         stack.callback(reference.stop)
         results = asyncio.run(run(args, servers, reference))
+    results["reference_server"] = args.reference
     results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     previous = json.loads(args.compare.read_text()) if args.compare else None
     report(results, previous)
