@@ -11,8 +11,9 @@ Each hop is a cross-thread hand-off and a turn of the event loop — most of GET
 call on the request's thread: the `request_started` signal, the middleware chain and the view, and — for a
 response whose content is already in memory (not streaming) — `close()`. The body is still read, and the
 response sent, on the event loop, and a client that leaves while its request is served is noticed as Django
-notices it (the same `listen_for_disconnect` task). Streaming responses (report.xlsx) are sent as Django sends
-them and closed after, as there.
+notices it (the same `listen_for_disconnect` task). Streaming responses (static files among them) are sent as
+Django sends them and closed after, as there. Should closing fail, the answer is sent all the same and the
+error raised after, as Django raises it after sending.
 
 It overrides ASGIHandler.handle and uses its helpers (`read_body`, `create_request`, `send_response`,
 `listen_for_disconnect`): written for Django 5.2. `http_application()` returns it when the installed Django is
@@ -68,6 +69,8 @@ class OneHopHandler(ASGIHandler):
                 await self.send_response(served.response, send)
             except asyncio.CancelledError:  # the client left while the response was being sent
                 pass
+            if served.close_error is not None:  # sent, then raised: what Django does when close() fails
+                raise served.close_error
 
         # As Django does: the first to finish of the request and a disconnect; a request whose client left is
         # cancelled (its thread finishes the call it is in; the connection goes back at request_finished).
@@ -94,7 +97,7 @@ class OneHopHandler(ASGIHandler):
         # when that call did not send it (a streaming response, or a call the client left; one ended normally has
         # nothing more to do).
         if serving.cancelled() or not served.closed:
-            await sync_to_async(self.finish, thread_sensitive=True)(served, sent=not serving.cancelled())
+            await sync_to_async(self.finish, thread_sensitive=True)(served)
         body_file.close()
 
     def serve(self, scope: dict[str, Any], body_file: Any, served: Served) -> None:
@@ -112,27 +115,32 @@ class OneHopHandler(ASGIHandler):
                 response.block_size = self.chunk_size
         served.response = response
         if not response.streaming:
-            response.close()  # its request_finished: the database connection goes back before the answer is sent
             served.closed = True
+            try:
+                response.close()  # its request_finished: the database connection goes back before the answer
+            except Exception as error:  # a failing request_finished receiver must not cost the answer
+                served.close_error = error
 
-    def finish(self, served: Served, sent: bool) -> None:
-        """After the request: a streaming response sent is closed (request_finished); a request whose client
-        left gets request_finished unless its call already sent it (as Django, the response is dropped)."""
+    def finish(self, served: Served) -> None:
+        """After the request: a streaming response is closed, sent or dropped because its client left (its
+        files and iterator with it; request_finished); a request whose client left before it had a response
+        gets request_finished. Nothing when its call already closed it."""
         if served.closed:
             return
-        if sent and served.response is not None:
+        served.closed = True
+        if served.response is not None:
             served.response.close()
         else:
             signals.request_finished.send(sender=self.__class__)
-        served.closed = True
 
 
 class Served:
-    """What a request's call produced: its response, and whether it is closed."""
+    """What a request's call produced: its response, whether it is closed, and what closing it raised."""
 
     def __init__(self) -> None:
         self.response: HttpResponseBase | None = None
         self.closed = False
+        self.close_error: Exception | None = None
 
 
 def http_application() -> ASGIHandler:

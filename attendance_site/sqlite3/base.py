@@ -37,7 +37,7 @@ class DatabaseFeatures(features.DatabaseFeatures):
 
 
 class KeptConnections(threading.local):
-    """This thread's open SQLite connections not in use: database file → connection."""
+    """This thread's open SQLite connections not in use: database file and options → connection."""
 
     def __init__(self) -> None:
         self.by_name: dict[str, sqlite3.Connection] = {}
@@ -53,6 +53,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not self.is_in_memory_db():
             connection = kept.by_name.pop(self._kept_as(), None)
             if connection is not None:
+                # What a new connection gets and a schema change may have left off (no file I/O).
+                connection.execute("PRAGMA foreign_keys = ON")
                 return connection
         opened: sqlite3.Connection = super().get_new_connection(conn_params)
         return opened
@@ -61,7 +63,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     # be called: connections would close as Django closes them, never wrongly kept.
     def _close(self) -> None:
         connection = self.connection
-        if connection is None or self.is_in_memory_db() or self._kept_as() in kept.by_name:
+        # Inside an atomic block Django keeps the closed connection on the wrapper (closed_in_transaction): not
+        # one to hand on.
+        if (connection is None or self.is_in_memory_db() or self.in_atomic_block
+                or self._kept_as() in kept.by_name):
             super()._close()  # type: ignore[misc]
             return
         try:
@@ -73,4 +78,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         kept.by_name[self._kept_as()] = connection
 
     def _kept_as(self) -> str:
-        return str(self.settings_dict["NAME"])
+        """The database file and the options its connections were opened with: two aliases of one file with
+        different options never take each other's."""
+        return repr((str(self.settings_dict["NAME"]), sorted(self.settings_dict.get("OPTIONS", {}).items())))

@@ -90,7 +90,7 @@ def test_a_thread_keeps_one_and_closes_the_rest(database: ConnectionHandler) -> 
     assert one is not two
     first.close()
     second.close()  # the thread already keeps one: this one is closed
-    assert kept.by_name[first.settings_dict["NAME"]] is one
+    assert kept.by_name[first._kept_as()] is one
     with pytest.raises(Exception, match="closed"):
         two.execute("SELECT 1")
 
@@ -121,7 +121,42 @@ def test_each_database_file_keeps_its_own(database: ConnectionHandler, tmp_path:
     wrapper = other["default"]
     assert raw(wrapper) is not opened
     wrapper.close()
-    kept.by_name.pop(str(tmp_path / "b.sqlite3")).close()
+    kept.by_name.pop(wrapper._kept_as()).close()
+
+
+def test_the_same_file_with_other_options_keeps_its_own(database: ConnectionHandler) -> None:
+    first = fresh(database)
+    opened = raw(first)
+    first.close()
+    other = ConnectionHandler({"default": {**database.settings["default"], "OPTIONS": {"timeout": 1}}})
+    wrapper = other["default"]
+    assert raw(wrapper) is not opened
+    wrapper.close()
+    kept.by_name.pop(wrapper._kept_as()).close()
+
+
+def test_a_reused_connection_has_foreign_keys_checked_again(database: ConnectionHandler) -> None:
+    """A schema change that failed half-way can leave them off; a new connection would have them on."""
+    first = fresh(database)
+    first.disable_constraint_checking()
+    first.close()
+    second = fresh(database)
+    with second.cursor() as cursor:
+        cursor.execute("PRAGMA foreign_keys")
+        assert cursor.fetchone()[0] == 1
+
+
+def test_a_connection_closed_inside_an_atomic_block_is_not_handed_on(database: ConnectionHandler) -> None:
+    """Django keeps it on the wrapper (closed_in_transaction) until the block ends: it is closed for real."""
+    first = fresh(database)
+    first.set_autocommit(False)
+    first.in_atomic_block = True  # as transaction.atomic() leaves it when the connection is closed inside
+    opened = raw(first)
+    first.close()
+    first.in_atomic_block = False
+    assert first._kept_as() not in kept.by_name
+    with pytest.raises(Exception, match="closed"):
+        opened.execute("SELECT 1")
 
 
 def test_an_in_memory_database_is_never_kept() -> None:

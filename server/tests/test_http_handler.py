@@ -15,13 +15,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from asgiref.sync import SyncToAsync
 from channels.testing import HttpCommunicator
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import path
 
 from server import http_handler
 from server.http_handler import OneHopHandler, http_application
-from tests.support import auth, make_class, make_user, persist_session
+from tests.support import auth, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,29 +100,83 @@ async def test_errors_keep_the_contract_envelope(request_signals: Signals) -> No
     assert [name for name, _ in request_signals.sent] == ["started", "finished"]
 
 
-async def test_a_streaming_response_is_closed_once_it_is_sent(request_signals: Signals) -> None:
-    def a_class_with_a_session() -> tuple[Any, Any]:
-        teacher = make_user("teacher")
-        student = make_user("student")
-        klass = make_class(teacher, [student])
-        persist_session(teacher, klass.id, "2026-03-02T09:00:00.000Z", {student.id: "present"})
-        return teacher, klass
+def streamed(request: Any) -> StreamingHttpResponse:
+    """A streaming answer whose last chunk notes which request signals were sent by then."""
 
-    teacher, klass = await asyncio.to_thread(a_class_with_a_session)
-    request_signals.sent.clear()
-    communicator = get(f"/class/{klass.id}/report.xlsx", auth(teacher))
+    def chunks() -> Iterator[bytes]:
+        yield b"one,"
+        yield b"two,"
+        STREAMED.append([name for name, _ in SIGNALS_SEEN.sent])
+        yield b"three"
+
+    return StreamingHttpResponse(chunks(), content_type="text/csv")
+
+
+def failing_close(request: Any) -> HttpResponse:
+    return HttpResponse(b"done", content_type="text/plain")
+
+
+urlpatterns = [path("streamed", streamed), path("failing-close", failing_close)]
+STREAMED: list[list[str]] = []
+SIGNALS_SEEN = Signals()
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
+async def test_a_streaming_response_is_closed_once_it_is_sent(request_signals: Signals) -> None:
+    SIGNALS_SEEN.sent = request_signals.sent
+    STREAMED.clear()
+    communicator = get("/streamed")
     await communicator.send_input({"type": "http.request", "body": b""})
-    start = await communicator.receive_output(5)
-    assert start["status"] == 200
+    assert (await communicator.receive_output(5))["status"] == 200
     body = b""
     while True:
         message = await communicator.receive_output(5)
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    assert body.startswith(b"PK")  # a workbook (a zip), whole
     await communicator.wait(5)
+    assert body == b"one,two,three"  # whole: not closed before it was produced
+    assert STREAMED == [["started"]]  # request_finished not yet sent when the last chunk was made
     assert [name for name, _ in request_signals.sent] == ["started", "finished"]
+
+
+@pytest.mark.urls(__name__)
+async def test_a_close_that_fails_still_sends_the_answer(request_signals: Signals) -> None:
+    """As Django: the answer goes out, then the error is raised (the server logs it)."""
+
+    def broken_receiver(**_: Any) -> None:
+        raise RuntimeError("a request_finished receiver failed")
+
+    signals.request_finished.connect(broken_receiver)
+    try:
+        communicator = get("/failing-close")
+        await communicator.send_input({"type": "http.request", "body": b""})
+        start = await communicator.receive_output(5)
+        body = await communicator.receive_output(5)
+        assert start["status"] == 200 and body["body"] == b"done"
+        with pytest.raises(RuntimeError, match="receiver failed"):
+            await communicator.wait(5)
+    finally:
+        signals.request_finished.disconnect(broken_receiver)
+
+
+async def test_a_request_takes_one_hop_to_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of the handler: Django's own takes several (request_started, the middleware chain, the view,
+    close)."""
+    student = await asyncio.to_thread(make_user, "student")
+    hops = 0
+    call = SyncToAsync.__call__
+
+    async def counted(self: SyncToAsync, *args: Any, **kwargs: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await call(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    response = await get("/auth/me", auth(student)).get_response()
+    assert response["status"] == 200
+    assert hops == 1
 
 
 async def test_a_client_that_leaves_while_its_request_is_served(
