@@ -9,15 +9,16 @@
   connection back to its thread instead — rolled back if a transaction was left open — and the next
   connection the thread opens takes it. A thread keeps at most one; the request threads are themselves kept
   between requests (server/http_threads.py), so a request costs no open and no close. A kept connection is
-  plain SQLite state (a file handle): nothing in it outlives what the close would have ended, since SQLite
-  connections in autocommit hold no snapshot between statements. An in-memory database (the in-process tests')
-  is left as Django has it.
+  plain SQLite state (a file handle): before it is handed on, every cursor made on it is closed (a statement
+  left unread holds a snapshot) and an open transaction rolled back, so nothing in it outlives what the close
+  would have ended. An in-memory database (the in-process tests') is left as Django has it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from functools import cache
 from typing import Any
 
@@ -49,6 +50,18 @@ kept = KeptConnections()
 class DatabaseWrapper(base.DatabaseWrapper):
     features_class = DatabaseFeatures
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The cursors made on this connection: closed before it is handed on. A statement not read to its end
+        # (a generator dropped half-way) keeps SQLite's read transaction open, and with it the snapshot: the
+        # next request would read the database as it was.
+        self._cursors: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
+
+    def create_cursor(self, name: Any = None) -> Any:
+        cursor = super().create_cursor(name)
+        self._cursors.add(cursor)
+        return cursor
+
     def get_new_connection(self, conn_params: dict[str, Any]) -> sqlite3.Connection:
         if not self.is_in_memory_db():
             connection = kept.by_name.pop(self._kept_as(), None)
@@ -70,6 +83,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             super()._close()  # type: ignore[misc]
             return
         try:
+            for cursor in list(self._cursors):
+                cursor.close()  # resets its statement, which ends the read transaction it held
+            self._cursors.clear()
             if connection.in_transaction:
                 connection.rollback()
         except sqlite3.Error:  # not a connection to hand on: closed, as Django would

@@ -168,3 +168,22 @@ def test_an_in_memory_database_is_never_kept() -> None:
     assert ":memory:" not in kept.by_name
     with pytest.raises(Exception, match="closed"):
         opened.execute("SELECT 1")
+
+
+def test_a_cursor_left_unread_does_not_hold_an_old_snapshot(database: ConnectionHandler, tmp_path: Path) -> None:
+    """A statement not read to its end keeps SQLite's read transaction — and its snapshot — open: a connection
+    handed on so would show the next request the database as it was."""
+    first = fresh(database)
+    with first.cursor() as cursor:
+        cursor.executemany("INSERT INTO marks VALUES (%s)", [("ann",), ("ben",), ("cleo",)])
+    unread = first.cursor()
+    unread.execute("SELECT student FROM marks")
+    unread.fetchone()  # and left there, as a generator dropped half-way leaves it
+    first.close()
+    writer = ConnectionHandler({"default": {"ENGINE": "django.db.backends.sqlite3",
+                                            "NAME": str(tmp_path / "kept.sqlite3")}})
+    with writer["default"].cursor() as cursor:
+        cursor.execute("INSERT INTO marks VALUES ('dan')")
+    writer.close_all()
+    second = fresh(database)
+    assert count(second) == 4
