@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import secrets
+import shutil
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -1128,6 +1130,17 @@ def threads_can_race() -> bool:
     from live.db import pool_size
 
     return pool_size() > 1 or connection.vendor != "sqlite"
+
+
+# A benchmark's smoke run (tests/test_bench_*.py): over the wire, once (the SQLite pass: a bench has its own
+# SQLite file whatever the run's backend), where Node can run the reference (bench/reference-node).
+bench_smoke = [
+    pytest.mark.wire,
+    pytest.mark.skipif(backend_of(os.environ) != "sqlite",
+                       reason="a bench has its own SQLite file whatever the backend: run once, in the SQLite pass"),
+    pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
+                       reason="node/npm not installed: the reference (bench/reference-node) runs on Node 20"),
+]
 
 
 # In-memory SQLite (the in-process tests') fails a second writer at once ("database table is locked", see

@@ -3,22 +3,15 @@ what the project answers, and every phase completes — so the bench still runs 
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 
-import pytest
+from tests.servers import ROOT
+from tests.support import bench_smoke
 
-from tests.servers import ROOT, backend_of
-
-pytestmark = pytest.mark.wire
+pytestmark = bench_smoke
 
 
-@pytest.mark.skipif(backend_of(os.environ) != "sqlite",
-                    reason="the bench has its own SQLite file whatever the run's backend: run once, in the SQLite pass")
-@pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
-                    reason="node/npm not installed: the reference (bench/reference-node) runs on Node 20")
 def test_http_bench_quick_run() -> None:
     # The first run installs the reference (`npm ci`, better-sqlite3 built from source): minutes, hence the bound.
     result = subprocess.run([sys.executable, "-m", "bench.http_bench", "--quick"], cwd=ROOT, capture_output=True,

@@ -4,22 +4,15 @@ and every figure comes out — so the bench still runs when someone needs its fi
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 
-import pytest
+from tests.servers import ROOT
+from tests.support import bench_smoke
 
-from tests.servers import ROOT, backend_of
-
-pytestmark = pytest.mark.wire
+pytestmark = bench_smoke
 
 
-@pytest.mark.skipif(backend_of(os.environ) != "sqlite",
-                    reason="the bench has its own SQLite file whatever the run's backend: run once, in the SQLite pass")
-@pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
-                    reason="node/npm not installed: the reference (bench/reference-node) runs on Node 20")
 def test_live_bench_small_run_against_node() -> None:
     # The first run may install the reference (`npm ci`, better-sqlite3 built from source): minutes, hence the bound.
     result = subprocess.run(

@@ -113,23 +113,17 @@ def test_threads_never_share_a_kept_connection(database: ConnectionHandler) -> N
     assert raw(fresh(database)) is opened
 
 
-def test_each_database_file_keeps_its_own(database: ConnectionHandler, tmp_path: Path) -> None:
+@pytest.mark.parametrize("other", ["another file", "the same file, other options"])
+def test_another_database_or_options_keeps_its_own(database: ConnectionHandler, tmp_path: Path, other: str) -> None:
     first = fresh(database)
     opened = raw(first)
     first.close()
-    other = ConnectionHandler({"default": {"ENGINE": "attendance_site.sqlite3", "NAME": str(tmp_path / "b.sqlite3")}})
-    wrapper = other["default"]
-    assert raw(wrapper) is not opened
-    wrapper.close()
-    kept.by_name.pop(wrapper._kept_as()).close()
-
-
-def test_the_same_file_with_other_options_keeps_its_own(database: ConnectionHandler) -> None:
-    first = fresh(database)
-    opened = raw(first)
-    first.close()
-    other = ConnectionHandler({"default": {**database.settings["default"], "OPTIONS": {"timeout": 1}}})
-    wrapper = other["default"]
+    configured = dict(database.settings["default"])
+    if other == "another file":
+        configured["NAME"] = str(tmp_path / "b.sqlite3")
+    else:
+        configured["OPTIONS"] = {"timeout": 1}
+    wrapper = ConnectionHandler({"default": configured})["default"]
     assert raw(wrapper) is not opened
     wrapper.close()
     kept.by_name.pop(wrapper._kept_as()).close()
