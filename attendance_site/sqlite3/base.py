@@ -75,11 +75,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     # Django's hook under close() (django/db/backends/base/base.py, 5.2). Were it renamed, this would simply not
     # be called: connections would close as Django closes them, never wrongly kept.
     def _close(self) -> None:
-        connection = self.connection
+        connection, key = self.connection, self._kept_as()
         # Inside an atomic block Django keeps the closed connection on the wrapper (closed_in_transaction): not
         # one to hand on.
-        if (connection is None or self.is_in_memory_db() or self.in_atomic_block
-                or self._kept_as() in kept.by_name):
+        if connection is None or self.is_in_memory_db() or self.in_atomic_block or key in kept.by_name:
             super()._close()  # type: ignore[misc]
             return
         try:
@@ -91,7 +90,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         except sqlite3.Error:  # not a connection to hand on: closed, as Django would
             super()._close()  # type: ignore[misc]
             return
-        kept.by_name[self._kept_as()] = connection
+        kept.by_name[key] = connection
 
     def _kept_as(self) -> str:
         """The database file and the options its connections were opened with: two aliases of one file with
