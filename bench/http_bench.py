@@ -12,12 +12,15 @@ installed here with `npm ci` the first time), seeds the database once (a teacher
   open the socket and ask MY_ATTENDANCE — timed until the last student has their live status.
 
 Every figure is reported with its ratio to the reference from the same run (a shared machine's numbers compare
-only within one run). The load client is `wrk` (one thread, C connections) when it is installed, else a
+only within one run). `--baseline DIR` also serves the same database from another checkout of this project
+(e.g. `git worktree add /tmp/before <commit>`) and alternates it with the other two: a change's before and
+after, measured in one run. The load client is `wrk` (one thread, C connections) when it is installed, else a
 keep-alive client in Python (`--client`); the lesson start's client is Python (picows for the sockets).
 
     .venv/bin/python -m bench.http_bench                        # make bench-http
     .venv/bin/python -m bench.http_bench --students 1000 --duration 5 --repeat 3
     .venv/bin/python -m bench.http_bench --quick                # a smoke run: a few requests, N = 20
+    .venv/bin/python -m bench.http_bench --baseline /tmp/before  # before/after in one run
 """
 
 from __future__ import annotations
@@ -304,7 +307,7 @@ async def same_answers(targets: list[Target], seeded: dict[str, Any]) -> list[st
             conn.close()
             assert status == 200, (target.name, path, status, body)
             bodies.append(json.loads(body))
-        if bodies[0] != bodies[1]:
+        if any(body != bodies[0] for body in bodies[1:]):
             differ.append(label)
     return differ
 
@@ -358,7 +361,7 @@ def report(results: dict[str, Any]) -> None:
     print(f"\nmachine: {results['machine']}; client: {results['client']}, {results['connections']} connections; "
           f"medians of {results['repeat']} alternating batches")
     if results["differ"]:
-        print(f"WARNING: the reference answers differently on: {', '.join(results['differ'])}")
+        print(f"WARNING: the servers answer differently on: {', '.join(results['differ'])}")
     columns: list[tuple[str, str, Callable[[float], str]]] = [
         ("rps", "req/s", lambda v: f"{v:.0f}"), ("p50_ms", "p50 ms", lambda v: f"{v:.1f}"),
         ("p95_ms", "p95 ms", lambda v: f"{v:.1f}"), ("cpu_us_per_request", "CPU µs/req", lambda v: f"{v:.0f}"),
@@ -367,12 +370,16 @@ def report(results: dict[str, Any]) -> None:
     for label, figures in results.items():
         if not isinstance(figures, dict) or "project" not in figures:
             continue
-        ours, theirs = figures["project"], figures["reference"]
+        ours, theirs, before = figures["project"], figures["reference"], figures.get("baseline")
         print(f"\n{label}")
-        print(f"  {'':12} {'project':>10} {'reference':>10} {'ratio':>8}")
+        print(f"  {'':12} {'project':>10} {'reference':>10} {'ratio':>8}"
+              + (f" {'baseline':>10} {'÷ baseline':>10}" if before else ""))
         for key, title, fmt in columns:
             if key in ours:
-                print(f"  {title:12} {fmt(ours[key]):>10} {fmt(theirs[key]):>10} {ratio(ours[key], theirs[key]):>8}")
+                line = f"  {title:12} {fmt(ours[key]):>10} {fmt(theirs[key]):>10} {ratio(ours[key], theirs[key]):>8}"
+                if before:
+                    line += f" {fmt(before[key]):>10} {ratio(ours[key], before[key]):>10}"
+                print(line)
 
 
 def main() -> None:
@@ -384,6 +391,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=0, help="stop each batch after this many (Python client)")
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--quick", action="store_true", help="a smoke run: N = 20, a few requests per route")
+    parser.add_argument("--baseline", type=Path, help="another checkout of this project, measured alongside")
     args = parser.parse_args()
     if args.quick:
         args.students, args.repeat, args.connections, args.requests, args.client = 20, 1, 2, 10, "python"
@@ -395,22 +403,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="http-bench-") as tmp:
         database = Path(tmp) / "bench.sqlite3"
         secret = secrets.token_urlsafe(32)
-        server = DaphneServer({"DATABASE_URL": f"sqlite:///{database}", "SECRET_KEY": secret, "JWT_SECRET": secret,
-                               # A whole class behind one address: the per-address socket limit would refuse it.
-                               "WS_MAX_SOCKETS_PER_IP": "0", "LOG_LEVEL": "ERROR"}, log_path=Path(tmp) / "server.log")
+        env = {"DATABASE_URL": f"sqlite:///{database}", "SECRET_KEY": secret, "JWT_SECRET": secret,
+               # A whole class behind one address: the per-address socket limit would refuse it.
+               "WS_MAX_SOCKETS_PER_IP": "0", "LOG_LEVEL": "ERROR"}
+        server = DaphneServer(env, log_path=Path(tmp) / "server.log")
         server.migrate()
         code = f"import json; from bench.http_bench import seed; print(json.dumps(seed({args.students})))"
         seeded = json.loads(server.shell(code, timeout=300).strip().splitlines()[-1])
-        server.start()
+        servers = {"project": server.start()}
+        if args.baseline:
+            servers["baseline"] = DaphneServer(env, log_path=Path(tmp) / "baseline.log", root=args.baseline).start()
         reference = reference_server(database, secret)
         try:
-            assert server.process is not None
-            targets = [Target("project", server.port, server.process.pid, server.ws_url),
-                       Target("reference", reference.port, reference.process.pid, reference.ws_url)]
+            targets = [Target(name, s.port, s.process.pid, s.ws_url) for name, s in servers.items()
+                       if s.process is not None]
+            targets.insert(1, Target("reference", reference.port, reference.process.pid, reference.ws_url))
             results = asyncio.run(run(args, targets, seeded))
         finally:
             reference.stop()
-            server.stop()
+            for running in servers.values():
+                running.stop()
     report(results)
     save(results, args.save)
 

@@ -13,20 +13,58 @@ from classes.schemas import ClassDetail, ClassListItem, ClassSummary, RosterResu
 from common import messages
 from common.errors import Forbidden, NotFound
 from common.fields import is_object_id
+from common.prepared import PreparedInstance, PreparedQuery
+
+# The reads every class page makes, compiled once (common/prepared.py); each call is still one query.
+_student_ids = PreparedQuery(
+    Enrollment,
+    lambda class_id: Enrollment.objects.filter(klass_id=class_id).order_by("id").values_list("student_id", flat=True),
+)
+_enrolment = PreparedQuery(
+    Enrollment,
+    lambda class_id, student_id: Enrollment.objects.filter(klass_id=class_id, student_id=student_id).values_list(
+        "pk", flat=True
+    )[:1],
+)
+_class_by_id = PreparedInstance(Class, lambda class_id: Class.objects.filter(pk=class_id))
+_members = PreparedQuery(
+    User,
+    lambda class_id: (
+        User.objects.filter(enrollments__klass_id=class_id)
+        .order_by("enrollments__id")
+        .values_list("id", "name", "email")
+    ),
+)
+_taught = PreparedQuery(
+    Class,
+    lambda teacher_id: (
+        Class.objects.filter(teacher_id=teacher_id).order_by("-id").values_list("id", "class_name", "teacher_id")
+    ),
+)
+# The joined columns under flat names: see live.history.session_records for why.
+_enrolled_in = PreparedQuery(
+    Enrollment,
+    lambda student_id: (
+        Enrollment.objects.filter(student_id=student_id)
+        .order_by("-id")
+        .annotate(klass_name=F("klass__class_name"), klass_teacher=F("klass__teacher_id"))
+        .values_list("klass_id", "klass_name", "klass_teacher")
+    ),
+)
 
 
 def student_ids(class_id: str) -> list[str]:
     """Enrolled students' ids, in enrolment order (one query)."""
-    return list(Enrollment.objects.filter(klass_id=class_id).order_by("id").values_list("student_id", flat=True))
+    return _student_ids(class_id)
 
 
 def is_enrolled(class_id: str, student_id: str) -> bool:
-    return Enrollment.objects.filter(klass_id=class_id, student_id=student_id).exists()
+    return bool(_enrolment(class_id, student_id))
 
 
 def get_class(class_id: str) -> Class:
     """The class, or NotFound — a malformed id is simply not found."""
-    klass = Class.objects.filter(pk=class_id).first() if is_object_id(class_id) else None
+    klass = _class_by_id(class_id) if is_object_id(class_id) else None
     if klass is None:
         raise NotFound(messages.CLASS_NOT_FOUND)
     return klass
@@ -113,8 +151,10 @@ def enrol_by_email(klass: Class, emails: list[str]) -> RosterResult:
     new enrolment is announced as one made by add-student is (the post_save signal that live.notify turns
     into a membership notice after commit: bulk_create sends none itself)."""
     wanted = list(dict.fromkeys(comparable_email(email) for email in emails))
-    accounts = {email: (pk, role) for pk, email, role in User.objects.filter(email__in=wanted).values_list(
-        "id", "email", "role")}
+    accounts = {
+        email: (pk, role)
+        for pk, email, role in User.objects.filter(email__in=wanted).values_list("id", "email", "role")
+    }
     student_of = {email: pk for email, (pk, role) in accounts.items() if role == Role.STUDENT}
     enrolled = set(
         Enrollment.objects.filter(klass_id=klass.id, student_id__in=list(student_of.values())).values_list(
@@ -175,11 +215,7 @@ def remove_student(klass: Class, student_id: str) -> Class:
 def class_detail(class_id: str, user: User) -> ClassDetail:
     """The class with its students populated, for its teacher or an enrolled student."""
     klass = get_class(class_id)
-    members = list(
-        User.objects.filter(enrollments__klass_id=klass.id)
-        .order_by("enrollments__id")
-        .values_list("id", "name", "email")
-    )
+    members = _members(klass.id)
     if klass.teacher_id != user.id and not any(pk == user.id for pk, _, _ in members):
         raise Forbidden(messages.NOT_CLASS_TEACHER)
     return ClassDetail(
@@ -199,16 +235,9 @@ def classes_of(user: User) -> list[ClassListItem]:
     queries whatever the numbers of classes and students: the classes, then their sizes counted by the
     database."""
     if user.role == Role.TEACHER:
-        taught = Class.objects.filter(teacher_id=user.id).order_by("-id")
-        rows = list(taught.values_list("id", "class_name", "teacher_id"))
+        rows = _taught(user.id)
     else:
-        # The joined columns under flat names: see live.history.session_records for why.
-        rows = list(
-            Enrollment.objects.filter(student_id=user.id)
-            .order_by("-id")
-            .annotate(klass_name=F("klass__class_name"), klass_teacher=F("klass__teacher_id"))
-            .values_list("klass_id", "klass_name", "klass_teacher")
-        )
+        rows = _enrolled_in(user.id)
     sizes = class_sizes([class_id for class_id, _, _ in rows]) if rows else {}
     return [
         ClassListItem(id=class_id, className=name, teacherId=teacher_id, studentCount=sizes.get(class_id, 0))

@@ -126,8 +126,10 @@ class LoopbackServer:
 class DaphneServer(LoopbackServer):
     """One `python -m server.serve` process."""
 
-    def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None,
+                 root: Path = ROOT) -> None:
         self.port = port or free_port()
+        self.root = root  # the checkout it serves: another commit's for a benchmark's before/after
         self.env = {
             **os.environ,
             "DEBUG": "0",
@@ -161,7 +163,7 @@ class DaphneServer(LoopbackServer):
     def start(self, timeout: float = 30.0) -> DaphneServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.serve"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+            [sys.executable, "-m", "server.serve"], cwd=self.root, env=self.env, stdout=log, stderr=log
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,122 @@
+"""Queries compiled once and run many times.
+
+Django builds and compiles a queryset to SQL each time one is evaluated: for a one-table lookup by id that is
+about 200 µs, ten times the query itself on SQLite, and every authenticated request makes such a lookup
+(docs/benchmark.md, "HTTP"). A `PreparedQuery` builds its queryset once per database with marker values in
+place of its parameters, keeps the SQL Django compiled, and then runs that SQL with the call's values, turning
+the rows into Python values with the same converters the ORM applies. It is still one query per call, so what
+it reads is always what the database holds (a deactivated user is refused at once).
+
+Only what can be compiled once is prepared: SQL databases, parameters that are strings passed through as they
+are (ids), each appearing once in the compiled parameters. Anything else — MongoDB, whose compiler makes no SQL,
+or a query the markers do not survive — is evaluated by the ORM each time, with the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connections, router
+from django.db.models import Model, QuerySet
+from django.db.models.query import FlatValuesListIterable, ValuesListIterable
+
+ModelT = TypeVar("ModelT", bound=Model)
+
+# What a parameter is replaced with while compiling: a string no id or input can be (it holds NUL characters).
+_MARKER = "\x00prepared parameter {}\x00"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    positions: tuple[int, ...]  # where each of the call's values goes in params
+    converters: dict[int, tuple[list[Any], Any]]  # as SQLCompiler.get_converters gives them
+    flat: bool
+
+
+class PreparedQuery:
+    """`build(*values)` returns a `values_list` queryset of `model`; calling the prepared query with string
+    values returns the rows that queryset would (a list of tuples, or of values when flat)."""
+
+    def __init__(self, model: type[Model], build: Callable[..., QuerySet[Any, Any]]) -> None:
+        self.model = model
+        self._build = build
+        # Per database alias: what was compiled, or None where the ORM must evaluate each time.
+        self._compiled: dict[str, _Compiled | None] = {}
+
+    def __call__(self, *values: str) -> list[Any]:
+        alias = router.db_for_read(self.model)
+        try:
+            compiled = self._compiled[alias]
+        except KeyError:
+            compiled = self._compiled[alias] = self._compile(alias, len(values))
+        if compiled is None or not all(isinstance(value, str) for value in values):
+            return list(self._build(*values))
+        params = list(compiled.params)
+        for position, value in zip(compiled.positions, values, strict=True):
+            params[position] = value
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows: list[Any] = cursor.fetchall()
+        if compiled.converters:
+            rows = [_convert(row, compiled.converters, connection) for row in rows]
+        return [row[0] for row in rows] if compiled.flat else [tuple(row) for row in rows]
+
+    def _compile(self, alias: str, count: int) -> _Compiled | None:
+        if connections[alias].vendor == "mongodb":
+            return None
+        markers = [_MARKER.format(index) for index in range(count)]
+        queryset = self._build(*markers)
+        flat = queryset._iterable_class is FlatValuesListIterable
+        if not (flat or queryset._iterable_class is ValuesListIterable) or queryset.query.extra_select:
+            return None  # not a values_list: the ORM builds whatever it is
+        compiler = queryset.query.get_compiler(using=alias)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            return None
+        positions = []
+        for marker in markers:
+            found = [index for index, param in enumerate(params) if param == marker]
+            if len(found) != 1:
+                return None
+            positions.append(found[0])
+        selected = [column for column, _, _ in compiler.select[: compiler.col_count]]
+        return _Compiled(
+            sql=sql,
+            params=tuple(params),
+            positions=tuple(positions),
+            converters=compiler.get_converters(selected),
+            flat=flat,
+        )
+
+
+class PreparedInstance(Generic[ModelT]):
+    """`build(*values)` filters `model`; calling the prepared lookup returns the one instance it finds (the
+    first if there were several, in no particular order), or None."""
+
+    def __init__(self, model: type[ModelT], build: Callable[..., QuerySet[ModelT, ModelT]]) -> None:
+        self._model = model
+        self._names = [field.attname for field in model._meta.concrete_fields]
+        self._rows = PreparedQuery(model, lambda *values: build(*values).order_by().values_list(*self._names)[:1])
+
+    def __call__(self, *values: str) -> ModelT | None:
+        rows = self._rows(*values)
+        if not rows:
+            return None
+        return self._model.from_db(router.db_for_read(self._model), self._names, rows[0])
+
+
+def _convert(row: tuple[Any, ...], converters: dict[int, tuple[list[Any], Any]], connection: Any) -> list[Any]:
+    values = list(row)
+    for position, (functions, expression) in converters.items():
+        value = values[position]
+        for function in functions:
+            value = function(value, expression, connection)
+        values[position] = value
+    return values
