@@ -39,7 +39,7 @@ def login(request: HttpRequest, body: LoginBody) -> Token:
     return Token(token=services.login(body, client_ip(request)))
 
 
-@endpoint("GET", auth=auth.any_user, response=PublicUser)
+@endpoint("GET", auth=auth.any_user, response=PublicUser, light=True)
 def me(request: HttpRequest, user: User) -> PublicUser:
     """The signed-in user."""
     return PublicUser.of(user)

@@ -48,6 +48,7 @@ def add_student(request: HttpRequest, user: User, class_id: str, body: AddStuden
     auth=auth.any_user,
     response=ClassDetail,
     errors=(NotFound(messages.CLASS_NOT_FOUND), Forbidden(messages.NOT_CLASS_TEACHER)),
+    light=True,
 )
 def class_detail(request: HttpRequest, user: User, class_id: str) -> ClassDetail:
     """A class with its students, for its teacher or an enrolled student."""
@@ -90,7 +91,7 @@ def remove_student(request: HttpRequest, user: User, class_id: str, student_id: 
     return services.class_summary(services.remove_student(klass, student_id))
 
 
-@endpoint("GET", auth=auth.any_user, response=list[ClassListItem])
+@endpoint("GET", auth=auth.any_user, response=list[ClassListItem], light=True)
 def my_classes(request: HttpRequest, user: User) -> list[ClassListItem]:
     """The caller's classes: a teacher's own (newest first), a student's enrolled (latest enrolment first)."""
     return services.classes_of(user)

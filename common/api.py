@@ -161,6 +161,9 @@ class Operation:
     errors: tuple[DomainError, ...] = ()
     # Path parameter → what it names, for the API documents (a default is derived from the name).
     params: dict[str, str] = field(default_factory=dict)
+    # A read of a few rows and nothing else — no password hashing, no write, no event, no other service: where
+    # the database is embedded it is served on the event loop, without a thread (server/http_handler.py).
+    light: bool = False
     _adapter: TypeAdapter[Any] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
@@ -229,12 +232,15 @@ def endpoint(
     media_type: str = "application/json",
     errors: tuple[DomainError, ...] = (),
     params: dict[str, str] | None = None,
+    light: bool = False,
 ) -> Callable[[Callable[..., Any]], Operation]:
     """Declare a view as an operation (see Operation); `errors` are those the view itself raises, `params`
-    optional descriptions of its path parameters."""
+    optional descriptions of its path parameters, `light` a read cheap enough to serve on the event loop."""
 
     def decorator(view: Callable[..., Any]) -> Operation:
-        return Operation(method, view, auth, body, query, response, status, media_type, errors, dict(params or {}))
+        return Operation(
+            method, view, auth, body, query, response, status, media_type, errors, dict(params or {}), light
+        )
 
     return decorator
 

@@ -60,6 +60,7 @@ def start_attendance(request: HttpRequest, user: User, body: StartAttendanceBody
     auth=auth.student,
     response=PersistedStatus,
     errors=ENROLLED_CLASS_ERRORS,
+    light=True,
 )
 def my_attendance(request: HttpRequest, user: User, class_id: str) -> PersistedStatus:
     """The caller's status in the class's most recent persisted session (null before any)."""
@@ -209,7 +210,7 @@ def class_report_xlsx(request: HttpRequest, user: User, class_id: str, query: Wo
     return attachment(content, workbook.XLSX, stem=klass.class_name, suffix="-attendance.xlsx", fallback="class")
 
 
-@endpoint("GET", auth=auth.student, response=MySummary, errors=ENROLLED_CLASS_ERRORS)
+@endpoint("GET", auth=auth.student, response=MySummary, errors=ENROLLED_CLASS_ERRORS, light=True)
 def my_summary(request: HttpRequest, user: User, class_id: str) -> MySummary:
     """The caller's counts, rate and current run of unexcused absences over the class's persisted sessions, and
     whether that puts them at risk (the class's minRate and maxConsecutiveAbsences)."""
@@ -217,7 +218,7 @@ def my_summary(request: HttpRequest, user: User, class_id: str) -> MySummary:
     return history.my_summary(klass, user)
 
 
-@endpoint("GET", auth=auth.student, response=list[HistoryEntry], errors=ENROLLED_CLASS_ERRORS)
+@endpoint("GET", auth=auth.student, response=list[HistoryEntry], errors=ENROLLED_CLASS_ERRORS, light=True)
 def my_history(request: HttpRequest, user: User, class_id: str) -> list[HistoryEntry]:
     """The caller's status in each persisted session of the class, newest first."""
     klass = classes.enrolled_class(class_id, user)

@@ -15,6 +15,15 @@ notices it (the same `listen_for_disconnect` task). Streaming responses (static 
 Django sends them and closed after, as there. Should closing fail, the answer is sent all the same and the
 error raised after, as Django raises it after sending.
 
+Where the database is embedded (SQLite: a local file, no network, readers never wait in WAL mode), the
+operations declared `light` (common/api.py: a read of a few rows, nothing else) are served without any thread
+hop, on the event loop itself, as the spec's own stack serves every request (Express with better-sqlite3's
+synchronous calls). The hop to a thread and back — a cross-thread hand-off for the interpreter lock each way,
+with up to 32 request threads contending for it — cost more than the request itself: serving those routes on
+the loop gave 2.3–2.9× their requests per second (docs/benchmark.md, "HTTP"). Everything else keeps its
+thread: password hashing, writes and what they publish, exports, imports; and every route on PostgreSQL or
+MongoDB, where a query waits on the network and a database outage must not stop the loop.
+
 It overrides ASGIHandler.handle and uses its helpers (`read_body`, `create_request`, `send_response`,
 `listen_for_disconnect`): written for Django 5.2. `http_application()` returns it when the installed Django is
 that release line and the helpers are there, else Django's own handler with a warning (slower, never wrong), as
@@ -24,7 +33,10 @@ the server extensions do (server/gate.py); `LIVE_FAST_PATH=0` also chooses Djang
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import django
@@ -35,8 +47,9 @@ from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import FileResponse, HttpResponseBase
-from django.urls import set_script_prefix
+from django.urls import Resolver404, get_resolver, set_script_prefix
 
 from server.gate import missing_attributes, version_mismatches
 
@@ -44,14 +57,21 @@ logger = logging.getLogger(__name__)
 
 WRITTEN_FOR = {"django": "5.2.*"}
 RELIES_ON = ("read_body", "create_request", "send_response", "listen_for_disconnect", "chunk_size")
+# What serving on the event loop relies on: hiding the running loop from Django's async-safety check for the
+# duration of one synchronous call (asyncio's own helpers, there since Python 3.7).
+RELIES_ON_ASYNCIO = ("_get_running_loop", "_set_running_loop")
 
 
 class OneHopHandler(ASGIHandler):
     """Django's ASGI handler, the synchronous part of each request served in one call on its thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, light_on_loop: bool | None = None) -> None:
         BaseHandler.__init__(self)
         self.load_middleware(is_async=False)
+        # Light operations on the event loop: where the database is embedded, unless told.
+        self.light_on_loop = embedded_database() if light_on_loop is None else light_on_loop
+        # (method, path) → is it a light operation; paths carry ids, so the memory is bounded.
+        self.is_light = functools.lru_cache(maxsize=4096)(light_operation)
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
@@ -63,7 +83,11 @@ class OneHopHandler(ASGIHandler):
         served = Served()
 
         async def process_request() -> None:
-            await sync_to_async(self.serve, thread_sensitive=True)(scope, body_file, served)
+            if self.light_on_loop and self.is_light(scope["method"], scope["path"]):
+                with event_loop_hidden():  # one synchronous call: nothing else runs on the loop meanwhile
+                    self.serve(scope, body_file, served)
+            else:
+                await sync_to_async(self.serve, thread_sensitive=True)(scope, body_file, served)
             assert served.response is not None
             try:
                 await self.send_response(served.response, send)
@@ -141,6 +165,35 @@ class Served:
         self.response: HttpResponseBase | None = None
         self.closed = False
         self.close_error: Exception | None = None
+
+
+def light_operation(method: str, path: str) -> bool:
+    """Is `method` on `path` an operation declared light (common.api.endpoint)? Resolved as Django will
+    resolve it; anything else (the admin, static files, pages, an unknown path) is not."""
+    try:
+        match = get_resolver().resolve(path)
+    except Resolver404:
+        return False
+    operation = getattr(match.func, "operations", {}).get(method)
+    return bool(getattr(operation, "light", False))
+
+
+def embedded_database() -> bool:
+    """Is the default database SQLite (in this process, no network between the request and its rows)?"""
+    return connections[DEFAULT_DB_ALIAS].vendor == "sqlite" and not missing_attributes(asyncio, RELIES_ON_ASYNCIO)
+
+
+@contextmanager
+def event_loop_hidden() -> Iterator[None]:
+    """Run synchronous code on the event loop's thread as on any other: Django refuses database calls where it
+    sees a running loop (SynchronousOnlyOperation), to stop a coroutine blocking it unknowingly. Here the block
+    is the point, and brief: the call is one light request."""
+    loop = asyncio._get_running_loop()
+    asyncio._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio._set_running_loop(loop)
 
 
 def http_application() -> ASGIHandler:

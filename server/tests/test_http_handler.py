@@ -18,10 +18,13 @@ import pytest
 from asgiref.sync import SyncToAsync
 from channels.testing import HttpCommunicator
 from django.core import signals
+from django.core.exceptions import SynchronousOnlyOperation
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
 
+from accounts.models import User
 from server import http_handler
 from server.http_handler import OneHopHandler, http_application
 from tests.support import auth, make_user
@@ -52,9 +55,26 @@ def request_signals() -> Iterator[Signals]:
     signals.request_finished.disconnect(seen.finished)
 
 
-def get(path: str, headers: dict[str, str] | None = None) -> HttpCommunicator:
+def get(
+    path: str, headers: dict[str, str] | None = None, *, light_on_loop: bool = False, method: str = "GET"
+) -> HttpCommunicator:
+    """A request to a handler that serves every request on a thread (light ones too, unless told)."""
     encoded = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
-    return HttpCommunicator(OneHopHandler(), "GET", path, headers=[(b"host", b"localhost"), *encoded])
+    handler = OneHopHandler(light_on_loop=light_on_loop)
+    return HttpCommunicator(handler, method, path, headers=[(b"host", b"localhost"), *encoded])
+
+
+def count_hops(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Calls to a thread (asgiref's SyncToAsync) from now on: [count]."""
+    hops = [0]
+    call = SyncToAsync.__call__
+
+    async def counted(self: SyncToAsync, *args: Any, **kwargs: Any) -> Any:
+        hops[0] += 1
+        return await call(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    return hops
 
 
 def test_the_application_serves_http_through_one_hop() -> None:
@@ -165,18 +185,10 @@ async def test_a_request_takes_one_hop_to_a_thread(monkeypatch: pytest.MonkeyPat
     """The point of the handler: Django's own takes several (request_started, the middleware chain, the view,
     close)."""
     student = await asyncio.to_thread(make_user, "student")
-    hops = 0
-    call = SyncToAsync.__call__
-
-    async def counted(self: SyncToAsync, *args: Any, **kwargs: Any) -> Any:
-        nonlocal hops
-        hops += 1
-        return await call(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    hops = count_hops(monkeypatch)
     response = await get("/auth/me", auth(student)).get_response()
     assert response["status"] == 200
-    assert hops == 1
+    assert hops == [1]
 
 
 async def test_a_client_that_leaves_while_its_request_is_served(
@@ -203,3 +215,83 @@ async def test_a_client_that_leaves_while_its_request_is_served(
     await communicator.wait(5)
     assert communicator.output_queue.empty()  # no answer to a client that left
     assert [name for name, _ in request_signals.sent] == ["started", "finished"]
+
+
+# --- light operations on the event loop, where the database is embedded ----------------------------------------
+
+
+def test_the_handler_serves_light_operations_on_the_loop_only_where_the_database_is_embedded() -> None:
+    """SQLite: yes; PostgreSQL and MongoDB (CI runs this file on each): a query waits on the network there."""
+    assert OneHopHandler().light_on_loop is (connection.vendor == "sqlite")
+
+
+def test_the_operations_declared_light_are_the_reads_a_student_opening_a_class_makes() -> None:
+    klass = "6b1562f77e46f34e8908c045"
+    light = [
+        ("GET", "/auth/me"),
+        ("GET", "/classes"),
+        ("GET", f"/class/{klass}"),
+        ("GET", f"/class/{klass}/my-attendance"),
+        ("GET", f"/class/{klass}/my-history"),
+        ("GET", f"/class/{klass}/my-summary"),
+    ]
+    not_light = [
+        ("POST", "/auth/login"),  # password hashing
+        ("POST", "/auth/signup"),
+        ("POST", "/class"),  # a write
+        ("PATCH", f"/class/{klass}"),
+        ("GET", "/students"),  # every student: not a few rows
+        ("GET", f"/class/{klass}/report"),
+        ("GET", f"/class/{klass}/report.xlsx"),
+        ("GET", "/attendance/active"),
+        ("GET", "/nope"),
+        ("GET", "/admin/"),
+        ("GET", "/"),
+    ]
+    assert [route for route in light if http_handler.light_operation(*route)] == light
+    assert [route for route in not_light if http_handler.light_operation(*route)] == []
+
+
+async def test_a_light_operation_is_served_on_the_loop_without_a_thread(
+    request_signals: Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    student = await asyncio.to_thread(make_user, "student", name="Ann")
+    hops = count_hops(monkeypatch)
+    response = await get("/auth/me", auth(student), light_on_loop=True).get_response()
+    assert response["status"] == 200
+    assert b'"name":"Ann"' in response["body"]
+    assert hops == [0]
+    loop_thread = threading.current_thread().name
+    assert request_signals.sent == [("started", loop_thread), ("finished", loop_thread)]
+    asyncio.get_running_loop()  # the loop is there again for what follows
+
+
+async def test_on_the_loop_a_deactivated_user_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    student = await asyncio.to_thread(make_user, "student")
+    assert (await get("/auth/me", auth(student), light_on_loop=True).get_response())["status"] == 200
+    await asyncio.to_thread(lambda: type(student).objects.filter(pk=student.pk).update(is_active=False))
+    response = await get("/auth/me", auth(student), light_on_loop=True).get_response()
+    assert response["status"] == 401
+    assert response["body"].startswith(b'{"success":false')
+
+
+async def test_other_operations_keep_their_thread(monkeypatch: pytest.MonkeyPatch, request_signals: Signals) -> None:
+    teacher = await asyncio.to_thread(make_user, "teacher")
+    hops = count_hops(monkeypatch)
+    for path in ("/students", "/nope"):
+        response = await get(path, auth(teacher), light_on_loop=True).get_response()
+        assert response["status"] in (200, 404)
+    assert hops == [2]
+    assert threading.current_thread().name not in {thread for _, thread in request_signals.sent}
+
+
+def test_outside_the_loop_hidden_django_still_refuses_database_calls_on_the_loop() -> None:
+    """The check stays on for everything else: only the one call of a light request is let through."""
+
+    async def query() -> None:
+        with http_handler.event_loop_hidden():
+            assert list(User.objects.filter(pk="0" * 24)) == []
+        User.objects.filter(pk="0" * 24).exists()
+
+    with pytest.raises(SynchronousOnlyOperation):
+        asyncio.run(query())
