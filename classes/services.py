@@ -41,6 +41,14 @@ _taught = PreparedQuery(
         Class.objects.filter(teacher_id=teacher_id).order_by("-id").values_list("id", "class_name", "teacher_id")
     ),
 )
+_sizes = PreparedQuery(
+    Enrollment,
+    lambda class_ids: Enrollment.objects.filter(klass_id__in=class_ids)
+    .order_by()
+    .values("klass_id")
+    .annotate(n=Count("id"))
+    .values_list("klass_id", "n"),
+)
 # The joined columns under flat names: see live.history.session_records for why.
 _enrolled_in = PreparedQuery(
     Enrollment,
@@ -247,5 +255,4 @@ def classes_of(user: User) -> list[ClassListItem]:
 
 def class_sizes(class_ids: list[str]) -> dict[str, int]:
     """Enrolled students per class, counted by the database (one query; classes without any are left out)."""
-    counts = Enrollment.objects.filter(klass_id__in=class_ids).order_by().values("klass_id").annotate(n=Count("id"))
-    return dict(counts.values_list("klass_id", "n"))
+    return dict(_sizes(class_ids))

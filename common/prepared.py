@@ -8,7 +8,8 @@ the rows into Python values with the same converters the ORM applies. It is stil
 it reads is always what the database holds (a deactivated user is refused at once).
 
 Only what can be compiled once is prepared: SQL databases, parameters that are strings passed through as they
-are (ids), each appearing once in the compiled parameters. Anything else — MongoDB, whose compiler makes no SQL,
+are (ids) or short lists of them (an `__in` lookup, compiled once per length), each appearing once in the
+compiled parameters. Anything else — MongoDB, whose compiler makes no SQL,
 or a query the markers do not survive — is evaluated by the ORM each time, with the same result.
 """
 
@@ -39,25 +40,31 @@ class _Compiled:
 
 
 class PreparedQuery:
-    """`build(*values)` returns a `values_list` queryset of `model`; calling the prepared query with string
-    values returns the rows that queryset would (a list of tuples, or of values when flat)."""
+    """`build(*values)` returns a `values_list` queryset of `model`; calling the prepared query with values —
+    strings, or lists of strings for an `__in` lookup — returns the rows that queryset would (a list of tuples,
+    or of values when flat). A query with a list is compiled once per length of that list, up to MAX_LIST."""
 
     def __init__(self, model: type[Model], build: Callable[..., QuerySet[Any, Any]]) -> None:
         self.model = model
         self._build = build
-        # Per database alias: what was compiled, or None where the ORM must evaluate each time.
-        self._compiled: dict[str, _Compiled | None] = {}
+        # Per database alias and shape of the values (-1 for a string, n for a list of n): what was compiled, or
+        # None where the ORM must evaluate each time.
+        self._compiled: dict[tuple[str, tuple[int, ...]], _Compiled | None] = {}
 
-    def __call__(self, *values: str) -> list[Any]:
+    def __call__(self, *values: str | list[str]) -> list[Any]:
+        shape = _shape(values)
+        if shape is None:
+            return list(self._build(*values))
         alias = router.db_for_read(self.model)
         try:
-            compiled = self._compiled[alias]
+            compiled = self._compiled[alias, shape]
         except KeyError:
-            compiled = self._compiled[alias] = self._compile(alias, len(values))
-        if compiled is None or not all(isinstance(value, str) for value in values):
+            compiled = self._compiled[alias, shape] = self._compile(alias, shape)
+        if compiled is None:
             return list(self._build(*values))
         params = list(compiled.params)
-        for position, value in zip(compiled.positions, values, strict=True):
+        flat_values = [item for value in values for item in ([value] if isinstance(value, str) else value)]
+        for position, value in zip(compiled.positions, flat_values, strict=True):
             params[position] = value
         connection = connections[alias]
         with connection.cursor() as cursor:
@@ -67,11 +74,21 @@ class PreparedQuery:
             rows = [_convert(row, compiled.converters, connection) for row in rows]
         return [row[0] for row in rows] if compiled.flat else [tuple(row) for row in rows]
 
-    def _compile(self, alias: str, count: int) -> _Compiled | None:
+    def _compile(self, alias: str, shape: tuple[int, ...]) -> _Compiled | None:
         if connections[alias].vendor == "mongodb":
             return None
-        markers = [_MARKER.format(index) for index in range(count)]
-        queryset = self._build(*markers)
+        arguments: list[str | list[str]] = []
+        markers: list[str] = []
+        for index, length in enumerate(shape):
+            if length < 0:
+                marker = _MARKER.format(index)
+                arguments.append(marker)
+                markers.append(marker)
+            else:
+                items = [_MARKER.format(f"{index}.{item}") for item in range(length)]
+                arguments.append(items)
+                markers += items
+        queryset = self._build(*arguments)
         flat = queryset._iterable_class is FlatValuesListIterable
         if not (flat or queryset._iterable_class is ValuesListIterable) or queryset.query.extra_select:
             return None  # not a values_list: the ORM builds whatever it is
@@ -110,6 +127,23 @@ class PreparedInstance(Generic[ModelT]):
         if not rows:
             return None
         return self._model.from_db(router.db_for_read(self._model), self._names, rows[0])
+
+
+# Longer lists are left to the ORM: each length is compiled apart, and their number must stay small.
+MAX_LIST = 64
+
+
+def _shape(values: tuple[Any, ...]) -> tuple[int, ...] | None:
+    """-1 for each string, the length for each list of strings; None when a value is neither (or too long)."""
+    shape = []
+    for value in values:
+        if isinstance(value, str):
+            shape.append(-1)
+        elif isinstance(value, list) and len(value) <= MAX_LIST and all(isinstance(item, str) for item in value):
+            shape.append(len(value))
+        else:
+            return None
+    return tuple(shape)
 
 
 def _convert(row: tuple[Any, ...], converters: dict[int, tuple[list[Any], Any]], connection: Any) -> list[Any]:

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.db.models import F
+from django.db.models import Count, F
 from django.test.utils import CaptureQueriesContext
 
 from accounts.auth import user_from_claims
 from accounts.models import User
 from classes.models import Class, Enrollment
-from common.prepared import PreparedInstance, PreparedQuery
+from common.prepared import MAX_LIST, PreparedInstance, PreparedQuery
 from tests.support import make_class, make_user
 
 pytestmark = pytest.mark.django_db
@@ -142,3 +142,51 @@ def test_a_value_that_is_no_string_is_the_orms() -> None:
     by_teacher = PreparedQuery(Class, lambda teacher_id: Class.objects.filter(teacher_id=teacher_id).values_list("id"))
     assert by_teacher(teacher.id) == [(klass.id,)]
     assert by_teacher(teacher) == [(klass.id,)]  # type: ignore[arg-type]  # a model instance, as the ORM takes it
+
+
+def sizes(class_ids: list[str]) -> Any:
+    return (
+        Enrollment.objects.filter(klass_id__in=class_ids)
+        .order_by()
+        .values("klass_id")
+        .annotate(n=Count("id"))
+        .values_list("klass_id", "n")
+    )
+
+
+def test_a_list_is_compiled_once_per_length_and_each_call_reads_its_own_values() -> None:
+    teacher = make_user("teacher")
+    students = [make_user("student") for _ in range(3)]
+    classes = [make_class(teacher, students[:size]) for size in (1, 2, 3)]
+    builds: list[int] = []
+
+    def build(class_ids: list[str]) -> Any:
+        builds.append(len(class_ids))
+        return sizes(class_ids)
+
+    prepared = PreparedQuery(Enrollment, build)
+    one, two, three = (klass.id for klass in classes)
+    assert dict(prepared([one, two])) == {one: 1, two: 2} == dict(sizes([one, two]))
+    assert dict(prepared([two, three])) == {two: 2, three: 3}
+    assert dict(prepared([three])) == {three: 3}
+    assert dict(prepared([one, one])) == {one: 1}  # a repeated id counts once, as the ORM's IN
+    assert dict(prepared([])) == {}
+    if ON_SQL:
+        assert builds[:3] == [2, 1, 0]  # lengths 2 and 1 compiled once each; [] is the ORM's each time
+    too_long = [one] + [teacher.id] * MAX_LIST
+    assert dict(prepared(too_long)) == {one: 1}  # longer than MAX_LIST: the ORM's
+
+
+def test_a_string_and_a_list_together() -> None:
+    teacher = make_user("teacher")
+    student, other = make_user("student"), make_user("student")
+    first, second = make_class(teacher, [student, other]), make_class(teacher, [student])
+    enrolled = PreparedQuery(
+        Enrollment,
+        lambda student_id, class_ids: Enrollment.objects.filter(student_id=student_id, klass_id__in=class_ids)
+        .order_by("id")
+        .values_list("klass_id", flat=True),
+    )
+    assert enrolled(student.id, [first.id, second.id]) == [first.id, second.id]
+    assert enrolled(other.id, [first.id, second.id]) == [first.id]
+    assert enrolled(other.id, [second.id, teacher.id]) == []
