@@ -22,7 +22,9 @@ synchronous calls). The hop to a thread and back — a cross-thread hand-off for
 with up to 32 request threads contending for it — cost more than the request itself: serving those routes on
 the loop gave 2.3–2.9× their requests per second (docs/benchmark.md, "HTTP"). Everything else keeps its
 thread: password hashing, writes and what they publish, exports, imports; and every route on PostgreSQL or
-MongoDB, where a query waits on the network and a database outage must not stop the loop.
+MongoDB, where a query waits on the network and a database outage must not stop the loop. At most
+HTTP_THREADS requests are on threads at once; the others wait their turn: threads beyond the cores only
+contend for the interpreter lock (a report under 32 connections cost 2.4× the CPU it costs two at a time).
 
 It overrides ASGIHandler.handle and uses its helpers (`read_body`, `create_request`, `send_response`,
 `listen_for_disconnect`): written for Django 5.2. `http_application()` returns it when the installed Django is
@@ -51,6 +53,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import FileResponse, HttpResponseBase
 from django.urls import Resolver404, get_resolver, set_script_prefix
 
+from common.loops import PerLoop
 from server.gate import missing_attributes, version_mismatches
 
 logger = logging.getLogger(__name__)
@@ -72,6 +75,8 @@ class OneHopHandler(ASGIHandler):
         self.light_on_loop = embedded_database() if light_on_loop is None else light_on_loop
         # (method, path) → is it a light operation; paths carry ids, so the memory is bounded.
         self.is_light = functools.lru_cache(maxsize=4096)(light_operation)
+        # Requests on threads at once (HTTP_THREADS), per event loop (an asyncio semaphore belongs to one).
+        self.threads = PerLoop(lambda: asyncio.Semaphore(settings.HTTP_THREADS))
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
@@ -87,7 +92,8 @@ class OneHopHandler(ASGIHandler):
                 with event_loop_hidden():  # one synchronous call: nothing else runs on the loop meanwhile
                     self.serve(scope, body_file, served)
             else:
-                await sync_to_async(self.serve, thread_sensitive=True)(scope, body_file, served)
+                async with self.threads.get():
+                    await sync_to_async(self.serve, thread_sensitive=True)(scope, body_file, served)
             assert served.response is not None
             try:
                 await self.send_response(served.response, send)

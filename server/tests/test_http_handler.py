@@ -22,7 +22,7 @@ from django.core.exceptions import SynchronousOnlyOperation
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
-from django.urls import path
+from django.urls import include, path
 
 from accounts.models import User
 from server import http_handler
@@ -136,7 +136,38 @@ def failing_close(request: Any) -> HttpResponse:
     return HttpResponse(b"done", content_type="text/plain")
 
 
-urlpatterns = [path("streamed", streamed), path("failing-close", failing_close)]
+class Overlap:
+    """Threaded requests of the `slow` view: how many ran at once, at most; each waits for `release`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+        self.started = threading.Semaphore(0)
+        self.release = threading.Event()
+
+
+OVERLAP = Overlap()
+
+
+def slow(request: Any) -> HttpResponse:
+    with OVERLAP.lock:
+        OVERLAP.running += 1
+        OVERLAP.most = max(OVERLAP.most, OVERLAP.running)
+    OVERLAP.started.release()
+    OVERLAP.release.wait(5)
+    with OVERLAP.lock:
+        OVERLAP.running -= 1
+    return HttpResponse(b"slow", content_type="text/plain")
+
+
+# This module's views, then the project's (the light reads among them).
+urlpatterns = [
+    path("streamed", streamed),
+    path("failing-close", failing_close),
+    path("slow", slow),
+    path("", include("attendance_site.urls")),
+]
 STREAMED: list[list[str]] = []
 SIGNALS_SEEN = Signals()
 
@@ -295,3 +326,53 @@ def test_outside_the_loop_hidden_django_still_refuses_database_calls_on_the_loop
 
     with pytest.raises(SynchronousOnlyOperation):
         asyncio.run(query())
+
+
+# --- HTTP_THREADS -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def overlap() -> Iterator[Overlap]:
+    global OVERLAP
+    OVERLAP = Overlap()
+    yield OVERLAP
+    OVERLAP.release.set()
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("threads", [1, 3])
+async def test_at_most_http_threads_requests_are_on_threads_at_once(
+    overlap: Overlap, settings: Any, threads: int
+) -> None:
+    settings.HTTP_THREADS = threads
+    handler = OneHopHandler(light_on_loop=False)
+    requests = [HttpCommunicator(handler, "GET", "/slow", headers=[(b"host", b"localhost")]) for _ in range(4)]
+    for request in requests:
+        await request.send_input({"type": "http.request", "body": b""})
+    for _ in range(threads):  # as many as may run have started...
+        assert await asyncio.to_thread(overlap.started.acquire, True, 5)
+    await asyncio.sleep(0.2)
+    assert overlap.running == threads  # ...and no more, until one ends
+    overlap.release.set()
+    for request in requests:
+        assert (await request.receive_output(5))["status"] == 200
+        await request.wait(5)
+    assert overlap.most == threads
+
+
+@pytest.mark.urls(__name__)
+async def test_light_reads_do_not_wait_for_the_threads(overlap: Overlap, settings: Any) -> None:
+    """The one thread is busy; a light read, on the loop, is answered meanwhile."""
+    settings.HTTP_THREADS = 1
+    student = await asyncio.to_thread(make_user, "student", name="Ann")
+    handler = OneHopHandler(light_on_loop=True)
+    busy = HttpCommunicator(handler, "GET", "/slow", headers=[(b"host", b"localhost")])
+    await busy.send_input({"type": "http.request", "body": b""})
+    assert await asyncio.to_thread(overlap.started.acquire, True, 5)
+    headers = [(b"host", b"localhost"), (b"authorization", auth(student)["Authorization"].encode())]
+    light = await HttpCommunicator(handler, "GET", "/auth/me", headers=headers).get_response(5)
+    assert light["status"] == 200 and b'"name":"Ann"' in light["body"]
+    assert overlap.running == 1  # answered while the thread was still busy
+    overlap.release.set()
+    assert (await busy.receive_output(5))["status"] == 200
+    await busy.wait(5)
