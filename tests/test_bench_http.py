@@ -1,4 +1,4 @@
-"""The HTTP benchmark's smoke run (`bench/http_bench.py --quick`): both servers start, the reference answers
+"""The HTTP benchmark's smoke run (`bench/http_bench.py --quick`): the servers start, the reference answers
 what the project answers, and every phase completes — so the bench still runs when someone needs its figures."""
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ pytestmark = bench_smoke
 
 
 def test_http_bench_quick_run() -> None:
+    """With this checkout as its own `--baseline` too: the before/after column is there, from a third server."""
     # The first run installs the reference (`npm ci`, better-sqlite3 built from source): minutes, hence the bound.
-    result = subprocess.run([sys.executable, "-m", "bench.http_bench", "--quick"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600, check=False)
+    result = subprocess.run([sys.executable, "-m", "bench.http_bench", "--quick", "--baseline", str(ROOT)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "lesson start (N = 20)" in result.stdout
+    assert result.stdout.count("÷ baseline") == 5, result.stdout  # four routes and the lesson start
     assert "WARNING" not in result.stdout, result.stdout  # the reference answered differently
     for route in ("GET /auth/me", "GET /classes", "GET /class/:id (30 students)", "GET /class/:id/report (30 × 20)"):
         assert route in result.stdout

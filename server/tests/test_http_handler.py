@@ -309,8 +309,8 @@ async def test_on_the_loop_a_deactivated_user_is_refused_at_once(monkeypatch: py
 async def test_other_operations_keep_their_thread(monkeypatch: pytest.MonkeyPatch, request_signals: Signals) -> None:
     teacher = await asyncio.to_thread(make_user, "teacher")
     hops = count_hops(monkeypatch)
-    for path in ("/students", "/nope"):
-        response = await get(path, auth(teacher), light_on_loop=True).get_response()
+    for route in ("/students", "/nope"):
+        response = await get(route, auth(teacher), light_on_loop=True).get_response()
         assert response["status"] in (200, 404)
     assert hops == [2]
     assert threading.current_thread().name not in {thread for _, thread in request_signals.sent}
