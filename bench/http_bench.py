@@ -411,16 +411,19 @@ def main() -> None:
         code = f"import json; from bench.http_bench import seed; print(json.dumps(seed({args.students})))"
         seeded = json.loads(server.shell(code, timeout=300).strip().splitlines()[-1])
         servers = {"project": server.start()}
-        if args.baseline:
-            servers["baseline"] = DaphneServer(env, log_path=Path(tmp) / "baseline.log", root=args.baseline).start()
-        reference = reference_server(database, secret)
         try:
-            targets = [Target(name, s.port, s.process.pid, s.ws_url) for name, s in servers.items()
-                       if s.process is not None]
-            targets.insert(1, Target("reference", reference.port, reference.process.pid, reference.ws_url))
-            results = asyncio.run(run(args, targets, seeded))
+            if args.baseline:
+                baseline = DaphneServer(env, log_path=Path(tmp) / "baseline.log", root=args.baseline)
+                servers["baseline"] = baseline.start()
+            reference = reference_server(database, secret)
+            try:
+                targets = [Target(name, s.port, s.process.pid, s.ws_url) for name, s in servers.items()
+                           if s.process is not None]
+                targets.insert(1, Target("reference", reference.port, reference.process.pid, reference.ws_url))
+                results = asyncio.run(run(args, targets, seeded))
+            finally:
+                reference.stop()
         finally:
-            reference.stop()
             for running in servers.values():
                 running.stop()
     report(results)

@@ -19,15 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.core.exceptions import EmptyResultSet
+from django.conf import settings
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connections, router
 from django.db.models import Model, QuerySet
 from django.db.models.query import FlatValuesListIterable, ValuesListIterable
 
 ModelT = TypeVar("ModelT", bound=Model)
 
-# What a parameter is replaced with while compiling: a string no id or input can be (it holds NUL characters).
-_MARKER = "\x00prepared parameter {}\x00"
+# What a parameter is replaced with while compiling: a string no id or input can be (it holds NUL characters),
+# with the characters a LIKE pattern escapes (%, _ and a backslash): a lookup that escapes or wraps its value (iexact on
+# SQLite, contains, startswith) changes the marker, which is then not found, and the ORM serves that query.
+_MARKER = "\x00%_\\prepared parameter {}\x00"
 
 
 @dataclass(frozen=True)
@@ -49,17 +52,19 @@ class PreparedQuery:
         self._build = build
         # Per database alias and shape of the values (-1 for a string, n for a list of n): what was compiled, or
         # None where the ORM must evaluate each time.
-        self._compiled: dict[tuple[str, tuple[int, ...]], _Compiled | None] = {}
+        self._compiled: dict[tuple[str, tuple[int, ...], bool, str], _Compiled | None] = {}
 
     def __call__(self, *values: str | list[str]) -> list[Any]:
         shape = _shape(values)
         if shape is None:
             return list(self._build(*values))
         alias = router.db_for_read(self.model)
+        # The time zone too: the converters (datetimes on SQLite) read it from the connection they were made with.
+        key = (alias, shape, settings.USE_TZ, settings.TIME_ZONE)
         try:
-            compiled = self._compiled[alias, shape]
+            compiled = self._compiled[key]
         except KeyError:
-            compiled = self._compiled[alias, shape] = self._compile(alias, shape)
+            compiled = self._compiled[key] = self._compile(alias, shape)
         if compiled is None:
             return list(self._build(*values))
         params = list(compiled.params)
@@ -88,15 +93,15 @@ class PreparedQuery:
                 items = [_MARKER.format(f"{index}.{item}") for item in range(length)]
                 arguments.append(items)
                 markers += items
-        queryset = self._build(*arguments)
-        flat = queryset._iterable_class is FlatValuesListIterable
-        if not (flat or queryset._iterable_class is ValuesListIterable) or queryset.query.extra_select:
-            return None  # not a values_list: the ORM builds whatever it is
-        compiler = queryset.query.get_compiler(using=alias)
         try:
+            queryset = self._build(*arguments)
+            flat = queryset._iterable_class is FlatValuesListIterable
+            if not (flat or queryset._iterable_class is ValuesListIterable) or queryset.query.extra_select:
+                return None  # not a values_list: the ORM builds whatever it is
+            compiler = queryset.query.get_compiler(using=alias)
             sql, params = compiler.as_sql()
-        except EmptyResultSet:
-            return None
+        except (EmptyResultSet, ValueError, TypeError, ValidationError):
+            return None  # nothing to run, or a field that takes no string (a number, a date): the ORM's
         positions = []
         for marker in markers:
             found = [index for index, param in enumerate(params) if param == marker]

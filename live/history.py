@@ -29,8 +29,9 @@ from classes.models import Class
 from common import messages
 from common.errors import NotFound
 from common.fields import is_object_id
+from common.prepared import PreparedQuery
 from common.schemas import iso_z
-from live.models import Attendance, AttendanceChange, AttendanceSession, MarkSource, Status
+from live.models import Attendance, AttendanceChange, AttendanceSession, MarkSource, Status, persisted_session_ids
 from live.schemas import (
     ChangeEntry,
     ClassReport,
@@ -482,12 +483,17 @@ def report_csv(klass: Class, period: Period = EVER) -> str:
 
 def my_history(klass: Class, student: User) -> list[HistoryEntry]:
     """The student's status in each persisted session of the class that has a record of them, newest first."""
-    rows = (
-        Attendance.objects.counted_in(klass.id)
-        .filter(student_id=student.id)
-        .order_by("-started_at")
-        .values_list("started_at", "status", "remark")
-    )
+    rows = _history_of(klass.id, persisted_session_ids(klass.id), student.id)
     return [
         HistoryEntry(startedAt=started_at, status=Status(status), remark=remark) for started_at, status, remark in rows
     ]
+
+
+# Every student opening a class asks it: compiled once (common/prepared.py).
+_history_of = PreparedQuery(
+    Attendance,
+    lambda class_id, session_ids, student_id: Attendance.objects.counted_among(class_id, session_ids)
+    .filter(student_id=student_id)
+    .order_by("-started_at")
+    .values_list("started_at", "status", "remark"),
+)

@@ -5,6 +5,7 @@ from django.db import models
 
 from classes.models import Class
 from common.fields import ObjectIdField
+from common.prepared import PreparedQuery
 
 
 class Status(models.TextChoices):
@@ -48,10 +49,18 @@ class AttendanceQuerySet(models.QuerySet["Attendance"]):
 
         The class's persisted session ids are read first (one query on the class's sessions), not joined in a
         subquery: on MongoDB that subquery is a $lookup over every session of every class."""
-        session_ids = list(
-            AttendanceSession.objects.persisted().filter(klass_id=class_id).values_list("id", flat=True)
-        )
+        return self.counted_among(class_id, persisted_session_ids(class_id))
+
+    def counted_among(self, class_id: str, session_ids: list[str]) -> AttendanceQuerySet:
+        """counted_in's records, given what persisted_session_ids(class_id) read: for a query prepared once
+        (common/prepared.py), which cannot read anything while it is built."""
         return self.filter(klass_id=class_id, session_id__in=session_ids)
+
+
+def persisted_session_ids(class_id: str) -> list[str]:
+    """The ids of the class's persisted sessions (one query, compiled once)."""
+    return _persisted_session_ids(class_id)
+
 
 
 class Attendance(models.Model):
@@ -167,3 +176,10 @@ class AttendanceChange(models.Model):
     def __str__(self) -> str:
         change = self.status or "cleared"
         return f"{self.student_id} {change} by {self.by} ({self.source}) at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+# (Defined after the model it reads: persisted_session_ids above.)
+_persisted_session_ids = PreparedQuery(
+    AttendanceSession,
+    lambda class_id: AttendanceSession.objects.persisted().filter(klass_id=class_id).values_list("id", flat=True),
+)

@@ -26,9 +26,10 @@ from classes.models import Class, Enrollment
 from common import messages
 from common.errors import NotFound
 from common.fields import is_object_id
+from common.prepared import PreparedQuery
 from common.schemas import iso_z
 from live.checkin import Window
-from live.models import Attendance, AttendanceSession, SessionState, Status
+from live.models import Attendance, AttendanceSession, SessionState, Status, persisted_session_ids
 from live.schemas import ActiveSession, CheckInState, CheckInWindow, LiveMark, PersistedStatus
 
 
@@ -209,14 +210,18 @@ def today_summary(session: Session) -> Summary:
 def my_persisted_status(class_id: str, student: User) -> PersistedStatus:
     """The student's status in the class's most recent persisted session, or None."""
     klass = classes.enrolled_class(class_id, student)
-    status = (
-        Attendance.objects.counted_in(klass.id)
-        .filter(student_id=student.id)
-        .order_by("-started_at")
-        .values_list("status", flat=True)
-        .first()
-    )
-    return PersistedStatus(classId=klass.id, status=None if status is None else Status(status))
+    found = _latest_status(klass.id, persisted_session_ids(klass.id), student.id)
+    return PersistedStatus(classId=klass.id, status=Status(found[0]) if found else None)
+
+
+# Every student opening a class asks it: compiled once (common/prepared.py).
+_latest_status = PreparedQuery(
+    Attendance,
+    lambda class_id, session_ids, student_id: Attendance.objects.counted_among(class_id, session_ids)
+    .filter(student_id=student_id)
+    .order_by("-started_at")
+    .values_list("status", flat=True)[:1],
+)
 
 
 def session_state(session_id: str) -> str | None:

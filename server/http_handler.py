@@ -92,8 +92,7 @@ class OneHopHandler(ASGIHandler):
                 with event_loop_hidden():  # one synchronous call: nothing else runs on the loop meanwhile
                     self.serve(scope, body_file, served)
             else:
-                async with self.threads.get():
-                    await sync_to_async(self.serve, thread_sensitive=True)(scope, body_file, served)
+                await self.on_a_thread(scope, body_file, served)
             assert served.response is not None
             try:
                 await self.send_response(served.response, send)
@@ -129,6 +128,22 @@ class OneHopHandler(ASGIHandler):
         if serving.cancelled() or not served.closed:
             await sync_to_async(self.finish, thread_sensitive=True)(served)
         body_file.close()
+
+    async def on_a_thread(self, scope: dict[str, Any], body_file: Any, served: Served) -> None:
+        """serve() on the request's thread, once fewer than HTTP_THREADS requests are on threads. The slot is
+        given back when the thread's call ends, not when this is cancelled (its client left): the thread runs
+        on regardless, and the next request must not start beside it."""
+        threads = self.threads.get()
+        await threads.acquire()
+        call = asyncio.ensure_future(sync_to_async(self.serve, thread_sensitive=True)(scope, body_file, served))
+
+        def ended(call: asyncio.Future[None]) -> None:
+            threads.release()
+            if not call.cancelled():
+                call.exception()  # retrieved: raised below, or of no one's concern once the client left
+
+        call.add_done_callback(ended)
+        await asyncio.shield(call)
 
     def serve(self, scope: dict[str, Any], body_file: Any, served: Served) -> None:
         """On the request's thread: request_started, the response, and its close() when nothing of it is left

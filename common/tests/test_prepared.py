@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.test.utils import CaptureQueriesContext
 
 from accounts.auth import user_from_claims
@@ -120,8 +120,8 @@ def test_what_cannot_be_compiled_once_is_the_orms_each_time() -> None:
     teacher = make_user("teacher")
     klass = make_class(teacher, [make_user("student")])
 
-    def used_twice(pk: str) -> Any:  # the marker appears twice in the parameters
-        return Class.objects.filter(pk=pk, teacher_id__in=[pk, teacher.id]).values_list("class_name", flat=True)
+    def used_twice(pk: str) -> Any:  # the marker appears twice in the parameters: each place must get the value
+        return Class.objects.filter(Q(pk=pk) | Q(teacher_id=pk)).values_list("class_name", flat=True)
 
     def not_a_values_list(pk: str) -> Any:
         return Class.objects.filter(pk=pk)
@@ -130,6 +130,7 @@ def test_what_cannot_be_compiled_once_is_the_orms_each_time() -> None:
         return Class.objects.filter(pk__in=[]).values_list("id", flat=True)
 
     assert PreparedQuery(Class, used_twice)(klass.id) == [klass.class_name]
+    assert PreparedQuery(Class, used_twice)(teacher.id) == [klass.class_name]
     assert PreparedQuery(Class, not_a_values_list)(klass.id) == [klass]
     assert PreparedQuery(Class, empty)(klass.id) == []
     names = PreparedQuery(Class, lambda teacher_id: Class.objects.filter(teacher_id=teacher_id).values_list("id"))
@@ -190,3 +191,19 @@ def test_a_string_and_a_list_together() -> None:
     assert enrolled(student.id, [first.id, second.id]) == [first.id, second.id]
     assert enrolled(other.id, [first.id, second.id]) == [first.id]
     assert enrolled(other.id, [second.id, teacher.id]) == []
+
+
+def test_a_lookup_that_changes_its_value_is_the_orms() -> None:
+    """iexact is LIKE with its value escaped on SQLite: a marker passed through unchanged would let `_` match any
+    character. A number field turns the marker down: the ORM takes the string, as it would."""
+    make_user("student", email="axb@example.com")
+    by_email = PreparedQuery(
+        User, lambda email: User.objects.filter(email__iexact=email).values_list("email", flat=True)
+    )
+    assert by_email("A_B@example.com") == []
+    assert by_email("AXB@EXAMPLE.COM") == ["axb@example.com"]
+    teacher = make_user("teacher")
+    klass = make_class(teacher)
+    Class.objects.filter(pk=klass.pk).update(max_consecutive_absences=4)
+    by_runs = PreparedQuery(Class, lambda runs: Class.objects.filter(max_consecutive_absences=runs).values_list("id"))
+    assert by_runs("4") == [(klass.id,)]

@@ -376,3 +376,22 @@ async def test_light_reads_do_not_wait_for_the_threads(overlap: Overlap, setting
     overlap.release.set()
     assert (await busy.receive_output(5))["status"] == 200
     await busy.wait(5)
+
+
+@pytest.mark.urls(__name__)
+async def test_a_thread_whose_client_left_still_counts_until_its_call_ends(overlap: Overlap, settings: Any) -> None:
+    """The client goes; its request's thread runs on: the next request waits for it all the same."""
+    settings.HTTP_THREADS = 1
+    handler = OneHopHandler(light_on_loop=False)
+    first, second = (HttpCommunicator(handler, "GET", "/slow", headers=[(b"host", b"localhost")]) for _ in range(2))
+    await first.send_input({"type": "http.request", "body": b""})
+    assert await asyncio.to_thread(overlap.started.acquire, True, 5)
+    await first.send_input({"type": "http.disconnect"})
+    await asyncio.sleep(0.1)
+    await second.send_input({"type": "http.request", "body": b""})
+    assert not await asyncio.to_thread(overlap.started.acquire, True, 0.5)  # not started beside the first
+    overlap.release.set()
+    assert (await second.receive_output(5))["status"] == 200
+    await first.wait(5)
+    await second.wait(5)
+    assert overlap.most == 1
