@@ -24,7 +24,7 @@ def user_from_token(token: str | None) -> User | None:
 
 
 # Every HTTP request asks this: compiled once, one query each time (common/prepared.py).
-_active_user = PreparedInstance(User, lambda user_id: User.objects.filter(pk=user_id, is_active=True))
+_active_user = PreparedInstance(User, lambda user_id: _active_with_ids([user_id]))
 
 
 def user_from_claims(claims: dict[str, Any]) -> User | None:
@@ -37,7 +37,12 @@ def active_users(claims: Iterable[dict[str, Any]]) -> QuerySet[User]:
     """The active users that verified token claims name (deleted and deactivated users are not among them;
     claims whose userId is no ObjectId name nobody): one query, for one token or a burst of connects."""
     ids = {c["userId"] for c in claims if is_object_id(c["userId"])}
-    return User.objects.filter(pk__in=ids, is_active=True) if ids else User.objects.none()
+    return _active_with_ids(list(ids)) if ids else User.objects.none()
+
+
+def _active_with_ids(ids: list[str]) -> QuerySet[User]:
+    """The one statement of who may act: the users with those ids who are still active."""
+    return User.objects.filter(pk__in=ids, is_active=True)
 
 
 def token_from_header(value: str | None) -> str | None:

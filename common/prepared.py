@@ -9,8 +9,8 @@ it reads is always what the database holds (a deactivated user is refused at onc
 
 Only what can be compiled once is prepared: SQL databases, parameters that are strings passed through as they
 are (ids) or short lists of them (an `__in` lookup, compiled once per length), each appearing once in the
-compiled parameters. Anything else — MongoDB, whose compiler makes no SQL,
-or a query the markers do not survive — is evaluated by the ORM each time, with the same result.
+compiled parameters. Anything else — MongoDB, whose compiler makes no SQL, or a query the markers do not
+survive — is evaluated by the ORM each time, with the same result.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from django.db.models.query import FlatValuesListIterable, ValuesListIterable
 ModelT = TypeVar("ModelT", bound=Model)
 
 # What a parameter is replaced with while compiling: a string no id or input can be (it holds NUL characters),
-# with the characters a LIKE pattern escapes (%, _ and a backslash): a lookup that escapes or wraps its value (iexact on
-# SQLite, contains, startswith) changes the marker, which is then not found, and the ORM serves that query.
+# with the characters a LIKE pattern escapes (%, _ and a backslash): a lookup that escapes or wraps its value
+# (iexact on SQLite, contains, startswith) changes the marker, which is then not found, and the ORM serves it.
 _MARKER = "\x00%_\\prepared parameter {}\x00"
 
 

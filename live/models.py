@@ -62,7 +62,6 @@ def persisted_session_ids(class_id: str) -> list[str]:
     return _persisted_session_ids(class_id)
 
 
-
 class Attendance(models.Model):
     """One student's persisted status for one session of a class (the spec's Attendance, plus the
     session's `startedAt` so that history accumulates across sessions)."""
