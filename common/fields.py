@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -57,6 +57,14 @@ class ObjectIdField(models.CharField[str, str]):
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> str | None:
         return None if value is None else str(value)
+
+    def get_db_converters(self, connection: Any) -> list[Any]:
+        # Only MongoDB hands back ObjectIds; a SQL column already reads as the string, so no call per value
+        # (a report's or a grid's rows are mostly ids).
+        converters: list[Any] = cast(Any, super()).get_db_converters(connection)  # (not in django-stubs)
+        if connection.vendor != "mongodb":
+            return [converter for converter in converters if converter != self.from_db_value]
+        return converters
 
     def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
         value = super().get_db_prep_value(value, connection, prepared)

@@ -40,7 +40,6 @@ from live.schemas import (
     SessionDetail,
     SessionRecord,
     SessionSummary,
-    StudentReport,
 )
 
 # The counts of each status, by the database: (present, absent, late, excused) everywhere below.
@@ -77,6 +76,19 @@ EVER = Period()
 
 def persisted_sessions(class_id: str, period: Period = EVER) -> QuerySet[AttendanceSession]:
     return period.of(AttendanceSession.objects.persisted().filter(klass_id=class_id))
+
+
+def session_starts(class_id: str, period: Period = EVER) -> list[tuple[str, datetime]]:
+    """(id, startedAt) of the class's persisted sessions in `period` (one query; compiled once when the
+    period is unbounded, as the console's report and every my-summary ask it)."""
+    if period == EVER:
+        return _session_starts(class_id)
+    return list(persisted_sessions(class_id, period).values_list("id", "started_at"))
+
+
+_session_starts = PreparedQuery(
+    AttendanceSession, lambda class_id: persisted_sessions(class_id).order_by().values_list("id", "started_at")
+)
 
 
 def name_order(name: str, email: str, student_id: str) -> tuple[str, str, str, str]:
@@ -291,28 +303,28 @@ class Standing:
         return low or self.consecutive_absences >= self.max_consecutive_absences
 
 
-def standings(klass: Class, starts: list[datetime], student_id: str | None = None) -> dict[str, Standing]:
-    """Each student's Standing over the class's sessions started at `starts` (only `student_id`'s if given).
+def standings(
+    klass: Class, sessions: list[tuple[str, datetime]], student_id: str | None = None
+) -> dict[str, Standing]:
+    """Each student's Standing over the class's `sessions` (id, startedAt) (only `student_id`'s if given).
 
     Two queries whatever the size: the counts grouped by student with each student's last attended session
-    (present or late), by the database; then the students' absences, of which those after their last attended
-    session make their current run. An excused session, or one without a record of the student (not enrolled
-    then), neither counts in the run nor breaks it (docs/choices.md)."""
-    records = Attendance.objects.filter(klass_id=klass.id, started_at__in=starts)
-    if student_id is not None:
-        records = records.filter(student_id=student_id)
-    counted = (
-        records.order_by()
-        .values("student_id")
-        .annotate(**COUNTS, last_attended=Max("started_at", filter=Q(status__in=ATTENDED)))
-        .values_list("student_id", *COUNTS, "last_attended")
-    )
+    (present or late), by the database; then the students' absences, by session, of which those after their
+    last attended session make their current run. An excused session, or one without a record of the student
+    (not enrolled then), neither counts in the run nor breaks it (docs/choices.md). Both are compiled once
+    (common/prepared.py) for up to MAX_LIST sessions."""
+    ids = [session_id for session_id, _ in sessions]
+    if student_id is None:
+        counted, absences = _counts(klass.id, ids), _absences(klass.id, ids)
+    else:
+        counted, absences = _counts_of(klass.id, ids, student_id), _absences_of(klass.id, ids, student_id)
     found = {sid: (p, a, late, e, last) for sid, p, a, late, e, last in counted}
+    # A record's startedAt is its session's (live.commands writes it so): the absence's session says when.
+    started = dict(sessions)
     runs: Counter[str] = Counter()
-    absences = records.filter(status=Status.ABSENT).order_by().values_list("student_id", "started_at")
-    for sid, started_at in absences:
+    for sid, session_id in absences:
         last = found[sid][4] if sid in found else None
-        if last is None or started_at > last:
+        if last is None or started[session_id] > last:
             runs[sid] += 1
     return {
         sid: Standing(
@@ -328,6 +340,34 @@ def standings(klass: Class, starts: list[datetime], student_id: str | None = Non
     }
 
 
+def _counted(class_id: str, session_ids: list[str]) -> QuerySet[Attendance]:
+    return Attendance.objects.counted_among(class_id, session_ids).order_by()
+
+
+def _grouped_counts(records: QuerySet[Attendance]) -> QuerySet[Attendance, tuple[Any, ...]]:
+    return (
+        records.values("student_id")
+        .annotate(**COUNTS, last_attended=Max("started_at", filter=Q(status__in=ATTENDED)))
+        .values_list("student_id", *COUNTS, "last_attended")
+    )
+
+
+def _absences_by_session(records: QuerySet[Attendance]) -> QuerySet[Attendance, tuple[str, str]]:
+    return records.filter(status=Status.ABSENT).values_list("student_id", "session_id")
+
+
+# Every report and my-summary asks them: compiled once (common/prepared.py).
+_counts = PreparedQuery(Attendance, lambda class_id, ids: _grouped_counts(_counted(class_id, ids)))
+_counts_of = PreparedQuery(
+    Attendance, lambda class_id, ids, student_id: _grouped_counts(_counted(class_id, ids).filter(student_id=student_id))
+)
+_absences = PreparedQuery(Attendance, lambda class_id, ids: _absences_by_session(_counted(class_id, ids)))
+_absences_of = PreparedQuery(
+    Attendance,
+    lambda class_id, ids, student_id: _absences_by_session(_counted(class_id, ids).filter(student_id=student_id)),
+)
+
+
 def no_standing(klass: Class) -> Standing:
     """A student without records: all zeros, never at risk."""
     return Standing(min_rate=klass.min_rate, max_consecutive_absences=klass.max_consecutive_absences)
@@ -339,35 +379,36 @@ def class_report(klass: Class, period: Period = EVER) -> ClassReport:
 
     Four queries whatever the size (five if students with records have left the class): the persisted
     sessions' starts; the counts of exactly those sessions' records, grouped by student in the database;
-    their absences; the students' names. Counting over the starts read first keeps the counts and `sessions`
+    their absences; the students' names. Counting over the sessions read first keeps the counts and `sessions`
     in step even while another session is being persisted."""
-    starts = list(persisted_sessions(klass.id, period).values_list("started_at", flat=True))
-    found = standings(klass, starts)
+    sessions = session_starts(klass.id, period)
+    found = standings(klass, sessions)
     nothing = no_standing(klass)
     students = [
-        StudentReport(id=sid, name=name, email=email, **standing.fields())
+        {"id": sid, "name": name, "email": email, **found.get(sid, nothing).fields()}
         for sid, name, email in students_by_name(klass, with_records=found)
-        for standing in [found.get(sid, nothing)]
     ]
-    return ClassReport(classId=klass.id, className=klass.class_name, sessions=len(starts), students=students)
+    # Validated whole from plain data: one call into pydantic's core rather than one model per student.
+    return ClassReport.model_validate(
+        {"classId": klass.id, "className": klass.class_name, "sessions": len(sessions), "students": students}
+    )
 
 
 def my_summary(klass: Class, student: User) -> MySummary:
     """The student's own Standing over every persisted session of the class (three queries)."""
-    starts = list(persisted_sessions(klass.id).values_list("started_at", flat=True))
-    standing = standings(klass, starts, student.id).get(student.id, no_standing(klass))
+    standing = standings(klass, session_starts(klass.id), student.id).get(student.id, no_standing(klass))
     return MySummary(**standing.fields())
 
 
 def newly_at_risk(klass: Class, session_id: str) -> dict[str, Standing]:
     """The students at risk after the persisted session `session_id` who were not before it (only students with
     a record in it can be), with their standing after it. Read after DONE commits; six queries whatever the size."""
-    sessions = list(persisted_sessions(klass.id).values_list("id", "started_at"))
+    sessions = session_starts(klass.id)
     started_at = next((start for pk, start in sessions if pk == session_id), None)
     if started_at is None:
         return {}
-    after = standings(klass, [start for _, start in sessions])
-    before = standings(klass, [start for pk, start in sessions if pk != session_id])
+    after = standings(klass, sessions)
+    before = standings(klass, [(pk, start) for pk, start in sessions if pk != session_id])
     in_session = set(
         Attendance.objects.filter(klass_id=klass.id, started_at=started_at).values_list("student_id", flat=True)
     )
@@ -393,8 +434,14 @@ def students_by_name(klass: Class, with_records: Iterable[str]) -> list[tuple[st
     return sorted(students, key=lambda student: name_order(student[1], student[2], student[0]))
 
 
-def _enrolled(klass: Class) -> QuerySet[User, tuple[str, str, str]]:
-    return User.objects.filter(enrollments__klass_id=klass.id).order_by().values_list("id", "name", "email")
+def _enrolled(klass: Class) -> list[tuple[str, str, str]]:
+    return _enrolled_of(klass.id)
+
+
+_enrolled_of = PreparedQuery(
+    User,
+    lambda class_id: User.objects.filter(enrollments__klass_id=class_id).order_by().values_list("id", "name", "email"),
+)
 
 
 # Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").

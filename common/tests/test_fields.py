@@ -90,6 +90,22 @@ def test_from_db_value_gives_str():
     assert field.from_db_value(None, None, SQL) is None
 
 
+def test_only_mongodb_values_go_through_from_db_value():
+    """A SQL column already reads as the hex string: no call per value (reports read thousands of ids)."""
+    field = ObjectIdField()
+    assert field.from_db_value not in field.get_db_converters(SQL)
+    assert field.from_db_value in field.get_db_converters(MONGODB)
+
+
+@pytest.mark.django_db
+def test_ids_read_back_as_str_on_every_backend():
+    user = User.objects.create_user(email="rows@example.com", password="secret123", name="Rows", role="teacher")
+    klass = Class.objects.create(class_name="Rows", teacher=user)
+    [(pk, teacher_id)] = Class.objects.filter(pk=klass.pk).values_list("id", "teacher_id")
+    assert (pk, teacher_id) == (klass.pk, user.pk)
+    assert type(pk) is str and type(teacher_id) is str
+
+
 def test_to_python_gives_str():
     field = ObjectIdField()
     oid = ObjectId()

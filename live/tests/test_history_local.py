@@ -5,6 +5,7 @@ the wire are in test_history.py."""
 from __future__ import annotations
 
 import io
+import random
 from datetime import UTC, datetime, timedelta
 
 import openpyxl
@@ -13,6 +14,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from classes.models import Enrollment
+from common import prepared
 from common.api import validate
 from common.downloads import ascii_filename, content_disposition, utf8_filename
 from common.errors import Invalid
@@ -109,6 +111,34 @@ def test_query_count_does_not_grow_with_students_or_sessions(client, teacher, st
         assert book["Attendance"].max_row == 31 and book["Sessions"].max_row == 21
     if route == "csv":
         assert client.get(path, headers=auth(teacher)).content.count(b"\r\n") == 31
+
+
+@pytest.mark.parametrize("count", [prepared.MAX_LIST, prepared.MAX_LIST + 1])
+def test_standings_are_the_records_counted_whether_prepared_or_not(teacher, count):
+    """Up to MAX_LIST sessions the counts and runs come from queries compiled once, past it from the ORM: both
+    say what the records say (counted here one by one, oldest first)."""
+    students = make_users("student", 5)
+    klass = make_class(teacher, students)
+    sessions = add_sessions(klass, students, count)
+    statuses = ["present", "absent", "late", "excused"]
+    shuffle = random.Random(count)  # fixed: the same statuses every run
+    for record in Attendance.objects.filter(klass=klass).order_by("started_at", "student_id"):
+        record.status = shuffle.choices(statuses, weights=[2, 5, 1, 1])[0]
+        record.save(update_fields=["status"])
+    expected = {}
+    for student in students:
+        rows = Attendance.objects.filter(klass=klass, student=student).order_by("started_at")
+        counts = {status: sum(r.status == status for r in rows) for status in statuses}
+        run = 0
+        for r in rows:
+            run = 0 if r.status in ("present", "late") else run + (r.status == "absent")
+        expected[student.id] = (*counts.values(), run)
+    found = history.standings(klass, [(s.id, s.started_at) for s in sessions])
+    got = {sid: (s.present, s.absent, s.late, s.excused, s.consecutive_absences) for sid, s in found.items()}
+    assert got == expected
+    assert any(run > 0 for *_, run in expected.values()) and any(run == 0 for *_, run in expected.values())
+    mine = history.standings(klass, [(s.id, s.started_at) for s in sessions], students[0].id)
+    assert list(mine) == [students[0].id] and mine[students[0].id] == found[students[0].id]
 
 
 # --- what counts: persisted sessions only ----------------------------------------------------------------
