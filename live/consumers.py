@@ -35,7 +35,7 @@ from common.limits import MessageRate, open_sockets, open_sockets_per_ip, scope_
 from common.schemas import RequestBody, ResponseModel, iso_z
 from live import commands, publisher, selectors, upkeep
 from live.checkin import checkin_url
-from live.db import db_call
+from live.db import db_call, loop_read
 from live.hub import get_hub
 from live.notify import class_group, user_group
 from live.participants import lookup_participant
@@ -68,12 +68,12 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 
 async def teacher_session(consumer: AttendanceConsumer) -> Session:
     """The teacher's live session, read from the database (its only copy)."""
-    return await db_call(selectors.active_session)(consumer.user.id)
+    return await loop_read(selectors.active_session)(consumer.user.id)
 
 
 async def teacher_session_unread(consumer: AttendanceConsumer) -> Session:
     """The teacher's live session without its marks (ATTENDANCE_MARKED and DONE do not read them)."""
-    return await db_call(selectors.active_session)(consumer.user.id, False)
+    return await loop_read(selectors.active_session)(consumer.user.id, False)
 
 
 async def session_to_finish(consumer: AttendanceConsumer) -> Session:
@@ -88,7 +88,7 @@ async def session_to_finish(consumer: AttendanceConsumer) -> Session:
 
 async def student_sessions(consumer: AttendanceConsumer) -> list[Session]:
     """The live sessions of the student's classes, most recent first (at least one)."""
-    sessions = await db_call(selectors.student_sessions)(list(consumer.class_ids)) if consumer.class_ids else []
+    sessions = await loop_read(selectors.student_sessions)(list(consumer.class_ids)) if consumer.class_ids else []
     if not sessions:
         raise NotFound(messages.NO_SESSION)
     return sessions

@@ -29,6 +29,8 @@ from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.sqlite3.creation import DatabaseCreation as SQLiteCreation
 
+from server.on_loop import event_loop_hidden, socket_reads_on_loop
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -224,6 +226,23 @@ def db_call(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
         if error is not None:
             raise error
         return cast(R, result)
+
+    return call
+
+
+def loop_read(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """db_call for a brief read (a few rows, nothing written, nothing published): where the database is an
+    embedded file (server/on_loop.py), run on the event loop itself with its thread's kept connection, as HTTP's
+    light operations are; elsewhere on the database threads as db_call runs it. The connect burst of a class and
+    every MY_ATTENDANCE read this way: the hop to a thread and back cost more than the read."""
+    threaded = db_call(fn)
+
+    @wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not socket_reads_on_loop():
+            return await threaded(*args, **kwargs)
+        with event_loop_hidden():  # one synchronous call: nothing else runs on the loop meanwhile
+            return fn(*args, **kwargs)
 
     return call
 

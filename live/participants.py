@@ -14,7 +14,7 @@ from typing import Any
 
 from common.loops import PerLoop
 from live import selectors
-from live.db import db_call
+from live.db import loop_read
 
 # Bounds a batch's `IN (...)` lists (SQLite's default limit on query parameters is 32,766).
 MAX_BATCH = 500
@@ -40,7 +40,7 @@ class ParticipantLookup:
             while self.queued:
                 batch, self.queued = self.queued[:MAX_BATCH], self.queued[MAX_BATCH:]
                 try:
-                    found = await db_call(selectors.connect_participants)([claims for claims, _ in batch])
+                    found = await loop_read(selectors.connect_participants)([claims for claims, _ in batch])
                 except Exception as error:  # each waiting connect fails as its own lookup would have
                     for _, future in batch:
                         if not future.done():

@@ -37,8 +37,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import django
@@ -49,21 +47,17 @@ from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
-from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import FileResponse, HttpResponseBase
 from django.urls import Resolver404, get_resolver, set_script_prefix
 
 from common.loops import PerLoop
 from server.gate import missing_attributes, version_mismatches
+from server.on_loop import embedded_database, event_loop_hidden
 
 logger = logging.getLogger(__name__)
 
 WRITTEN_FOR = {"django": "5.2.*"}
 RELIES_ON = ("read_body", "create_request", "send_response", "listen_for_disconnect", "chunk_size")
-# What serving on the event loop relies on: hiding the running loop from Django's async-safety check for the
-# duration of one synchronous call (asyncio's own helpers, there since Python 3.7).
-RELIES_ON_ASYNCIO = ("_get_running_loop", "_set_running_loop")
-
 
 class OneHopHandler(ASGIHandler):
     """Django's ASGI handler, the synchronous part of each request served in one call on its thread."""
@@ -197,24 +191,6 @@ def light_operation(method: str, path: str) -> bool:
         return False
     operation = getattr(match.func, "operations", {}).get(method)
     return bool(getattr(operation, "light", False))
-
-
-def embedded_database() -> bool:
-    """Is the default database SQLite (in this process, no network between the request and its rows)?"""
-    return connections[DEFAULT_DB_ALIAS].vendor == "sqlite" and not missing_attributes(asyncio, RELIES_ON_ASYNCIO)
-
-
-@contextmanager
-def event_loop_hidden() -> Iterator[None]:
-    """Run synchronous code on the event loop's thread as on any other: Django refuses database calls where it
-    sees a running loop (SynchronousOnlyOperation), to stop a coroutine blocking it unknowingly. Here the block
-    is the point, and brief: the call is one light request."""
-    loop = asyncio._get_running_loop()
-    asyncio._set_running_loop(None)
-    try:
-        yield
-    finally:
-        asyncio._set_running_loop(loop)
 
 
 def http_application() -> ASGIHandler:

@@ -122,3 +122,37 @@ def test_an_unusable_connection_is_closed_and_a_failing_close_is_not_an_error(mo
     monkeypatch.setattr(db.connections, "all", lambda initialized_only: [broken])
     db._drop_unusable_connections()
     assert closed == [1]
+
+
+# --- brief reads on the loop, where the database is an embedded file ---------------------------------------------
+
+
+def test_socket_reads_run_on_the_loop_only_on_an_sqlite_file_on_the_fast_path(settings, monkeypatch):
+    """The in-process tests' in-memory SQLite keeps them on threads (the loop's thread is the test's own, with its
+    transaction); so do PostgreSQL and MongoDB (network, outages) and LIVE_FAST_PATH=0."""
+    from django.db import connection
+
+    from server import on_loop
+
+    assert on_loop.socket_reads_on_loop() is False  # in memory, or a database server
+    monkeypatch.setattr(on_loop.SQLiteCreation, "is_in_memory_db", staticmethod(lambda name: False))
+    assert on_loop.socket_reads_on_loop() is (connection.vendor == "sqlite")  # as if a file
+    settings.LIVE_FAST_PATH = False
+    assert on_loop.socket_reads_on_loop() is False
+
+
+@pytest.mark.parametrize("on_loop", [True, False])
+async def test_a_loop_read_runs_on_the_loop_only_where_told(monkeypatch, on_loop):
+    import threading
+
+    monkeypatch.setattr(db, "socket_reads_on_loop", lambda: on_loop)
+    here = threading.get_ident()
+
+    def read(user_id):
+        # A database read works either way: Django's async-safety check does not refuse it on the loop.
+        return threading.get_ident(), User.objects.filter(pk=user_id).values_list("name", flat=True).first()
+
+    user = await asyncio.to_thread(make_user, "student", "Ann")
+    thread, name = await db.loop_read(read)(user.id)
+    assert name == "Ann"
+    assert (thread == here) is on_loop

@@ -1,0 +1,55 @@
+"""Brief synchronous reads on the event loop's own thread, where the database is embedded.
+
+On SQLite (a local file: no network between a query and its rows, and readers never wait in WAL mode) a read of
+a few rows costs less than the hop to a thread and back that Django and Channels make for it — a cross-thread
+hand-off of the interpreter lock each way. The spec's own stack (Express with better-sqlite3's synchronous calls)
+serves every request this way. Two users here: the HTTP operations declared `light` (server/http_handler.py)
+and the socket reads a connecting class makes (live/db.py `loop_read`). Writes, and everything on PostgreSQL or
+MongoDB, where a query waits on the network and an outage must not stop the loop, keep their threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.sqlite3.creation import DatabaseCreation as SQLiteCreation
+
+from server.gate import missing_attributes
+
+# What serving on the event loop relies on: hiding the running loop from Django's async-safety check for the
+# duration of one synchronous call (asyncio's own helpers, there since Python 3.7).
+RELIES_ON_ASYNCIO = ("_get_running_loop", "_set_running_loop")
+
+
+def embedded_database() -> bool:
+    """Is the default database SQLite (in this process, no network between the request and its rows)?"""
+    return connections[DEFAULT_DB_ALIAS].vendor == "sqlite" and not missing_attributes(asyncio, RELIES_ON_ASYNCIO)
+
+
+def socket_reads_on_loop() -> bool:
+    """Do the sockets' brief reads run on the loop? On an embedded database kept in a file, on the fast path
+    (LIVE_FAST_PATH). Not on an in-memory database (the in-process tests'): the loop's thread there is the test's
+    own, whose connection may hold the test's open transaction."""
+    database = settings.DATABASES[DEFAULT_DB_ALIAS]
+    return (
+        bool(settings.LIVE_FAST_PATH)
+        and embedded_database()
+        and not SQLiteCreation.is_in_memory_db(database["NAME"])
+    )
+
+
+@contextmanager
+def event_loop_hidden() -> Iterator[None]:
+    """Run synchronous code on the event loop's thread as on any other: Django refuses database calls where it
+    sees a running loop (SynchronousOnlyOperation), to stop a coroutine blocking it unknowingly. Here the block
+    is the point, and brief: one light read."""
+    loop = asyncio._get_running_loop()
+    asyncio._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio._set_running_loop(loop)
