@@ -42,6 +42,10 @@ class _Compiled:
     flat: bool
 
 
+# A query that matches no row whatever its values.
+_NOTHING = _Compiled(sql="", params=(), positions=(), converters={}, flat=False)
+
+
 class PreparedQuery:
     """`build(*values)` returns a `values_list` queryset of `model`; calling the prepared query with values —
     strings, or lists of strings for an `__in` lookup — returns the rows that queryset would (a list of tuples,
@@ -67,6 +71,8 @@ class PreparedQuery:
             compiled = self._compiled[key] = self._compile(alias, shape)
         if compiled is None:
             return list(self._build(*values))
+        if compiled is _NOTHING:
+            return []
         params = list(compiled.params)
         flat_values = [item for value in values for item in ([value] if isinstance(value, str) else value)]
         for position, value in zip(compiled.positions, flat_values, strict=True):
@@ -100,8 +106,12 @@ class PreparedQuery:
                 return None  # not a values_list: the ORM builds whatever it is
             compiler = queryset.query.get_compiler(using=alias)
             sql, params = compiler.as_sql()
-        except (EmptyResultSet, ValueError, TypeError, ValidationError):
-            return None  # nothing to run, or a field that takes no string (a number, a date): the ORM's
+        except EmptyResultSet:
+            # Nothing can match whatever the values (an empty `__in` list: its length is in the key), so no
+            # query: what Django answers too, without running one (SQLCompiler.execute_sql).
+            return _NOTHING
+        except (ValueError, TypeError, ValidationError):
+            return None  # a field that takes no string (a number, a date): the ORM's
         positions = []
         for marker in markers:
             found = [index for index, param in enumerate(params) if param == marker]
@@ -132,6 +142,21 @@ class PreparedInstance(Generic[ModelT]):
         if not rows:
             return None
         return self._model.from_db(router.db_for_read(self._model), self._names, rows[0])
+
+
+class PreparedInstances(Generic[ModelT]):
+    """`build(*values)` filters and orders `model`; calling the prepared query returns every instance it finds,
+    in its order."""
+
+    def __init__(self, model: type[ModelT], build: Callable[..., QuerySet[ModelT, ModelT]]) -> None:
+        self._model = model
+        self._names = [field.attname for field in model._meta.concrete_fields]
+        self._rows = PreparedQuery(model, lambda *values: build(*values).values_list(*self._names))
+
+    def __call__(self, *values: str | list[str]) -> list[ModelT]:
+        rows = self._rows(*values)
+        alias = router.db_for_read(self._model)
+        return [self._model.from_db(alias, self._names, row) for row in rows]
 
 
 # Longer lists are left to the ORM: each length is compiled apart, and their number must stay small.

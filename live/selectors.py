@@ -26,7 +26,7 @@ from classes.models import Class, Enrollment
 from common import messages
 from common.errors import NotFound
 from common.fields import is_object_id
-from common.prepared import PreparedQuery
+from common.prepared import PreparedInstances, PreparedQuery
 from common.schemas import iso_z
 from live.checkin import Window
 from live.models import Attendance, AttendanceSession, SessionState, Status, persisted_session_ids
@@ -181,12 +181,23 @@ def checkin_state(class_id: str, student: User) -> CheckInState:
 
 
 def student_sessions(class_ids: Iterable[str]) -> list[Session]:
-    """Live sessions of the classes a student is enrolled in, most recently started first."""
+    """Live sessions of the classes a student is enrolled in, most recently started first.
+
+    Every MY_ATTENDANCE asks it, so it is compiled once (common/prepared.py), which only strings can be: the
+    sessions in state live are read, and those changed within the TTL kept here, as live_sessions() says."""
     class_ids = list(class_ids)
     if not class_ids:
         return []
-    rows = live_sessions().filter(klass_id__in=class_ids).order_by("-started_at")
-    return [Session.from_row(row) for row in rows]
+    cutoff = live_cutoff()
+    return [Session.from_row(row) for row in _in_state_live(class_ids) if row.updated_at >= cutoff]
+
+
+_in_state_live = PreparedInstances(
+    AttendanceSession,
+    lambda class_ids: AttendanceSession.objects.filter(state=SessionState.LIVE, klass_id__in=class_ids).order_by(
+        "-started_at"
+    ),
+)
 
 
 def my_live_status(sessions: list[Session], student_id: str, class_id: str | None) -> str:

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts.auth import user_from_claims
 from accounts.models import User
 from classes.models import Class, Enrollment
-from common.prepared import MAX_LIST, PreparedInstance, PreparedQuery
+from common.prepared import MAX_LIST, PreparedInstance, PreparedInstances, PreparedQuery
 from tests.support import make_class, make_user
 
 pytestmark = pytest.mark.django_db
@@ -85,6 +85,20 @@ def test_an_instance_is_the_models_with_the_databases_types() -> None:
     assert found.last_login == when and found.is_active is True and found._state.adding is False
     assert not found.role_changed  # from_db ran: the role as read is known
     assert PreparedInstance(Class, lambda pk: Class.objects.filter(pk=pk))(user.id) is None
+
+
+def test_instances_are_the_orms_in_its_order() -> None:
+    teacher = make_user("teacher")
+    classes = [make_class(teacher, [], name=name) for name in ("B", "A", "C")]
+    ids = [klass.id for klass in classes]
+    prepared = PreparedInstances(Class, lambda pks: Class.objects.filter(pk__in=pks).order_by("class_name"))
+    found = prepared(ids)
+    assert [type(k) for k in found] == [Class] * 3 and all(k._state.adding is False for k in found)
+    assert [(k.id, k.class_name, k.teacher_id) for k in found] == list(
+        Class.objects.filter(pk__in=ids).order_by("class_name").values_list("id", "class_name", "teacher_id")
+    )
+    assert [k.class_name for k in prepared(ids[:2])] == ["A", "B"]
+    assert prepared([]) == []
 
 
 def test_each_call_is_one_query_that_reads_the_database_as_it_is_now() -> None:
@@ -173,7 +187,11 @@ def test_a_list_is_compiled_once_per_length_and_each_call_reads_its_own_values()
     assert dict(prepared([one, one])) == {one: 1}  # a repeated id counts once, as the ORM's IN
     assert dict(prepared([])) == {}
     if ON_SQL:
-        assert builds[:3] == [2, 1, 0]  # lengths 2 and 1 compiled once each; [] is the ORM's each time
+        assert builds == [2, 1, 0]  # each length compiled once, [] too
+        with CaptureQueriesContext(connection) as queries:
+            assert prepared([]) == []
+        assert len(queries) == 0  # nothing can match an empty list: no query, as Django runs none
+        assert builds == [2, 1, 0]
     too_long = [one] + [teacher.id] * MAX_LIST
     assert dict(prepared(too_long)) == {one: 1}  # longer than MAX_LIST: the ORM's
 
