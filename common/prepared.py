@@ -49,7 +49,11 @@ _NOTHING = _Compiled(sql="", params=(), positions=(), converters={}, flat=False)
 class PreparedQuery:
     """`build(*values)` returns a `values_list` queryset of `model`; calling the prepared query with values —
     strings, or lists of strings for an `__in` lookup — returns the rows that queryset would (a list of tuples,
-    or of values when flat). A query with a list is compiled once per length of that list, up to MAX_LIST."""
+    or of values when flat). A query with a list is compiled once per length of that list, up to MAX_LIST.
+
+    `build` must not branch on its values (it sees markers, not the call's values, when it is compiled): what it
+    builds for one shape of values is what every call of that shape runs — or, should nothing match it whatever
+    the values (an empty list), what every such call answers without a query."""
 
     def __init__(self, model: type[Model], build: Callable[..., QuerySet[Any, Any]]) -> None:
         self.model = model

@@ -2,9 +2,11 @@
 
 A class starting means hundreds of sockets connecting within a second. Looked up one by one, each connect cost
 two ORM queries (most of it Django building the SQL, not the database) and a hop to the database thread of its
-own; the lookups of every socket that connects while one is in flight are instead queued and run together, one
-hop and three queries per batch (`selectors.connect_participants`). A socket that connects alone is looked up
-at once, as before.
+own; the lookups of every socket that connects while one is in flight are instead queued and run together, three
+queries per batch (`selectors.connect_participants`). A socket that connects alone is looked up at once, as
+before. On an SQLite file the batch runs on the event loop itself (live.db.loop_read): nothing is in flight
+then, and a batch holds the sockets that connected during the same turn of the loop; the loop gets a turn
+between batches.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class ParticipantLookup:
                 for (_, future), participant in zip(batch, found, strict=True):
                     if not future.done():  # not cancelled (the socket went away while waiting)
                         future.set_result(participant)
+                # Read on the loop, a batch did not let it turn: other sockets' events go before the next one.
+                await asyncio.sleep(0)
         finally:
             self.task = None
 

@@ -5,7 +5,7 @@ here, one indexed query. A live session whose last change is older than SESSION_
 for any reader (live.commands.expire_sessions marks it expired later). History and reports of persisted
 sessions are live.history's.
 
-Sync functions: the consumer calls them through live.db.db_call.
+Sync functions: the consumer calls them through live.db.db_call, or live.db.loop_read for its brief reads.
 """
 
 from __future__ import annotations
@@ -184,7 +184,8 @@ def student_sessions(class_ids: Iterable[str]) -> list[Session]:
     """Live sessions of the classes a student is enrolled in, most recently started first.
 
     Every MY_ATTENDANCE asks it, so it is compiled once (common/prepared.py), which only strings can be: the
-    sessions in state live are read, and those changed within the TTL kept here, as live_sessions() says."""
+    sessions in state live are read, and those changed within the TTL kept here, as live_sessions() says (one
+    past its TTL is read until the upkeep marks it expired, within LIVE_UPKEEP_SECONDS)."""
     class_ids = list(class_ids)
     if not class_ids:
         return []

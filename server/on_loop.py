@@ -34,11 +34,13 @@ def socket_reads_on_loop() -> bool:
     """Do the sockets' brief reads run on the loop? On an embedded database kept in a file, on the fast path
     (LIVE_FAST_PATH). Not on an in-memory database (the in-process tests'): the loop's thread there is the test's
     own, whose connection may hold the test's open transaction."""
+    # From the settings, not `connections`: under a running loop that makes a new connection wrapper per task.
     database = settings.DATABASES[DEFAULT_DB_ALIAS]
     return (
         bool(settings.LIVE_FAST_PATH)
-        and embedded_database()
+        and database["ENGINE"].endswith("sqlite3")
         and not SQLiteCreation.is_in_memory_db(database["NAME"])
+        and not missing_attributes(asyncio, RELIES_ON_ASYNCIO)
     )
 
 

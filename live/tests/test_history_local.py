@@ -139,6 +139,11 @@ def test_standings_are_the_records_counted_whether_prepared_or_not(teacher, coun
     assert any(run > 0 for *_, run in expected.values()) and any(run == 0 for *_, run in expected.values())
     mine = history.standings(klass, [(s.id, s.started_at) for s in sessions], students[0].id)
     assert list(mine) == [students[0].id] and mine[students[0].id] == found[students[0].id]
+    # Which path ran: compiled once on SQL up to MAX_LIST sessions, the ORM's past it (and on MongoDB).
+    compiled = [entry for key, entry in history._counts._compiled.items() if key[1] == (-1, count)]
+    orm_only = count > prepared.MAX_LIST
+    assert len(compiled) == (0 if orm_only else 1)
+    assert all((entry is None) is (connection.vendor == "mongodb") for entry in compiled)
 
 
 # --- what counts: persisted sessions only ----------------------------------------------------------------
