@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
 
@@ -54,7 +56,17 @@ def login(body: LoginBody, client_ip: str) -> str:
 
 
 def list_students() -> list[Member]:
-    return [
-        Member(id=pk, name=name, email=email)
-        for pk, name, email in User.objects.filter(role=Role.STUDENT).order_by("id").values_list("id", "name", "email")
-    ]
+    rows = User.objects.filter(role=Role.STUDENT).order_by("id").values_list("id", "name", "email")
+    return [member(pk, name, email) for pk, name, email in rows]
+
+
+# Bounded: at about 400 bytes an entry, some 6 MiB at most.
+@functools.lru_cache(maxsize=16384)
+def member(pk: str, name: str, email: str) -> Member:
+    """A student as a class or the student list shows them, validated once per (id, name, email).
+
+    Member is frozen, so one instance serves every response that shows the student as they are now; a renamed
+    student is another key. A class of 1,000 opens at the start of every lesson, each student loading it:
+    validating its 1,000 members each time was most of GET /class/:id (1.6 ms, against 0.06 ms for the
+    class's response built from remembered members; docs/benchmark.md, "HTTP")."""
+    return Member.model_validate({"id": pk, "name": name, "email": email})

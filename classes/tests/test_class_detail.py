@@ -111,3 +111,20 @@ def test_query_count_does_not_grow_with_students(client, teacher, student, viewe
         Enrollment.objects.create(klass=klass, student=other)
     assert len(assert_ok(client.get(f"/class/{klass.id}", headers=headers))["students"]) == 30
     assert count_queries(lambda: client.get(f"/class/{klass.id}", headers=headers)) == one
+
+
+@pytest.mark.django_db
+def test_a_student_changed_in_the_database_shows_as_they_are_now(client, teacher, student):
+    """Members are validated once and remembered (accounts.services.member) by their id, name and email: a
+    change of either is another member, shown from the next request on."""
+    from accounts.models import User
+    from accounts.services import member as remembered
+
+    klass = make_class(teacher, [student])
+    assert assert_ok(client.get(f"/class/{klass.id}", headers=auth(teacher)))["students"] == [member(student)]
+    assert remembered(student.id, student.name, student.email) is remembered(student.id, student.name, student.email)
+    User.objects.filter(pk=student.id).update(name="Renamed", email="renamed@example.com")
+    student.refresh_from_db()
+    assert student.name == "Renamed"
+    assert assert_ok(client.get(f"/class/{klass.id}", headers=auth(teacher)))["students"] == [member(student)]
+    assert member(student) in assert_ok(client.get("/students", headers=auth(teacher)))
