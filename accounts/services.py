@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
+from typing import cast
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
+from pydantic import TypeAdapter
 
 from accounts.models import Role, User
 from accounts.schemas import LoginBody, Member, SignupBody
@@ -56,17 +59,46 @@ def login(body: LoginBody, client_ip: str) -> str:
 
 
 def list_students() -> list[Member]:
-    rows = User.objects.filter(role=Role.STUDENT).order_by("id").values_list("id", "name", "email")
-    return [member(pk, name, email) for pk, name, email in rows]
+    return [
+        Member(id=pk, name=name, email=email)
+        for pk, name, email in User.objects.filter(role=Role.STUDENT).order_by("id").values_list("id", "name", "email")
+    ]
 
 
-# Bounded: at about 400 bytes an entry, some 6 MiB at most.
-@functools.lru_cache(maxsize=16384)
-def member(pk: str, name: str, email: str) -> Member:
-    """A student as a class or the student list shows them, validated once per (id, name, email).
+class RememberedMembers:
+    """Students as a class shows them, each validated once per (id, name, email).
 
-    Member is frozen, so one instance serves every response that shows the student as they are now; a renamed
-    student is another key. A class of 1,000 opens at the start of every lesson, each student loading it:
-    validating its 1,000 members each time was most of GET /class/:id (1.6 ms, against 0.06 ms for the
-    class's response built from remembered members; docs/benchmark.md, "HTTP")."""
-    return Member.model_validate({"id": pk, "name": name, "email": email})
+    Member is frozen, so one instance serves every response that shows the student as they are now; a changed
+    name or email is another key. A class of 1,000 opens at the start of every lesson, each of its students
+    loading it: validating its 1,000 members was most of GET /class/:id (docs/benchmark.md, "HTTP"). Those not
+    yet known are validated together, in one call into pydantic's core, as the whole class was before.
+
+    At most `size` are kept, the oldest dropped first; an entry with its strings takes ~0.8 KiB (~2 KiB for the
+    longest names and emails), so the default 8,192 holds ~6 MiB (~15 MiB at most) per process."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self._size = size
+        self._known: OrderedDict[tuple[str, str, str], Member] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, rows: list[tuple[str, str, str]]) -> list[Member]:
+        known = self._known
+        found = [known.get(row) for row in rows]
+        missing = [row for row, seen in zip(rows, found, strict=True) if seen is None]
+        if not missing:
+            return cast(list[Member], found)
+        fresh = dict(zip(missing, _MEMBERS.validate_python([_member_fields(row) for row in missing]), strict=True))
+        with self._lock:
+            known.update(fresh)
+            while len(known) > self._size:
+                known.popitem(last=False)
+        return [seen if seen is not None else fresh[row] for row, seen in zip(rows, found, strict=True)]
+
+
+def _member_fields(row: tuple[str, str, str]) -> dict[str, str]:
+    pk, name, email = row
+    return {"id": pk, "name": name, "email": email}
+
+
+_MEMBERS = TypeAdapter(list[Member])
+remembered_members = RememberedMembers()

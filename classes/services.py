@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from itertools import starmap
-
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 from django.db.models.signals import post_save
 
 from accounts.models import Role, User
 from accounts.schemas import comparable_email
-from accounts.services import member
+from accounts.services import remembered_members
 from classes.models import Class, Enrollment
 from classes.schemas import ClassDetail, ClassListItem, ClassSummary, RosterResult
 from common import messages
@@ -229,14 +227,14 @@ def class_detail(class_id: str, user: User) -> ClassDetail:
     members = _members(klass.id)
     if klass.teacher_id != user.id and not any(pk == user.id for pk, _, _ in members):
         raise Forbidden(messages.NOT_CLASS_TEACHER)
-    # Each student's Member is validated once and remembered (accounts.services.member): a class of 1,000 opens
-    # at the start of every lesson, each of its students loading it.
+    # Each student's Member is validated once and remembered (accounts.services.RememberedMembers): a class of
+    # 1,000 opens at the start of every lesson, each of its students loading it.
     return ClassDetail.model_validate(
         {
             "id": klass.id,
             "className": klass.class_name,
             "teacherId": klass.teacher_id,
-            "students": list(starmap(member, members)),
+            "students": remembered_members(members),
             "minRate": klass.min_rate,
             "maxConsecutiveAbsences": klass.max_consecutive_absences,
         }

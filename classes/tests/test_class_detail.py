@@ -114,17 +114,33 @@ def test_query_count_does_not_grow_with_students(client, teacher, student, viewe
 
 
 @pytest.mark.django_db
-def test_a_student_changed_in_the_database_shows_as_they_are_now(client, teacher, student):
-    """Members are validated once and remembered (accounts.services.member) by their id, name and email: a
-    change of either is another member, shown from the next request on."""
+@pytest.mark.parametrize("change", [{"name": "Renamed"}, {"email": "renamed@example.com"}])
+def test_a_student_changed_in_the_database_shows_as_they_are_now(client, teacher, student, change):
+    """Members are validated once and remembered (accounts.services.RememberedMembers) by their id, name and
+    email together: a change of either is another member, shown from the next request on."""
     from accounts.models import User
-    from accounts.services import member as remembered
+    from classes.services import class_detail
 
     klass = make_class(teacher, [student])
     assert assert_ok(client.get(f"/class/{klass.id}", headers=auth(teacher)))["students"] == [member(student)]
-    assert remembered(student.id, student.name, student.email) is remembered(student.id, student.name, student.email)
-    User.objects.filter(pk=student.id).update(name="Renamed", email="renamed@example.com")
+    # Remembered: the same instance serves the next response.
+    assert class_detail(klass.id, teacher).students[0] is class_detail(klass.id, teacher).students[0]
+    User.objects.filter(pk=student.id).update(**change)
     student.refresh_from_db()
-    assert student.name == "Renamed"
     assert assert_ok(client.get(f"/class/{klass.id}", headers=auth(teacher)))["students"] == [member(student)]
     assert member(student) in assert_ok(client.get("/students", headers=auth(teacher)))
+
+
+def test_remembered_members_are_bounded_and_in_the_rows_order():
+    from accounts.services import RememberedMembers
+
+    ids = ["5f0c0ffee0ddba11deadbee" + c for c in "0123"]
+    rows = [(pk, f"N{n}", f"n{n}@example.com") for n, pk in enumerate(ids)]
+    remembered = RememberedMembers(size=2)
+    first = remembered(rows[:2])
+    assert [(m.id, m.name, m.email) for m in first] == rows[:2]
+    mixed = remembered([rows[1], rows[2], rows[0]])  # one known, one new, one known
+    assert [(m.id, m.name, m.email) for m in mixed] == [rows[1], rows[2], rows[0]]
+    assert mixed[0] is first[1] and mixed[2] is first[0]
+    assert len(remembered._known) == 2  # the oldest dropped
+    assert remembered([rows[3]])[0].id == ids[3] and len(remembered._known) == 2
