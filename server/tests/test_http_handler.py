@@ -279,8 +279,9 @@ def test_the_operations_declared_light_are_the_reads_a_student_opening_a_class_m
         ("GET", "/admin/"),
         ("GET", "/"),
     ]
-    assert [route for route in light if http_handler.light_operation(*route)] == light
-    assert [route for route in not_light if http_handler.light_operation(*route)] == []
+    handler = OneHopHandler()
+    assert [route for route in light if handler.is_light(*route)] == light
+    assert [route for route in not_light if handler.is_light(*route)] == []
 
 
 async def test_a_light_operation_is_served_on_the_loop_without_a_thread(
