@@ -132,22 +132,6 @@ class PreparedQuery:
         )
 
 
-class PreparedInstance(Generic[ModelT]):
-    """`build(*values)` filters `model`; calling the prepared lookup returns the one instance it finds (the
-    first if there were several, in no particular order), or None."""
-
-    def __init__(self, model: type[ModelT], build: Callable[..., QuerySet[ModelT, ModelT]]) -> None:
-        self._model = model
-        self._names = [field.attname for field in model._meta.concrete_fields]
-        self._rows = PreparedQuery(model, lambda *values: build(*values).order_by().values_list(*self._names)[:1])
-
-    def __call__(self, *values: str) -> ModelT | None:
-        rows = self._rows(*values)
-        if not rows:
-            return None
-        return self._model.from_db(router.db_for_read(self._model), self._names, rows[0])
-
-
 class PreparedInstances(Generic[ModelT]):
     """`build(*values)` filters and orders `model`; calling the prepared query returns every instance it finds,
     in its order."""
@@ -161,6 +145,18 @@ class PreparedInstances(Generic[ModelT]):
         rows = self._rows(*values)
         alias = router.db_for_read(self._model)
         return [self._model.from_db(alias, self._names, row) for row in rows]
+
+
+class PreparedInstance(Generic[ModelT]):
+    """`build(*values)` filters `model`; calling the prepared lookup returns the one instance it finds (the
+    first if there were several, in no particular order), or None."""
+
+    def __init__(self, model: type[ModelT], build: Callable[..., QuerySet[ModelT, ModelT]]) -> None:
+        self._instances = PreparedInstances(model, lambda *values: build(*values).order_by()[:1])
+
+    def __call__(self, *values: str) -> ModelT | None:
+        found = self._instances(*values)
+        return found[0] if found else None
 
 
 # Longer lists are left to the ORM: each length is compiled apart, and their number must stay small.

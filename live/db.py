@@ -20,19 +20,19 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
 from contextlib import suppress
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.sqlite3.creation import DatabaseCreation as SQLiteCreation
 
-from server.on_loop import event_loop_hidden, socket_reads_on_loop
+from server.on_loop import event_loop_hidden, in_memory_sqlite, socket_reads_on_loop
 
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 logger = logging.getLogger(__name__)
 
@@ -165,9 +165,8 @@ def pool_size() -> int:
     """DB_SOCKET_THREADS; one thread for an in-memory SQLite database (the in-process tests'): its connections
     share one cache whose table locks fail at once ("database table is locked") instead of waiting for the busy
     timeout, so a second thread's write beside a first would fail."""
-    for database in settings.DATABASES.values():
-        if database["ENGINE"].endswith("sqlite3") and SQLiteCreation.is_in_memory_db(database["NAME"]):
-            return 1
+    if any(in_memory_sqlite(database) for database in settings.DATABASES.values()):
+        return 1
     return max(1, int(settings.DB_SOCKET_THREADS))
 
 
@@ -210,6 +209,13 @@ def _run_deferring(
         state.deferred = None
 
 
+def made_once(make: F) -> F:
+    """Each function's wrapper made once and kept: call sites write `db_call(selectors.x)(...)` on every event,
+    and a function put in place of another (tests do) gets a wrapper of its own."""
+    return cast(F, lru_cache(maxsize=256)(make))
+
+
+@made_once
 def db_call(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`fn` as a coroutine function, run on one of the database threads with its kept connection."""
 
@@ -230,6 +236,7 @@ def db_call(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     return call
 
 
+@made_once
 def loop_read(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """db_call for a brief read (a few rows, nothing written, nothing published): where the database is an
     embedded file (server/on_loop.py), run on the event loop itself with its thread's kept connection, as HTTP's

@@ -11,12 +11,16 @@ MongoDB, where a query waits on the network and an outage must not stop the loop
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import functools
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.core.signals import setting_changed
+from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.sqlite3.creation import DatabaseCreation as SQLiteCreation
+from django.dispatch import receiver
 
 from server.gate import missing_attributes
 
@@ -25,23 +29,39 @@ from server.gate import missing_attributes
 RELIES_ON_ASYNCIO = ("_get_running_loop", "_set_running_loop")
 
 
+def sqlite(database: Mapping[str, Any]) -> bool:
+    """Is this database (an entry of DATABASES) SQLite — Django's engine or one built on it?"""
+    return str(database["ENGINE"]).endswith("sqlite3")
+
+
+def in_memory_sqlite(database: Mapping[str, Any]) -> bool:
+    """Is this database (an entry of DATABASES) an in-memory SQLite database (the in-process tests')?"""
+    return sqlite(database) and SQLiteCreation.is_in_memory_db(database["NAME"])
+
+
 def embedded_database() -> bool:
     """Is the default database SQLite (in this process, no network between the request and its rows)?"""
-    return connections[DEFAULT_DB_ALIAS].vendor == "sqlite" and not missing_attributes(asyncio, RELIES_ON_ASYNCIO)
+    # From the settings, not `connections`: under a running loop that makes a new connection wrapper per task.
+    return sqlite(settings.DATABASES[DEFAULT_DB_ALIAS]) and not missing_attributes(asyncio, RELIES_ON_ASYNCIO)
 
 
+@functools.cache
 def socket_reads_on_loop() -> bool:
     """Do the sockets' brief reads run on the loop? On an embedded database kept in a file, on the fast path
     (LIVE_FAST_PATH). Not on an in-memory database (the in-process tests'): the loop's thread there is the test's
-    own, whose connection may hold the test's open transaction."""
-    # From the settings, not `connections`: under a running loop that makes a new connection wrapper per task.
-    database = settings.DATABASES[DEFAULT_DB_ALIAS]
+    own, whose connection may hold the test's open transaction. Worked out once, again after a change to either
+    setting (tests make them)."""
     return (
         bool(settings.LIVE_FAST_PATH)
-        and database["ENGINE"].endswith("sqlite3")
-        and not SQLiteCreation.is_in_memory_db(database["NAME"])
-        and not missing_attributes(asyncio, RELIES_ON_ASYNCIO)
+        and embedded_database()
+        and not in_memory_sqlite(settings.DATABASES[DEFAULT_DB_ALIAS])
     )
+
+
+@receiver(setting_changed)
+def _settings_changed(setting: str, **_: Any) -> None:
+    if setting in ("LIVE_FAST_PATH", "DATABASES"):
+        socket_reads_on_loop.cache_clear()
 
 
 @contextmanager

@@ -136,9 +136,11 @@ def test_socket_reads_run_on_the_loop_only_on_an_sqlite_file_on_the_fast_path(se
 
     assert on_loop.socket_reads_on_loop() is False  # in memory, or a database server
     monkeypatch.setattr(on_loop.SQLiteCreation, "is_in_memory_db", staticmethod(lambda name: False))
-    assert on_loop.socket_reads_on_loop() is (connection.vendor == "sqlite")  # as if a file
-    settings.LIVE_FAST_PATH = False
+    assert on_loop.socket_reads_on_loop() is False  # worked out once, ...
+    settings.LIVE_FAST_PATH = False  # ... and again after a change to the settings it reads
     assert on_loop.socket_reads_on_loop() is False
+    settings.LIVE_FAST_PATH = True
+    assert on_loop.socket_reads_on_loop() is (connection.vendor == "sqlite")  # as if a file
 
 
 @pytest.mark.parametrize("on_loop", [True, False])
@@ -156,3 +158,19 @@ async def test_a_loop_read_runs_on_the_loop_only_where_told(monkeypatch, on_loop
     thread, name = await db.loop_read(read)(user.id)
     assert name == "Ann"
     assert (thread == here) is on_loop
+
+
+def test_each_function_is_wrapped_once():
+    """Call sites wrap on every event (`db_call(selectors.x)(...)`): the wrapper is made once and kept, and a
+    function put in place of another gets its own."""
+
+    def read():
+        return 1
+
+    def other():
+        return 2
+
+    assert db.db_call(read) is db.db_call(read)
+    assert db.loop_read(read) is db.loop_read(read)
+    assert db.loop_read(other) is not db.loop_read(read)
+    assert db.db_call(read) is not db.loop_read(read)
