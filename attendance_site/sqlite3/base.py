@@ -5,13 +5,17 @@
   DONE at one INSERT whatever the class size, as on PostgreSQL.
 - Under ASGI, Django keeps database connections per request (per context), so every HTTP request opened the
   database file, registered Django's SQL functions, ran the PRAGMAs and closed it again: over half of a simple
-  GET's time under py-spy (docs/benchmark.md, "HTTP"). Closing a connection here hands the open SQLite
-  connection back to its thread instead — rolled back if a transaction was left open — and the next
-  connection the thread opens takes it. A thread keeps at most one; the request threads are themselves kept
-  between requests (server/http_threads.py), so a request costs no open and no close. A kept connection is
-  plain SQLite state (a file handle): before it is handed on, every cursor made on it is closed (a statement
-  left unread holds a snapshot) and an open transaction rolled back, so nothing in it outlives what the close
-  would have ended. An in-memory database (the in-process tests') is left as Django has it.
+  GET's time under py-spy (docs/benchmark.md, "HTTP"). Closing a connection here keeps the open SQLite
+  connection for the next one the process opens, on whatever thread — rolled back if a transaction was left
+  open. Up to KEEP_IDLE are kept per database file and options (more than ever are in use at once: the
+  HTTP_THREADS request threads, the event loop's light reads), the rest closed. They are the process's, not a
+  thread's: a request thread started for a burst and ended after it (server/http_threads.py) takes one and
+  gives it back, where a connection of its own cost it a new one each time (14 % of a report's time under
+  32 connections). Django opens SQLite connections with check_same_thread off; each is used by one thread at a
+  time. A kept connection is plain SQLite state (a file handle): before it is kept, every cursor made on it is
+  closed (a statement left unread holds a snapshot) and an open transaction rolled back, so nothing in it
+  outlives what the close would have ended. An in-memory database (the in-process tests') is left as Django has
+  it.
 """
 
 from __future__ import annotations
@@ -37,11 +41,39 @@ class DatabaseFeatures(features.DatabaseFeatures):
         return variable_limit()
 
 
-class KeptConnections(threading.local):
-    """This thread's open SQLite connections not in use: database file and options → connection."""
+# Connections kept idle per database file and options; more are closed.
+KEEP_IDLE = 16
 
-    def __init__(self) -> None:
-        self.by_name: dict[str, sqlite3.Connection] = {}
+
+class KeptConnections:
+    """The process's open SQLite connections not in use: database file and options → connections, the most
+    recently kept taken first (its pages are the warmest)."""
+
+    def __init__(self, keep_idle: int = KEEP_IDLE) -> None:
+        self.keep_idle = keep_idle
+        self.by_name: dict[str, list[sqlite3.Connection]] = {}
+        self._lock = threading.Lock()  # kept and taken from any thread
+
+    def take(self, name: str) -> sqlite3.Connection | None:
+        with self._lock:
+            idle = self.by_name.get(name)
+            return idle.pop() if idle else None
+
+    def keep(self, name: str, connection: sqlite3.Connection) -> bool:
+        """Keep it for the next connection to `name`; False (not kept) when KEEP_IDLE already are."""
+        with self._lock:
+            idle = self.by_name.setdefault(name, [])
+            if len(idle) >= self.keep_idle:
+                return False
+            idle.append(connection)
+            return True
+
+    def close_all(self) -> None:
+        with self._lock:
+            idle = [connection for connections in self.by_name.values() for connection in connections]
+            self.by_name.clear()
+        for connection in idle:
+            connection.close()
 
 
 kept = KeptConnections()
@@ -64,7 +96,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> sqlite3.Connection:
         if not self.is_in_memory_db():
-            connection = kept.by_name.pop(self._kept_as(), None)
+            connection = kept.take(self._kept_as())
             if connection is not None:
                 # What a new connection gets and a schema change may have left off (no file I/O).
                 connection.execute("PRAGMA foreign_keys = ON")
@@ -78,7 +110,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         connection, key = self.connection, self._kept_as()
         # Inside an atomic block Django keeps the closed connection on the wrapper (closed_in_transaction): not
         # one to hand on.
-        if connection is None or self.is_in_memory_db() or self.in_atomic_block or key in kept.by_name:
+        if connection is None or self.is_in_memory_db() or self.in_atomic_block:
             super()._close()  # type: ignore[misc]
             return
         try:
@@ -90,7 +122,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         except sqlite3.Error:  # not a connection to hand on: closed, as Django would
             super()._close()  # type: ignore[misc]
             return
-        kept.by_name[key] = connection
+        if not kept.keep(key, connection):
+            super()._close()  # type: ignore[misc]
 
     def _kept_as(self) -> str:
         """The database file and the options its connections were opened with: two aliases of one file with

@@ -1,6 +1,6 @@
-"""attendance_site.sqlite3: a closed connection's SQLite connection is kept by its thread for the next one —
-clean (a transaction left open is rolled back), one per thread and database file, never shared between threads
-— and an in-memory database is left as Django has it.
+"""attendance_site.sqlite3: a closed connection's SQLite connection is kept for the next one the process opens,
+on any thread — clean (a transaction left open is rolled back), up to KEEP_IDLE per database file and options,
+never two users at once — and an in-memory database is left as Django has it.
 
 On a database file of the test's own (the in-process tests' database is in-memory), through Django's
 connection API as a request uses it.
@@ -40,13 +40,11 @@ def database(tmp_path: Path) -> Iterator[ConnectionHandler]:
         cursor.execute("CREATE TABLE marks (student TEXT)")
     yield handler
     handler.close_all()
-    for connection in list(kept.by_name.values()):
-        connection.close()
-    kept.by_name.clear()
+    kept.close_all()
 
 
 def fresh(database: ConnectionHandler) -> Any:
-    """A new Django connection to the database: what the next request on this thread gets."""
+    """A new Django connection to the database: what the next request gets."""
     return database.create_connection("default")
 
 
@@ -61,7 +59,7 @@ def count(wrapper: Any) -> int:
         return int(cursor.fetchone()[0])
 
 
-def test_the_next_connection_on_the_thread_reuses_the_closed_one(database: ConnectionHandler) -> None:
+def test_the_next_connection_reuses_the_closed_one(database: ConnectionHandler) -> None:
     first = fresh(database)
     opened = raw(first)
     first.close()
@@ -84,18 +82,25 @@ def test_a_transaction_left_open_is_rolled_back_before_the_connection_is_kept(da
     assert count(second) == 0  # the uncommitted row is gone, for this connection and any other
 
 
-def test_a_thread_keeps_one_and_closes_the_rest(database: ConnectionHandler) -> None:
-    first, second = fresh(database), fresh(database)
-    one, two = raw(first), raw(second)
-    assert one is not two
-    first.close()
-    second.close()  # the thread already keeps one: this one is closed
-    assert kept.by_name[first._kept_as()] is one
+def test_up_to_keep_idle_are_kept_and_the_rest_closed(database: ConnectionHandler,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kept, "keep_idle", 2)
+    wrappers = [fresh(database) for _ in range(3)]
+    opened = [raw(wrapper) for wrapper in wrappers]
+    assert len({id(connection) for connection in opened}) == 3  # in use at once: three connections
+    for wrapper in wrappers:
+        wrapper.close()
+    assert kept.by_name[wrappers[0]._kept_as()] == opened[:2]
     with pytest.raises(Exception, match="closed"):
-        two.execute("SELECT 1")
+        opened[2].execute("SELECT 1")
+    # Taken most recently kept first, and never by two at once.
+    again = [raw(fresh(database)) for _ in range(3)]
+    assert again[:2] == [opened[1], opened[0]]
+    assert again[2] not in opened
 
 
-def test_threads_never_share_a_kept_connection(database: ConnectionHandler) -> None:
+def test_a_connection_closed_on_one_thread_is_taken_on_another(database: ConnectionHandler) -> None:
+    """A request thread started for a burst takes a kept connection instead of opening one; and gives it back."""
     first = fresh(database)
     opened = raw(first)
     first.close()
@@ -104,12 +109,13 @@ def test_threads_never_share_a_kept_connection(database: ConnectionHandler) -> N
     def other() -> None:
         wrapper = fresh(database)
         on_other_thread.append(raw(wrapper))
+        assert count(wrapper) == 0  # and it works there
         wrapper.close()
 
     thread = threading.Thread(target=other)
     thread.start()
     thread.join()
-    assert on_other_thread[0] is not opened
+    assert on_other_thread == [opened]
     assert raw(fresh(database)) is opened
 
 
@@ -124,9 +130,11 @@ def test_another_database_or_options_keeps_its_own(database: ConnectionHandler, 
     else:
         configured["OPTIONS"] = {"timeout": 1}
     wrapper = ConnectionHandler({"default": configured})["default"]
-    assert raw(wrapper) is not opened
+    its_own = raw(wrapper)
+    assert its_own is not opened
     wrapper.close()
-    kept.by_name.pop(wrapper._kept_as()).close()
+    assert kept.by_name[wrapper._kept_as()] == [its_own]
+    assert kept.by_name[first._kept_as()] == [opened]
 
 
 def test_a_reused_connection_has_foreign_keys_checked_again(database: ConnectionHandler) -> None:
@@ -148,7 +156,7 @@ def test_a_connection_closed_inside_an_atomic_block_is_not_handed_on(database: C
     opened = raw(first)
     first.close()
     first.in_atomic_block = False
-    assert first._kept_as() not in kept.by_name
+    assert not kept.by_name.get(first._kept_as())
     with pytest.raises(Exception, match="closed"):
         opened.execute("SELECT 1")
 
