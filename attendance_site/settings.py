@@ -276,6 +276,9 @@ WS_MAX_SOCKETS_PER_IP = _limit("WS_MAX_SOCKETS_PER_IP", 200)
 REQUEST_DEADLINE_SECONDS = _limit("REQUEST_DEADLINE_SECONDS", 10)
 # Behind a reverse proxy: the client is the last X-Forwarded-For hop (the one the proxy itself added).
 PROXY_HEADERS = env.bool("PROXY_HEADERS", default=False)
+# Daphne's access log: one line per request on standard output. Behind nginx, which logs every request itself
+# (deploy/nginx.conf), it repeats what nginx writes, at about a tenth of a small request's time (docs/benchmark.md).
+ACCESS_LOG = env.bool("ACCESS_LOG", default=True)
 # The broadcast fast path and the other optimisations of Daphne/Autobahn/Twisted (server.gate); 0 = their
 # plain, public paths (slower, never wrong), as on package versions the optimisations were not written for.
 LIVE_FAST_PATH = env.bool("LIVE_FAST_PATH", default=True)

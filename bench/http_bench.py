@@ -15,7 +15,9 @@ Every figure is reported with its ratio to the reference from the same run (a sh
 only within one run). `--baseline DIR` also serves the same database from another checkout of this project
 (e.g. `git worktree add /tmp/before <commit>`) and alternates it with the other two: a change's before and
 after, measured in one run. The load client is `wrk` (one thread, C connections) when it is installed, else a
-keep-alive client in Python (`--client`); the lesson start's client is Python (picows for the sockets).
+keep-alive client in Python (`--client`); the lesson start's client is Python (picows for the sockets). The
+project runs as in production behind nginx, without Daphne's access log (ACCESS_LOG=0; `--access-log` keeps it):
+the reference writes none.
 
     .venv/bin/python -m bench.http_bench                        # make bench-http
     .venv/bin/python -m bench.http_bench --students 1000 --duration 5 --repeat 3
@@ -392,6 +394,9 @@ def main() -> None:
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--quick", action="store_true", help="a smoke run: N = 20, a few requests per route")
     parser.add_argument("--baseline", type=Path, help="another checkout of this project, measured alongside")
+    parser.add_argument("--access-log", action="store_true",
+                        help="keep Daphne's access log on (off by default, as in production behind nginx; the "
+                             "reference writes none)")
     args = parser.parse_args()
     if args.quick:
         args.students, args.repeat, args.connections, args.requests, args.client = 20, 1, 2, 10, "python"
@@ -405,7 +410,7 @@ def main() -> None:
         secret = secrets.token_urlsafe(32)
         env = {"DATABASE_URL": f"sqlite:///{database}", "SECRET_KEY": secret, "JWT_SECRET": secret,
                # A whole class behind one address: the per-address socket limit would refuse it.
-               "WS_MAX_SOCKETS_PER_IP": "0", "LOG_LEVEL": "ERROR"}
+               "WS_MAX_SOCKETS_PER_IP": "0", "LOG_LEVEL": "ERROR", "ACCESS_LOG": "1" if args.access_log else "0"}
         server = DaphneServer(env, log_path=Path(tmp) / "server.log")
         server.migrate()
         code = f"import json; from bench.http_bench import seed; print(json.dumps(seed({args.students})))"

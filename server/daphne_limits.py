@@ -93,6 +93,13 @@ class DeadlineHTTPFactory(http_protocol.HTTPFactory):
         protocol.requestFactory = http_guard.GuardedRequest  # Daphne's WebRequest, guarded (server.http_guard)
         return protocol
 
+    def log(self, request: Any) -> None:
+        """Twisted's own line per request (the combined log format) goes to Twisted's log, which Daphne sends
+        nowhere below verbosity 2: it is not formatted then. Formatting it was about 5 % of a request's time
+        under load (docs/benchmark.md, "HTTP"). Daphne's access log (stdout) is another, and unchanged."""
+        if self.server.verbosity > 1:
+            super().log(request)
+
 
 def last_hop(values: Sequence[bytes]) -> str | None:
     """The last non-empty address in X-Forwarded-For header values (repeated headers in order)."""
@@ -140,7 +147,12 @@ class RequestLimits(Extension):
     def missing(cls) -> list[str]:
         return [
             *missing_attributes(daphne_server, ["HTTPFactory"], "daphne.server"),
-            *missing_attributes(http_protocol.HTTPFactory, ["protocol", "buildProtocol"]),
+            *missing_attributes(http_protocol.HTTPFactory, ["protocol", "buildProtocol", "log"]),
+            *missing_attributes(
+                daphne_server.Server(application=None, endpoints=["tcp:port=0"]),  # not started
+                ["verbosity"],
+                "daphne.server.Server()",
+            ),
             *missing_attributes(http.HTTPChannel, [
                 "connectionMade", "dataReceived", "allContentReceived", "requestDone", "connectionLost",
                 "callLater", "timeoutConnection",

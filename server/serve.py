@@ -19,10 +19,14 @@ from django.conf import settings
 NO_CONNECT_TIMEOUT = 365 * 24 * 3600
 
 
-def daphne_argv(port: int, host: str = "127.0.0.1", proxy_headers: bool = False) -> list[str]:
+def daphne_argv(
+    port: int, host: str = "127.0.0.1", proxy_headers: bool = False, access_log: bool = True
+) -> list[str]:
     limit = str(settings.WS_MAX_MESSAGE_BYTES)
     return [
         "daphne",
+        # Verbosity 1 (Daphne's default) writes its access log to standard output; 0 writes none.
+        "-v", "1" if access_log else "0",
         "-b", host,
         "-p", str(port),
         "--websocket-max-message-size", limit,
@@ -85,7 +89,7 @@ def main() -> None:
     from twisted.internet import reactor  # Daphne's asyncio reactor (daphne.server installs it on import)
 
     host = os.environ.get("HOST", "127.0.0.1")
-    argv = daphne_argv(settings.PORT, host, settings.PROXY_HEADERS)  # one reading of PROXY_HEADERS
+    argv = daphne_argv(settings.PORT, host, settings.PROXY_HEADERS, settings.ACCESS_LOG)
     cli = CommandLineInterface()
     # Daphne listens before it runs the reactor, and never runs it if listening failed.
     reactor.callWhenRunning(lambda: announce_listening(cli.server))

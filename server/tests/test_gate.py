@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
+import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -205,6 +207,18 @@ def test_the_deadline_is_off_while_a_request_is_served_and_restarts_with_the_nex
     assert transport.disconnecting  # /b did not arrive whole within 10 s
 
 
+@pytest.mark.parametrize(("verbosity", "formatted"), [(0, False), (1, False), (2, True)])
+def test_twisted_formats_its_own_request_line_only_where_daphne_shows_its_log(verbosity, formatted):
+    """Below verbosity 2 Daphne sends Twisted's log nowhere: the line is not made for nothing."""
+    server = daphne_server.Server(application=None, endpoints=["tcp:port=0"], verbosity=verbosity)  # not started
+    factory = DeadlineHTTPFactory(server)
+    lines: list[str] = []
+    factory._logFormatter = lambda timestamp, request: "a line"
+    factory._logFile = type("File", (), {"write": staticmethod(lines.append)})()
+    factory.log(object())
+    assert lines == (["a line\n"] if formatted else [])
+
+
 # --- over the wire ------------------------------------------------------------------------------------------------
 LISTENING = re.compile(r"^Listening on http://(\S+)$", re.MULTILINE)
 
@@ -250,3 +264,22 @@ def test_a_server_prints_where_it_listens_once(wire_server):
     assert listening_lines(wire_server) == [f"127.0.0.1:{wire_server.port}"]
     # The environment's LIVE_FAST_PATH, which the wire servers share: its plain path is the warned one.
     assert (WARNING in wire_server.log_path.read_text(errors="replace")) is not settings.LIVE_FAST_PATH
+
+
+@pytest.mark.wire
+def test_the_access_log_has_a_line_per_request_unless_turned_off(tmp_path, wire_server):
+    def logged(server: Any, wait: float) -> list[str]:
+        path = f"/nothing-here-{secrets.token_hex(4)}"  # a line of this request's own
+        with httpx.Client(base_url=server.http_url, timeout=10) as api:
+            assert api.get(path).status_code == 404
+        deadline = time.monotonic() + wait
+        while True:
+            lines = [line for line in server.log_path.read_text(errors="replace").splitlines() if path in line]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    [line] = logged(wire_server, wait=5)  # on by default
+    assert '/nothing-here-' in line and '" 404 ' in line
+    with own_wire_server(tmp_path, {"ACCESS_LOG": "0"}) as quiet:
+        assert logged(quiet, wait=1) == []

@@ -13,7 +13,12 @@ def test_daphne_serves_the_asgi_app_on_the_port_with_the_64_kib_frame_limit():
     # docs/production.md limits: a handshake not completed within 10 s is closed (the request itself: daphne_limits).
     assert argv[argv.index("--websocket_connect_timeout") + 1] == "10"
     assert "--proxy-headers" not in argv
+    assert argv[argv.index("-v") + 1] == "1"  # Daphne's access log, on standard output
 
 
 def test_proxy_headers_only_when_asked():
     assert "--proxy-headers" in daphne_argv(3000, proxy_headers=True)
+
+
+def test_the_access_log_only_when_asked():
+    assert daphne_argv(3000, access_log=False)[daphne_argv(3000).index("-v") + 1] == "0"
