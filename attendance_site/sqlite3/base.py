@@ -88,6 +88,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # (a generator dropped half-way) keeps SQLite's read transaction open, and with it the snapshot: the
         # next request would read the database as it was.
         self._cursors: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
+        # Foreign keys turned off (a schema change does): turned on again before the connection is kept.
+        self._constraints_off = False
+        # The database file and the options its connections were opened with: two aliases of one file with
+        # different options never take each other's.
+        self._kept_key = repr((str(self.settings_dict["NAME"]), sorted(self.settings_dict.get("OPTIONS", {}).items())))
 
     def create_cursor(self, name: Any = None) -> Any:
         cursor = super().create_cursor(name)
@@ -96,18 +101,24 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> sqlite3.Connection:
         if not self.is_in_memory_db():
-            connection = kept.take(self._kept_as())
+            connection = kept.take(self._kept_key)
             if connection is not None:
-                # What a new connection gets and a schema change may have left off (no file I/O).
-                connection.execute("PRAGMA foreign_keys = ON")
                 return connection
         opened: sqlite3.Connection = super().get_new_connection(conn_params)
         return opened
 
+    def disable_constraint_checking(self) -> bool:
+        self._constraints_off = True
+        return bool(super().disable_constraint_checking())
+
+    def enable_constraint_checking(self) -> None:
+        super().enable_constraint_checking()
+        self._constraints_off = False
+
     # Django's hook under close() (django/db/backends/base/base.py, 5.2). Were it renamed, this would simply not
     # be called: connections would close as Django closes them, never wrongly kept.
     def _close(self) -> None:
-        connection, key = self.connection, self._kept_as()
+        connection, key = self.connection, self._kept_key
         # Inside an atomic block Django keeps the closed connection on the wrapper (closed_in_transaction): not
         # one to hand on.
         if connection is None or self.is_in_memory_db() or self.in_atomic_block:
@@ -119,13 +130,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self._cursors.clear()
             if connection.in_transaction:
                 connection.rollback()
+            if self._constraints_off:  # what a new connection has, and a schema change may have left off
+                connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error:  # not a connection to hand on: closed, as Django would
             super()._close()  # type: ignore[misc]
             return
         if not kept.keep(key, connection):
             super()._close()  # type: ignore[misc]
-
-    def _kept_as(self) -> str:
-        """The database file and the options its connections were opened with: two aliases of one file with
-        different options never take each other's."""
-        return repr((str(self.settings_dict["NAME"]), sorted(self.settings_dict.get("OPTIONS", {}).items())))

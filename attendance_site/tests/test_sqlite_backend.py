@@ -90,7 +90,7 @@ def test_up_to_keep_idle_are_kept_and_the_rest_closed(database: ConnectionHandle
     assert len({id(connection) for connection in opened}) == 3  # in use at once: three connections
     for wrapper in wrappers:
         wrapper.close()
-    assert kept.by_name[wrappers[0]._kept_as()] == opened[:2]
+    assert kept.by_name[wrappers[0]._kept_key] == opened[:2]
     with pytest.raises(Exception, match="closed"):
         opened[2].execute("SELECT 1")
     # Taken most recently kept first, and never by two at once.
@@ -133,8 +133,8 @@ def test_another_database_or_options_keeps_its_own(database: ConnectionHandler, 
     its_own = raw(wrapper)
     assert its_own is not opened
     wrapper.close()
-    assert kept.by_name[wrapper._kept_as()] == [its_own]
-    assert kept.by_name[first._kept_as()] == [opened]
+    assert kept.by_name[wrapper._kept_key] == [its_own]
+    assert kept.by_name[first._kept_key] == [opened]
 
 
 def test_a_reused_connection_has_foreign_keys_checked_again(database: ConnectionHandler) -> None:
@@ -156,7 +156,7 @@ def test_a_connection_closed_inside_an_atomic_block_is_not_handed_on(database: C
     opened = raw(first)
     first.close()
     first.in_atomic_block = False
-    assert not kept.by_name.get(first._kept_as())
+    assert not kept.by_name.get(first._kept_key)
     with pytest.raises(Exception, match="closed"):
         opened.execute("SELECT 1")
 
