@@ -139,9 +139,10 @@ DB_SOCKET_THREADS = env.int("DB_SOCKET_THREADS", default=8)
 if DB_SOCKET_THREADS < 1:
     raise ImproperlyConfigured(f"DB_SOCKET_THREADS must be 1 or more, not {DB_SOCKET_THREADS}")
 # HTTP requests served on threads at once, per process (server/http_handler.py; light reads on SQLite take
-# none): more wait their turn, in order. Threads past the cores only contend for the interpreter lock — at 32
-# at once a report cost 2.4x the CPU it costs two at a time (docs/benchmark.md, "HTTP").
-HTTP_THREADS = env.int("HTTP_THREADS", default=4)
+# none): more wait their turn, in order. Threads past the cores only contend for the interpreter lock — a report
+# under 32 connections cost 5.5 ms of CPU with four at once, 2.8 ms with two (docs/benchmark.md, "HTTP"). Two
+# still let two password hashes (which release the lock) use two cores.
+HTTP_THREADS = env.int("HTTP_THREADS", default=2)
 if HTTP_THREADS < 1:
     raise ImproperlyConfigured(f"HTTP_THREADS must be 1 or more, not {HTTP_THREADS}")
 MONGODB_URI = env.str("MONGODB_URI", default="")
