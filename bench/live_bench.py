@@ -1,6 +1,7 @@
 """Live attendance benchmark: a real server, real sockets, numbers you can compare between runs.
 
-Starts the server (`python -m server.serve`, as `make run` does) with a low BCRYPT_ROUNDS,
+Starts the server (`python -m server.serve`, as `make run` does) with a low BCRYPT_ROUNDS and, as in production
+behind nginx, without Daphne's access log (ACCESS_LOG=0; `--access-log` keeps it),
 creates two teachers and N students through the HTTP API, connects every one of them over WebSocket,
 and measures:
 
@@ -377,10 +378,14 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="a JSON file from an earlier --save")
     parser.add_argument("--profile", type=Path, help="record the server with py-spy (raw format) to this file")
     parser.add_argument("--profile-phase", choices=["connect", "mark"], default="mark")
+    parser.add_argument("--access-log", action="store_true",
+                        help="keep Daphne's access log on (off by default, as in production behind nginx; the "
+                             "references write none)")
     args = parser.parse_args()
 
     # Every socket comes from 127.0.0.1: the per-address socket limit would refuse all but 200 of them.
-    env = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING", "WS_MAX_SOCKETS_PER_IP": "0"}
+    env = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING", "WS_MAX_SOCKETS_PER_IP": "0",
+           "ACCESS_LOG": "1" if args.access_log else "0"}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         if on_scaleout_stack(args):
             redis_server = RedisServer(Path(tmp)).start()  # private: the shared Redis is never touched
