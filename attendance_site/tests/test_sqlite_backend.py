@@ -8,6 +8,7 @@ connection API as a request uses it.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,3 +190,31 @@ def test_a_cursor_left_unread_does_not_hold_an_old_snapshot(database: Connection
     writer.close_all()
     second = fresh(database)
     assert count(second) == 4
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT * FROM marks WHERE student = %s",
+    "SELECT * FROM marks WHERE student IN (%s, %s, %s)",
+    "SELECT '100%%' || %s",  # a literal percent sign
+    "SELECT 1",
+])
+def test_statements_are_rewritten_as_django_rewrites_them(query: str) -> None:
+    from django.db.backends.sqlite3.base import SQLiteCursorWrapper
+
+    from attendance_site.sqlite3.base import qmark_statement
+
+    django_cursor = SQLiteCursorWrapper(sqlite3.connect(":memory:"))
+    assert qmark_statement(query) == django_cursor.convert_query(query)
+
+
+def test_a_statement_is_rewritten_once_and_runs(database: ConnectionHandler) -> None:
+    from attendance_site.sqlite3.base import qmark_statement
+
+    wrapper = fresh(database)
+    qmark_statement.cache_clear()
+    for student in ("ann", "ben"):
+        with wrapper.cursor() as cursor:
+            cursor.execute("INSERT INTO marks VALUES (%s)", [student])
+            cursor.execute("SELECT COUNT(*) FROM marks WHERE student LIKE '%%' || %s", ["n"])
+            assert cursor.fetchone()[0] == {"ann": 1, "ben": 2}[student]
+    assert qmark_statement.cache_info().hits == 2  # the second time round: both remembered
