@@ -14,7 +14,7 @@ from accounts.tokens import verify_token
 from common import messages
 from common.errors import DomainError, Forbidden, Unauthenticated
 from common.fields import is_object_id
-from common.prepared import PreparedInstance
+from common.prepared import PreparedInstance, PreparedInstances
 
 
 def user_from_token(token: str | None) -> User | None:
@@ -33,11 +33,15 @@ def user_from_claims(claims: dict[str, Any]) -> User | None:
     return _active_user(user_id) if is_object_id(user_id) else None
 
 
-def active_users(claims: Iterable[dict[str, Any]]) -> QuerySet[User]:
+# Every burst of connects asks this (live.participants): compiled once per number of ids, up to MAX_LIST.
+_active_among = PreparedInstances(User, lambda ids: _active_with_ids(ids))
+
+
+def active_users(claims: Iterable[dict[str, Any]]) -> list[User]:
     """The active users that verified token claims name (deleted and deactivated users are not among them;
     claims whose userId is no ObjectId name nobody): one query, for one token or a burst of connects."""
-    ids = {c["userId"] for c in claims if is_object_id(c["userId"])}
-    return _active_with_ids(list(ids)) if ids else User.objects.none()
+    ids = sorted({c["userId"] for c in claims if is_object_id(c["userId"])})
+    return _active_among(ids) if ids else []
 
 
 def _active_with_ids(ids: list[str]) -> QuerySet[User]:

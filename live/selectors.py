@@ -261,6 +261,16 @@ def persisted_summary(session_id: str, by_claim: str | None = None) -> Summary |
 Participant = tuple[User, set[str]]
 
 
+# A burst's reads, compiled once per number of users (common/prepared.py; the ORM's past MAX_LIST).
+_classes_taught_by = PreparedQuery(
+    Class, lambda teacher_ids: Class.objects.filter(teacher_id__in=teacher_ids).values_list("teacher_id", "id")
+)
+_enrolments_of = PreparedQuery(
+    Enrollment,
+    lambda student_ids: Enrollment.objects.filter(student_id__in=student_ids).values_list("student_id", "klass_id"),
+)
+
+
 def connect_participants(claims: list[dict[str, Any]]) -> list[Participant | None]:
     """Each connecting socket's user and the classes it takes part in (None: the token's user is gone), for a
     burst of connects at once (live.participants): three queries, whatever their number — the active users,
@@ -270,12 +280,10 @@ def connect_participants(claims: list[dict[str, Any]]) -> list[Participant | Non
     teachers = [pk for pk, user in users.items() if user.role == Role.TEACHER]
     students = [pk for pk, user in users.items() if user.role != Role.TEACHER]
     if teachers:
-        for teacher_id, class_id in Class.objects.filter(teacher_id__in=teachers).values_list("teacher_id", "id"):
+        for teacher_id, class_id in _classes_taught_by(teachers):
             classes_of[teacher_id].add(class_id)
     if students:
-        for student_id, class_id in Enrollment.objects.filter(student_id__in=students).values_list(
-            "student_id", "klass_id"
-        ):
+        for student_id, class_id in _enrolments_of(students):
             classes_of[student_id].add(class_id)
     # Each socket gets its own set: a consumer changes its class ids as notices arrive.
     found: list[Participant | None] = []

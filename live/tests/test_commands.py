@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import User
 from classes.models import Enrollment
 from common.errors import DomainError, Forbidden, NotFound, Unavailable
+from common.prepared import MAX_LIST
 from live import commands, history, selectors
 from live.models import Attendance, AttendanceSession, SessionState
 from tests.support import (
@@ -146,22 +147,25 @@ def test_my_live_status_picks_the_first_session_or_the_named_class(room):
         selectors.my_live_status(sessions, students[0].id, MISSING_ID)
 
 
-def test_connect_participants_looks_up_a_burst_in_three_queries(db):
+@pytest.mark.parametrize("crowd", [0, MAX_LIST])  # compiled once (common/prepared.py); past MAX_LIST, the ORM's
+def test_connect_participants_looks_up_a_burst_in_three_queries(db, crowd):
     teacher, other, student = make_user("teacher"), make_user("teacher"), make_user("student")
     a, b, c = make_class(teacher, [student]), make_class(teacher), make_class(other, [student])
     gone = make_user("student")
     gone.is_active = False
     gone.save()
     loner = make_user("student")
-    claims = [{"userId": u.id} for u in (teacher, student, gone, loner, student)] + [{"userId": "not-an-id"}]
-    with CaptureQueriesContext(connection) as queries:
-        found = selectors.connect_participants(claims)
-    assert len(queries) == 3
-    assert [None if p is None else (p[0].id, p[1]) for p in found] == [
-        (teacher.id, {a.id, b.id}), (student.id, {a.id, c.id}), None, (loner.id, set()), (student.id, {a.id, c.id}),
-        None,
-    ]
-    assert found[1][1] is not found[4][1]  # type: ignore[index]  # each socket changes its own set
+    others = bulk_students(crowd)
+    claims = [{"userId": u.id} for u in (teacher, student, gone, loner, student, *others)] + [{"userId": "not-an-id"}]
+    for _ in range(2):  # the second time from what was compiled the first
+        with CaptureQueriesContext(connection) as queries:
+            found = selectors.connect_participants(claims)
+        assert len(queries) == 3
+        assert [None if p is None else (p[0].id, p[1]) for p in found] == [
+            (teacher.id, {a.id, b.id}), (student.id, {a.id, c.id}), None, (loner.id, set()),
+            (student.id, {a.id, c.id}), *[(u.id, set()) for u in others], None,
+        ]
+        assert found[1][1] is not found[4][1]  # type: ignore[index]  # each socket changes its own set
 
 
 # --- DONE ----------------------------------------------------------------------------------------------------
