@@ -77,7 +77,7 @@ MIDDLEWARE = [
     "common.api.JsonErrorMiddleware",
 ]
 # What the API's own operations (common.api.route: JSON in and out, a token, no cookie) skip of MIDDLEWARE
-# (server/http_handler.py; docs/benchmark.md, "HTTP": a third of a small request's own time). None of these
+# (server/http_handler.api_middleware; docs/benchmark.md, "HTTP": a third of a small request's own time). None of these
 # does anything for them: their paths are not static files, their views are CSRF-exempt and read no session,
 # login or message, and their answers carry no page policy. Everything else — the Host check, CORS, the
 # security headers, Content-Length, X-Frame-Options, the JSON 500 — they keep, in the same order; and a
@@ -90,7 +90,6 @@ PAGE_ONLY_MIDDLEWARE = {
     "django.contrib.messages.middleware.MessageMiddleware",
     "csp.middleware.CSPMiddleware",
 }
-API_MIDDLEWARE = [middleware for middleware in MIDDLEWARE if middleware not in PAGE_ONLY_MIDDLEWARE]
 
 # The Content-Security-Policy base of the HTML pages (`/`, `/docs`): each page's view sends it with what that
 # page adds on top (console/views.py, apidocs/views.py). Not CONTENT_SECURITY_POLICY, which django-csp would

@@ -38,6 +38,19 @@ def argument_parser(doc: str | None, students_help: str) -> argparse.ArgumentPar
     return parser
 
 
+def add_access_log_option(parser: argparse.ArgumentParser) -> None:
+    """--access-log: the project is measured as in production behind nginx, without Daphne's access log
+    (ACCESS_LOG=0), unless asked; the references write none."""
+    parser.add_argument("--access-log", action="store_true",
+                        help="keep Daphne's access log on (off by default, as in production behind nginx; the "
+                             "references write none)")
+
+
+def access_log_env(args: argparse.Namespace) -> dict[str, str]:
+    """The server's ACCESS_LOG for --access-log."""
+    return {"ACCESS_LOG": "1" if args.access_log else "0"}
+
+
 def save(results: dict[str, Any], path: Path | None) -> None:
     """The results as JSON in `path` (--save), when one is given."""
     if path:

@@ -45,7 +45,7 @@ from typing import Any
 
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench.harness import ReferenceProcess, argument_parser, save
+from bench.harness import ReferenceProcess, access_log_env, add_access_log_option, argument_parser, save
 from bench.stats import medians, percentile
 from tests.servers import DaphneServer, process_cpu_seconds
 
@@ -394,9 +394,7 @@ def main() -> None:
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--quick", action="store_true", help="a smoke run: N = 20, a few requests per route")
     parser.add_argument("--baseline", type=Path, help="another checkout of this project, measured alongside")
-    parser.add_argument("--access-log", action="store_true",
-                        help="keep Daphne's access log on (off by default, as in production behind nginx; the "
-                             "reference writes none)")
+    add_access_log_option(parser)
     args = parser.parse_args()
     if args.quick:
         args.students, args.repeat, args.connections, args.requests, args.client = 20, 1, 2, 10, "python"
@@ -410,7 +408,7 @@ def main() -> None:
         secret = secrets.token_urlsafe(32)
         env = {"DATABASE_URL": f"sqlite:///{database}", "SECRET_KEY": secret, "JWT_SECRET": secret,
                # A whole class behind one address: the per-address socket limit would refuse it.
-               "WS_MAX_SOCKETS_PER_IP": "0", "LOG_LEVEL": "ERROR", "ACCESS_LOG": "1" if args.access_log else "0"}
+               "WS_MAX_SOCKETS_PER_IP": "0", "LOG_LEVEL": "ERROR", **access_log_env(args)}
         server = DaphneServer(env, log_path=Path(tmp) / "server.log")
         server.migrate()
         code = f"import json; from bench.http_bench import seed; print(json.dumps(seed({args.students})))"

@@ -53,7 +53,7 @@ from typing import Any
 import httpx
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench.harness import ReferenceProcess, argument_parser, save
+from bench.harness import ReferenceProcess, access_log_env, add_access_log_option, argument_parser, save
 from bench.stats import medians, percentile
 from tests.servers import DaphneServer, RedisServer, process_cpu_seconds, scratch_database
 
@@ -378,14 +378,11 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="a JSON file from an earlier --save")
     parser.add_argument("--profile", type=Path, help="record the server with py-spy (raw format) to this file")
     parser.add_argument("--profile-phase", choices=["connect", "mark"], default="mark")
-    parser.add_argument("--access-log", action="store_true",
-                        help="keep Daphne's access log on (off by default, as in production behind nginx; the "
-                             "references write none)")
+    add_access_log_option(parser)
     args = parser.parse_args()
 
     # Every socket comes from 127.0.0.1: the per-address socket limit would refuse all but 200 of them.
-    env = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING", "WS_MAX_SOCKETS_PER_IP": "0",
-           "ACCESS_LOG": "1" if args.access_log else "0"}
+    env = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING", "WS_MAX_SOCKETS_PER_IP": "0", **access_log_env(args)}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         if on_scaleout_stack(args):
             redis_server = RedisServer(Path(tmp)).start()  # private: the shared Redis is never touched

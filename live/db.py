@@ -211,7 +211,8 @@ def _run_deferring(
 
 def made_once(make: F) -> F:
     """Each function's wrapper made once and kept: call sites write `db_call(selectors.x)(...)` on every event,
-    and a function put in place of another (tests do) gets a wrapper of its own."""
+    and a function put in place of another (tests do) gets a wrapper of its own. For module-level functions:
+    up to 256 are kept, each referenced (a bound method would keep its object alive)."""
     return cast(F, lru_cache(maxsize=256)(make))
 
 
@@ -239,9 +240,10 @@ def db_call(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 @made_once
 def loop_read(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """db_call for a brief read (a few rows, nothing written, nothing published): where the database is an
-    embedded file (server/on_loop.py), run on the event loop itself with its thread's kept connection, as HTTP's
-    light operations are; elsewhere on the database threads as db_call runs it. The connect burst of a class and
-    every MY_ATTENDANCE read this way: the hop to a thread and back cost more than the read."""
+    embedded file (server/on_loop.py), run on the event loop itself with a kept connection
+    (attendance_site/sqlite3), as HTTP's light operations are; elsewhere on the database threads as db_call runs
+    it. The connect burst of a class and every MY_ATTENDANCE read this way: the hop to a thread and back cost
+    more than the read."""
     threaded = db_call(fn)
 
     @wraps(fn)

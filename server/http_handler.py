@@ -24,9 +24,9 @@ the loop gave 2.3–2.9× their requests per second (docs/benchmark.md, "HTTP").
 thread: password hashing, writes and what they publish, exports, imports; and every route on PostgreSQL or
 MongoDB, where a query waits on the network and a database outage must not stop the loop. At most
 HTTP_THREADS requests are on threads at once; the others wait their turn: threads beyond the cores only
-contend for the interpreter lock (a report under 32 connections cost 2.4× the CPU it costs two at a time).
+contend for the interpreter lock (a report under 32 connections cost twice the CPU with four at once as with two).
 
-The API's own operations (common.api.route) pass through a shorter middleware chain, API_MIDDLEWARE: MIDDLEWARE
+The API's own operations (common.api.route) pass through a shorter middleware chain (api_middleware): MIDDLEWARE
 without what only the admin, the console and the docs use (sessions, CSRF, login, messages, static files, the
 page policy: attendance_site/settings.py says why each does nothing for a JSON request). The same headers and
 answers (tested route by route), a third less of a small request's own time. Everything else — pages, the admin,
@@ -82,7 +82,7 @@ class OneHopHandler(ASGIHandler):
     def __init__(self, light_on_loop: bool | None = None) -> None:
         BaseHandler.__init__(self)
         self.load_middleware(is_async=False)
-        self.api = ListedMiddlewareHandler(settings.API_MIDDLEWARE)
+        self.api = ListedMiddlewareHandler(api_middleware())
         # Light operations on the event loop: where the database is embedded, unless told.
         self.light_on_loop = embedded_database() if light_on_loop is None else light_on_loop
         # path → its API operations by method, None for any other path; paths carry ids, so the memory is bounded.
@@ -208,30 +208,49 @@ class Served:
 
 class ListedMiddlewareHandler(BaseHandler):
     """A handler whose middleware chain is the given list, loaded in sync mode as BaseHandler.load_middleware
-    loads MIDDLEWARE (which it reads from the settings alone): the same hooks, in the same order."""
+    loads MIDDLEWARE (which it reads from the settings alone): the same adaptation of async middleware and
+    hooks, the same hooks in the same order."""
 
     def __init__(self, middleware: list[str]) -> None:
         super().__init__()
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
-        handler = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]  # (not in the stubs)
+        view = self._get_response  # type: ignore[attr-defined]  # (not in the stubs)
+        handler = convert_exception_to_response(view)
+        handler_is_async = False
         for path in reversed(middleware):
             factory = import_string(path)
-            if not getattr(factory, "sync_capable", True):
-                raise ImproperlyConfigured(f"{path} cannot serve a synchronous request")
+            can_sync = getattr(factory, "sync_capable", True)
+            if not can_sync and not getattr(factory, "async_capable", False):
+                raise ImproperlyConfigured(f"Middleware {path} must have at least one of sync_capable/async_capable")
+            middleware_is_async = not can_sync
             try:
-                instance = factory(handler)
+                adapted = self.adapt_method_mode(
+                    middleware_is_async, handler, handler_is_async, debug=settings.DEBUG, name=f"middleware {path}"
+                )
+                instance = factory(adapted)
             except MiddlewareNotUsed:
                 continue
+            if instance is None:
+                raise ImproperlyConfigured(f"Middleware factory {path} returned None.")
             if hasattr(instance, "process_view"):
-                self._view_middleware.insert(0, instance.process_view)
+                self._view_middleware.insert(0, self.adapt_method_mode(False, instance.process_view))
             if hasattr(instance, "process_template_response"):
-                self._template_response_middleware.append(instance.process_template_response)
+                self._template_response_middleware.append(
+                    self.adapt_method_mode(False, instance.process_template_response)
+                )
             if hasattr(instance, "process_exception"):
-                self._exception_middleware.append(instance.process_exception)
+                self._exception_middleware.append(self.adapt_method_mode(False, instance.process_exception))
             handler = convert_exception_to_response(instance)
-        self._middleware_chain = handler
+            handler_is_async = middleware_is_async
+        self._middleware_chain = self.adapt_method_mode(False, handler, handler_is_async)
+
+
+def api_middleware() -> list[str]:
+    """The API's operations' chain: MIDDLEWARE as it is now, without PAGE_ONLY_MIDDLEWARE (attendance_site/settings.py
+    says why each of those does nothing for them), in the same order."""
+    return [name for name in settings.MIDDLEWARE if name not in settings.PAGE_ONLY_MIDDLEWARE]
 
 
 def api_operations(path: str) -> dict[str, Any] | None:

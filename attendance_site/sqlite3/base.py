@@ -1,11 +1,13 @@
-"""Django's SQLite backend, with SQLite's real limit on bound parameters and its connections kept per thread.
+"""Django's SQLite backend, with SQLite's real limit on bound parameters, its statements rewritten once and its
+connections kept by the process between requests.
 
 - Django 5.2 assumes SQLite's historic default of 999 bound parameters, so one bulk insert of 1,000 attendance
   records (5 columns each) becomes six INSERTs; SQLite 3.32+ allows 32,766 by default. Asking the library keeps
   DONE at one INSERT whatever the class size, as on PostgreSQL.
 - Django's cursor rewrites each statement's "%s" markers to SQLite's "?" with a regular expression on every
   execution (about 6 µs for a statement of 20 parameters); the rewritten statement is remembered here, for the
-  last STATEMENTS_REMEMBERED statements (a prepared query, common/prepared.py, runs the same one each time).
+  last STATEMENTS_REMEMBERED statements up to REMEMBERED_LENGTH characters (a prepared query, common/prepared.py,
+  runs the same one each time; a bulk INSERT of a thousand rows is rewritten each time, as before).
 - Under ASGI, Django keeps database connections per request (per context), so every HTTP request opened the
   database file, registered Django's SQL functions, ran the PRAGMAs and closed it again: over half of a simple
   GET's time under py-spy (docs/benchmark.md, "HTTP"). Closing a connection here keeps the open SQLite
@@ -49,6 +51,7 @@ KEEP_IDLE = 16
 
 
 STATEMENTS_REMEMBERED = 1024
+REMEMBERED_LENGTH = 4096
 
 
 @lru_cache(maxsize=STATEMENTS_REMEMBERED)
@@ -64,7 +67,7 @@ class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
 
     def convert_query(self, query: str, *, param_names: Any = None) -> Any:
         if param_names is None:
-            return qmark_statement(query)
+            return qmark_statement(query) if len(query) <= REMEMBERED_LENGTH else qmark_statement.__wrapped__(query)
         return super().convert_query(query, param_names=param_names)  # type: ignore[misc]  # (not in the stubs)
 
 
@@ -113,9 +116,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self._cursors: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
         # Foreign keys turned off (a schema change does): turned on again before the connection is kept.
         self._constraints_off = False
-        # The database file and the options its connections were opened with: two aliases of one file with
-        # different options never take each other's.
-        self._kept_key = repr((str(self.settings_dict["NAME"]), sorted(self.settings_dict.get("OPTIONS", {}).items())))
+        # What the open connection is kept as (_kept_as), worked out when it was opened.
+        self._kept_key = ""
 
     def create_cursor(self, name: Any = None) -> Any:
         # Django's create_cursor, with its cursor class's statements rewritten once.
@@ -124,12 +126,19 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return cursor
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> sqlite3.Connection:
+        # From the settings as they are now: Django renames the file in them to make a test database.
+        self._kept_key = self._kept_as()
         if not self.is_in_memory_db():
             connection = kept.take(self._kept_key)
             if connection is not None:
                 return connection
         opened: sqlite3.Connection = super().get_new_connection(conn_params)
         return opened
+
+    def _kept_as(self) -> str:
+        """The database file and the options its connections are opened with: two aliases of one file with
+        different options never take each other's."""
+        return repr((str(self.settings_dict["NAME"]), sorted(self.settings_dict.get("OPTIONS", {}).items())))
 
     def disable_constraint_checking(self) -> bool:
         self._constraints_off = True

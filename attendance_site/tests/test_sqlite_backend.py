@@ -218,3 +218,18 @@ def test_a_statement_is_rewritten_once_and_runs(database: ConnectionHandler) -> 
             cursor.execute("SELECT COUNT(*) FROM marks WHERE student LIKE '%%' || %s", ["n"])
             assert cursor.fetchone()[0] == {"ann": 1, "ben": 2}[student]
     assert qmark_statement.cache_info().hits == 2  # the second time round: both remembered
+
+
+def test_a_connection_is_kept_as_the_file_it_was_opened_on(database: ConnectionHandler, tmp_path: Path) -> None:
+    """Django renames the file in the shared settings to make a test database: a connection opened before is
+    kept as the file it is open on, never handed to one asking for the new file."""
+    first = fresh(database)
+    opened = raw(first)
+    old_key = first._kept_key
+    first.settings_dict["NAME"] = str(tmp_path / "renamed.sqlite3")
+    first.close()
+    assert kept.by_name[old_key] == [opened]
+    renamed = fresh(database)
+    renamed.settings_dict["NAME"] = str(tmp_path / "renamed.sqlite3")
+    assert raw(renamed) is not opened
+    renamed.close()

@@ -141,6 +141,7 @@ def test_socket_reads_run_on_the_loop_only_on_an_sqlite_file_on_the_fast_path(se
     assert on_loop.socket_reads_on_loop() is False
     settings.LIVE_FAST_PATH = True
     assert on_loop.socket_reads_on_loop() is (connection.vendor == "sqlite")  # as if a file
+    on_loop.socket_reads_on_loop.cache_clear()  # not left for the tests after, whatever the teardowns' order
 
 
 @pytest.mark.parametrize("on_loop", [True, False])

@@ -1,4 +1,4 @@
-"""The API's operations pass through API_MIDDLEWARE (server/http_handler.py, attendance_site/settings.py): the same
+"""The API's operations pass through api_middleware() (server/http_handler.py, attendance_site/settings.py): the same
 answer, status, headers and body, as through the whole of MIDDLEWARE, route by route and method by method; pages,
 the admin, static files and unknown paths keep the whole chain.
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
+from asgiref.sync import markcoroutinefunction
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponseBase
 from django.test import RequestFactory
@@ -23,7 +23,7 @@ from django.test import RequestFactory
 from accounts.schemas import PublicUser
 from classes.models import Class
 from common.api import iter_routes
-from server.http_handler import OneHopHandler, Served
+from server.http_handler import OneHopHandler, Served, api_middleware
 from tests.support import MISSING_ID, auth, make_class, make_user
 
 pytestmark = pytest.mark.django_db
@@ -78,12 +78,45 @@ def requests_for(pattern: str, method: str, class_id: str, headers: dict[str, st
     yield "a method it does not take", lambda: factory.generic("PUT", path, **common)
 
 
-def test_the_api_chain_is_the_whole_chain_without_the_page_only_middleware() -> None:
+def test_the_api_chain_is_the_whole_chain_without_the_page_only_middleware(settings: Any) -> None:
     assert settings.PAGE_ONLY_MIDDLEWARE <= set(settings.MIDDLEWARE)  # a misspelt name would leave one in
-    page_only = settings.PAGE_ONLY_MIDDLEWARE
-    assert settings.API_MIDDLEWARE == [name for name in settings.MIDDLEWARE if name not in page_only]
-    assert settings.API_MIDDLEWARE[0] == "common.api.BadHostMiddleware"
-    assert settings.API_MIDDLEWARE[-1] == "common.api.JsonErrorMiddleware"
+    chain = api_middleware()
+    assert chain[0] == "common.api.BadHostMiddleware" and chain[-1] == "common.api.JsonErrorMiddleware"
+    assert "django.middleware.security.SecurityMiddleware" in chain
+    assert not set(chain) & settings.PAGE_ONLY_MIDDLEWARE
+    # MIDDLEWARE as it is when the handler is made: one added later applies to the API too, in its place, an
+    # async-only one adapted as Django adapts it.
+    added = [f"{__name__}.Marking", f"{__name__}.AsyncMarking"]
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE[:2], *added, *settings.MIDDLEWARE[2:]]
+    assert api_middleware() == [*chain[:2], *added, *chain[2:]]
+    handler = OneHopHandler(light_on_loop=False)
+    response = handler.api.get_response(RequestFactory().get("/auth/me", HTTP_HOST="localhost"))
+    assert response.status_code == 401
+    assert (response["X-Marked"], response["X-Marked-Async"]) == ("yes", "yes")
+
+
+class Marking:
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        response = self.get_response(request)
+        response["X-Marked"] = "yes"
+        return response
+
+
+class AsyncMarking:
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        markcoroutinefunction(self)  # as Django's documentation has async middleware say what it is
+
+    async def __call__(self, request: HttpRequest) -> Any:
+        response = await self.get_response(request)
+        response["X-Marked-Async"] = "yes"
+        return response
 
 
 @pytest.mark.parametrize("who", ["nobody", "teacher", "student"])
