@@ -8,8 +8,9 @@ the rows into Python values with the same converters the ORM applies. It is stil
 it reads is always what the database holds (a deactivated user is refused at once).
 
 Only what can be compiled once is prepared: SQL databases, parameters that are strings passed through as they
-are (ids) or short lists of them (an `__in` lookup, compiled once per length), each appearing once in the
-compiled parameters. Anything else — MongoDB, whose compiler makes no SQL, or a query the markers do not
+are (ids), short lists of them (an `__in` lookup, compiled once per length), or aware datetimes compared with a
+datetime column (adapted for the database as Django adapts them), each appearing once in the compiled
+parameters. Anything else — MongoDB, whose compiler makes no SQL, or a query the markers do not
 survive — is evaluated by the ORM each time, with the same result.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from django.conf import settings
@@ -31,6 +33,11 @@ ModelT = TypeVar("ModelT", bound=Model)
 # with the characters a LIKE pattern escapes (%, _ and a backslash): a lookup that escapes or wraps its value
 # (iexact on SQLite, contains, startswith) changes the marker, which is then not found, and the ORM serves it.
 _MARKER = "\x00%_\\prepared parameter {}\x00"
+# A datetime parameter's marker: an aware datetime no query compares with (its microseconds tell them apart),
+# looked for in the compiled parameters as the database adapts it.
+_DATETIME_MARKER = datetime(1971, 2, 3, 4, 5, 6, 900000, tzinfo=UTC)
+# A shape's entry for a datetime (a string is -1, a list its length).
+_DATETIME = -2
 
 
 @dataclass(frozen=True)
@@ -38,18 +45,20 @@ class _Compiled:
     sql: str
     params: tuple[Any, ...]
     positions: tuple[int, ...]  # where each of the call's values goes in params
+    datetimes: frozenset[int]  # which of those positions take a datetime, adapted for the database
     converters: dict[int, tuple[list[Any], Any]]  # as SQLCompiler.get_converters gives them
     flat: bool
 
 
 # A query that matches no row whatever its values.
-_NOTHING = _Compiled(sql="", params=(), positions=(), converters={}, flat=False)
+_NOTHING = _Compiled(sql="", params=(), positions=(), datetimes=frozenset(), converters={}, flat=False)
 
 
 class PreparedQuery:
     """`build(*values)` returns a `values_list` queryset of `model`; calling the prepared query with values —
-    strings, or lists of strings for an `__in` lookup — returns the rows that queryset would (a list of tuples,
-    or of values when flat). A query with a list is compiled once per length of that list, up to MAX_LIST.
+    strings, lists of strings for an `__in` lookup, aware datetimes — returns the rows that queryset would (a list
+    of tuples, or of values when flat). A query with a list is compiled once per length of that list, up to
+    MAX_LIST.
 
     `build` must not branch on its values (it sees markers, not the call's values, when it is compiled): what it
     builds for one shape of values is what every call of that shape runs — or, should nothing match it whatever
@@ -62,7 +71,7 @@ class PreparedQuery:
         # None where the ORM must evaluate each time.
         self._compiled: dict[tuple[str, tuple[int, ...], bool, str], _Compiled | None] = {}
 
-    def __call__(self, *values: str | list[str]) -> list[Any]:
+    def __call__(self, *values: str | list[str] | datetime) -> list[Any]:
         shape = _shape(values)
         if shape is None:
             return list(self._build(*values))
@@ -77,11 +86,17 @@ class PreparedQuery:
             return list(self._build(*values))
         if compiled is _NOTHING:
             return []
-        params = list(compiled.params)
-        flat_values = [item for value in values for item in ([value] if isinstance(value, str) else value)]
-        for position, value in zip(compiled.positions, flat_values, strict=True):
-            params[position] = value
         connection = connections[alias]
+        params = list(compiled.params)
+        flat_values: list[Any] = []
+        for value in values:
+            if isinstance(value, list):
+                flat_values += value
+            else:
+                flat_values.append(value)
+        adapt = connection.ops.adapt_datetimefield_value
+        for position, value in zip(compiled.positions, flat_values, strict=True):
+            params[position] = adapt(value) if position in compiled.datetimes else value
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows: list[Any] = cursor.fetchall()
@@ -92,10 +107,17 @@ class PreparedQuery:
     def _compile(self, alias: str, shape: tuple[int, ...]) -> _Compiled | None:
         if connections[alias].vendor == "mongodb":
             return None
-        arguments: list[str | list[str]] = []
-        markers: list[str] = []
+        ops = connections[alias].ops
+        arguments: list[str | list[str] | datetime] = []
+        markers: list[Any] = []  # each as it appears in the compiled parameters
+        dated: set[int] = set()  # which of the markers are datetimes
         for index, length in enumerate(shape):
-            if length < 0:
+            if length == _DATETIME:
+                moment = _DATETIME_MARKER.replace(microsecond=_DATETIME_MARKER.microsecond + index)
+                arguments.append(moment)
+                dated.add(len(markers))
+                markers.append(ops.adapt_datetimefield_value(moment))
+            elif length < 0:
                 marker = _MARKER.format(index)
                 arguments.append(marker)
                 markers.append(marker)
@@ -127,6 +149,7 @@ class PreparedQuery:
             sql=sql,
             params=tuple(params),
             positions=tuple(positions),
+            datetimes=frozenset(positions[i] for i in dated),
             converters=compiler.get_converters(selected),
             flat=flat,
         )
@@ -134,14 +157,16 @@ class PreparedQuery:
 
 class PreparedInstances(Generic[ModelT]):
     """`build(*values)` filters and orders `model`; calling the prepared query returns every instance it finds,
-    in its order."""
+    in its order, the `deferred` fields left unread (as QuerySet.defer leaves them)."""
 
-    def __init__(self, model: type[ModelT], build: Callable[..., QuerySet[ModelT, ModelT]]) -> None:
+    def __init__(
+        self, model: type[ModelT], build: Callable[..., QuerySet[ModelT, ModelT]], deferred: tuple[str, ...] = ()
+    ) -> None:
         self._model = model
-        self._names = [field.attname for field in model._meta.concrete_fields]
+        self._names = [field.attname for field in model._meta.concrete_fields if field.name not in deferred]
         self._rows = PreparedQuery(model, lambda *values: build(*values).values_list(*self._names))
 
-    def __call__(self, *values: str | list[str]) -> list[ModelT]:
+    def __call__(self, *values: str | list[str] | datetime) -> list[ModelT]:
         rows = self._rows(*values)
         alias = router.db_for_read(self._model)
         return [self._model.from_db(alias, self._names, row) for row in rows]
@@ -164,11 +189,14 @@ MAX_LIST = 64
 
 
 def _shape(values: tuple[Any, ...]) -> tuple[int, ...] | None:
-    """-1 for each string, the length for each list of strings; None when a value is neither (or too long)."""
+    """-1 for each string, the length for each list of strings, _DATETIME for each aware datetime; None when a
+    value is none of these (or a list too long)."""
     shape = []
     for value in values:
         if isinstance(value, str):
             shape.append(-1)
+        elif isinstance(value, datetime) and value.utcoffset() is not None:
+            shape.append(_DATETIME)
         elif isinstance(value, list) and len(value) <= MAX_LIST and all(isinstance(item, str) for item in value):
             shape.append(len(value))
         else:

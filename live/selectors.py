@@ -95,19 +95,30 @@ def live_cutoff(now: datetime | None = None) -> datetime:
     return (now or datetime.now(tz=UTC)) - timedelta(seconds=settings.SESSION_TTL_SECONDS)
 
 
-def live_sessions() -> Any:
-    """The sessions that are live now: state live and changed within the TTL."""
-    return AttendanceSession.objects.filter(state=SessionState.LIVE, updated_at__gte=live_cutoff())
+def live_sessions(cutoff: datetime | None = None) -> Any:
+    """The sessions that are live now: state live and changed within the TTL (since `cutoff`, by default
+    live_cutoff(): a prepared query passes it as a parameter)."""
+    return AttendanceSession.objects.filter(
+        state=SessionState.LIVE, updated_at__gte=live_cutoff() if cutoff is None else cutoff
+    )
 
 
 def teacher_session(teacher_id: str, marks: bool = True) -> Session | None:
     """The teacher's live session, or None (the newest, should two starts have raced without a transaction).
 
     Without `marks`, its `attendance` is left empty and unread: for events that do not read the marks (a mark,
-    DONE), which would otherwise read and parse them all, a cost that grows with the class."""
-    rows = live_sessions().filter(teacher_id=teacher_id).order_by("-started_at")
-    row = (rows if marks else rows.defer("marks")).first()
-    return None if row is None else Session.from_row(row, marks)
+    DONE), which would otherwise read and parse them all, a cost that grows with the class. Every socket event
+    of a teacher reads it: compiled once (common/prepared.py)."""
+    rows = (_teacher_live if marks else _teacher_live_unread)(teacher_id, live_cutoff())
+    return Session.from_row(rows[0], marks) if rows else None
+
+
+def _newest_live_of_teacher(teacher_id: str, cutoff: datetime) -> Any:
+    return live_sessions(cutoff).filter(teacher_id=teacher_id).order_by("-started_at")[:1]
+
+
+_teacher_live = PreparedInstances(AttendanceSession, _newest_live_of_teacher)
+_teacher_live_unread = PreparedInstances(AttendanceSession, _newest_live_of_teacher, deferred=("marks",))
 
 
 def active_session(teacher_id: str, marks: bool = True) -> Session:
@@ -181,23 +192,17 @@ def checkin_state(class_id: str, student: User) -> CheckInState:
 
 
 def student_sessions(class_ids: Iterable[str]) -> list[Session]:
-    """Live sessions of the classes a student is enrolled in, most recently started first.
-
-    Every MY_ATTENDANCE asks it, so it is compiled once (common/prepared.py), which only strings can be: the
-    sessions in state live are read, and those changed within the TTL kept here, as live_sessions() says (one
-    past its TTL is read until the upkeep marks it expired, within LIVE_UPKEEP_SECONDS)."""
+    """Live sessions of the classes a student is enrolled in, most recently started first. Every MY_ATTENDANCE
+    asks it: compiled once (common/prepared.py)."""
     class_ids = list(class_ids)
     if not class_ids:
         return []
-    cutoff = live_cutoff()
-    return [Session.from_row(row) for row in _in_state_live(class_ids) if row.updated_at >= cutoff]
+    return [Session.from_row(row) for row in _live_in_classes(class_ids, live_cutoff())]
 
 
-_in_state_live = PreparedInstances(
+_live_in_classes = PreparedInstances(
     AttendanceSession,
-    lambda class_ids: AttendanceSession.objects.filter(state=SessionState.LIVE, klass_id__in=class_ids).order_by(
-        "-started_at"
-    ),
+    lambda class_ids, cutoff: live_sessions(cutoff).filter(klass_id__in=class_ids).order_by("-started_at"),
 )
 
 

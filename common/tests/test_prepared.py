@@ -3,7 +3,7 @@ back to the ORM where it cannot be compiled once. Runs on every backend of CI (S
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -225,3 +225,52 @@ def test_a_lookup_that_changes_its_value_is_the_orms() -> None:
     Class.objects.filter(pk=klass.pk).update(max_consecutive_absences=4)
     by_runs = PreparedQuery(Class, lambda runs: Class.objects.filter(max_consecutive_absences=runs).values_list("id"))
     assert by_runs("4") == [(klass.id,)]
+
+
+def logged_in_since(since: datetime) -> Any:
+    return User.objects.filter(last_login__gte=since).order_by("last_login").values_list("name", flat=True)
+
+
+@pytest.mark.parametrize("zone", [UTC, timezone(timedelta(hours=-5))])  # adapted to the database's time zone
+def test_an_aware_datetime_is_compiled_once_and_compared_as_the_orm_compares_it(zone: Any) -> None:
+    moments = [datetime(2026, 3, 4, 5, 6, 7, micro, tzinfo=UTC) for micro in (0, 1, 500000)]
+    for name, moment in zip("ABC", moments, strict=True):
+        User.objects.filter(pk=make_user("student", name).id).update(last_login=moment)
+    builds: list[Any] = []
+
+    def build(since: datetime) -> Any:
+        builds.append(since)
+        return logged_in_since(since)
+
+    prepared = PreparedQuery(User, build)
+    for since in [*moments, moments[0] - timedelta(days=1), moments[2] + timedelta(microseconds=1)]:
+        since = since.astimezone(zone)
+        assert prepared(since) == list(logged_in_since(since))
+    assert prepared(moments[1].astimezone(zone)) == ["B", "C"]  # to the microsecond
+    if ON_SQL:
+        assert len(builds) == 1 and builds[0] not in moments  # built once, with a marker
+
+
+def test_a_naive_datetime_is_the_orms() -> None:
+    """Django makes it aware in the default time zone, with a warning: the ORM's own business."""
+    builds: list[Any] = []
+
+    def build(since: datetime) -> Any:
+        builds.append(since)
+        return logged_in_since(since)
+
+    naive = datetime(2026, 3, 4, 5, 6, 7)
+    with pytest.warns(RuntimeWarning, match="naive datetime"):
+        assert PreparedQuery(User, build)(naive) == []
+    assert builds == [naive]
+
+
+def test_deferred_fields_are_left_unread_as_defer_leaves_them() -> None:
+    teacher = make_user("teacher", "Ada")
+    prepared = PreparedInstances(User, lambda pk: User.objects.filter(pk=pk), deferred=("name", "email"))
+    [found] = prepared(teacher.id)
+    assert found.get_deferred_fields() == {"name", "email"}
+    assert found.role == "teacher"
+    with CaptureQueriesContext(connection) as queries:
+        assert found.name == "Ada"  # read when asked, as with QuerySet.defer
+    assert len(queries) == 1

@@ -166,6 +166,11 @@ def test_connect_participants_looks_up_a_burst_in_three_queries(db, crowd):
             (student.id, {a.id, c.id}), *[(u.id, set()) for u in others], None,
         ]
         assert found[1][1] is not found[4][1]  # type: ignore[index]  # each socket changes its own set
+    if not crowd and connection.vendor != "mongodb":  # (whose compiler makes no SQL: the ORM's each time)
+        from accounts.auth import _active_among
+
+        for prepared in (_active_among._rows, selectors._classes_taught_by, selectors._enrolments_of):
+            assert prepared._compiled and None not in prepared._compiled.values()  # compiled, not the ORM's
 
 
 # --- DONE ----------------------------------------------------------------------------------------------------
@@ -393,8 +398,12 @@ def test_a_session_idle_past_its_ttl_is_not_live_anywhere_and_expires(room, sett
     teacher, klass, students = room
     session = started(room)
     settings.SESSION_TTL_SECONDS = 60
+    AttendanceSession.objects.filter(pk=session.id).update(updated_at=datetime.now(tz=UTC) - timedelta(seconds=59))
+    assert selectors.teacher_session(teacher.id) == session and selectors.student_sessions([klass.id]) == [session]
+    assert selectors.teacher_session(teacher.id, marks=False).id == session.id  # type: ignore[union-attr]
     AttendanceSession.objects.filter(pk=session.id).update(updated_at=datetime.now(tz=UTC) - timedelta(seconds=61))
     assert selectors.teacher_session(teacher.id) is None and selectors.student_sessions([klass.id]) == []
+    assert selectors.teacher_session(teacher.id, marks=False) is None
     assert client.get("/attendance/active", headers=auth(teacher)).json()["data"] is None
     with raises(NotFound, NO_SESSION):
         commands.mark_attendance(session, students[1].id, "present", teacher.id)
