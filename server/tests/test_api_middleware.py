@@ -157,6 +157,7 @@ def test_a_host_refused_and_an_error_escaping_a_view_answer_alike(
     assert failed[0][2] == b'{"success":false,"error":"Internal server error"}'
 
 
+@pytest.mark.django_db(transaction=True)  # served as a request is: its signals close the connection
 def test_api_operations_take_the_short_chain_and_the_rest_the_whole(
     handler: OneHopHandler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
