@@ -274,6 +274,10 @@ WS_MAX_SOCKETS_PER_IP = _limit("WS_MAX_SOCKETS_PER_IP", 200)
 # A connection must deliver its whole request (a WebSocket's upgrade request included) within this, and a
 # socket's handshake complete within it too; 0 = off (Twisted's 60 s idle timeout is then the only bound).
 REQUEST_DEADLINE_SECONDS = _limit("REQUEST_DEADLINE_SECONDS", 10)
+# Connections the kernel queues for the server to accept (Twisted's default is 50; Node's 511). A class of
+# hundreds connects within a second, and a connection the queue drops waits a second before its client tries
+# again. The kernel caps it at net.core.somaxconn (4096 on recent Linux).
+LISTEN_BACKLOG = env.int("LISTEN_BACKLOG", default=1024)
 # Behind a reverse proxy: the client is the last X-Forwarded-For hop (the one the proxy itself added).
 PROXY_HEADERS = env.bool("PROXY_HEADERS", default=False)
 # Daphne's access log: one line per request on standard output. Behind nginx, which logs every request itself

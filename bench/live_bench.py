@@ -5,7 +5,7 @@ behind nginx, without Daphne's access log (ACCESS_LOG=0; `--access-log` keeps it
 creates two teachers and N students through the HTTP API, connects every one of them over WebSocket,
 and measures:
 
-- connecting N authenticated sockets (wall time);
+- connecting N authenticated sockets (wall time, and the server's CPU per socket);
 - ATTENDANCE_MARKED from send to the last delivery, for a class of 100 and a class of N (p50/p95);
 - MY_ATTENDANCE round trip with every socket open (p50/p95);
 - DONE for the class of N: send → the teacher's DONE, and send → the last participant's DONE;
@@ -226,12 +226,15 @@ async def connect_phase(urls: list[str], users: list[dict], pids: list[int], col
                         sockets: int) -> tuple[list[Participant], dict[str, float]]:
     """Connect `users`; the wall time and the servers' RSS growth per socket."""
     rss_before = sum(rss_kib(pid) for pid in pids)
+    cpu_before = process_cpu_seconds(*pids)
     t0 = time.perf_counter()
     participants = await connect_all(urls, users, collector)
     connect_s = time.perf_counter() - t0
+    cpu = process_cpu_seconds(*pids) - cpu_before
     await asyncio.sleep(1.0)
     rss_after = sum(rss_kib(pid) for pid in pids)
     return participants, {"connect_s": round(connect_s, 3),
+                          "connect_cpu_us_per_socket": round(cpu / sockets * 1e6),
                           "memory_per_socket_kib": round((rss_after - rss_before) / sockets, 1)}
 
 

@@ -14,7 +14,8 @@ hub, so that nothing outlives its loop). Every UPKEEP_SECONDS, with jitter so th
 A token's expiry needs no sweep: each socket closes itself when its token expires (live.consumers).
 
 And, in the production server only (server.serve turns it on), the objects of open sockets are kept
-out of the garbage collector's full passes (`freeze_after_connects`).
+out of the garbage collector's full passes, and the collector pauses while a burst of sockets connects
+(`freeze_after_connects`).
 """
 
 from __future__ import annotations
@@ -85,19 +86,27 @@ async def close_checkin_windows() -> int:
 # pause of several hundred ms (docs/benchmark.md). Once a burst of connects has settled, the survivors are
 # frozen (gc.freeze: out of every collection, freed by reference counting as usual); once half of the sockets
 # frozen have closed, everything is unfrozen, so that cycles left by closed sockets are collected again.
+# During the burst itself the collector is paused: the objects of the sockets connecting are the very ones a
+# full pass would walk again and again as they pile up (three full passes of 100-130 ms each in a burst of 2,000,
+# a third of its CPU: docs/benchmark.md). Paused for BURST_GC_PAUSE_SECONDS at most, so that a server whose
+# connects never stop for a second still collects its cycles.
 
 FREEZE_QUIET_SECONDS = 1.0
+BURST_GC_PAUSE_SECONDS = 5.0
 
 
 class _Freezer:
     enabled = False
+    burst_started = 0.0
     last_connect = 0.0
     timer: asyncio.TimerHandle | None = None
+    paused_gc = False  # the collector was paused by us (one disabled by anyone else is left disabled)
     frozen_sockets = 0  # open sockets when last frozen (0: nothing of ours frozen)
 
 
 def freeze_after_connects(enabled: bool = True) -> None:
-    """Freeze the objects of open sockets after each burst of connects (server.serve)."""
+    """Pause the collector during each burst of connects and freeze the objects of open sockets after it
+(server.serve)."""
     _Freezer.enabled = enabled
 
 
@@ -105,19 +114,37 @@ def _note_connect(loop: asyncio.AbstractEventLoop) -> None:
     if not _Freezer.enabled:
         return
     _Freezer.last_connect = loop.time()
-    if _Freezer.timer is None:
+    if _Freezer.timer is None:  # a burst begins
+        _Freezer.burst_started = _Freezer.last_connect
+        _pause_gc()
         _Freezer.timer = loop.call_later(FREEZE_QUIET_SECONDS, _freeze_when_quiet, loop)
 
 
 def _freeze_when_quiet(loop: asyncio.AbstractEventLoop) -> None:
-    quiet_since = loop.time() - _Freezer.last_connect
+    now = loop.time()
+    quiet_since = now - _Freezer.last_connect
     if quiet_since < FREEZE_QUIET_SECONDS:
+        if now - _Freezer.burst_started >= BURST_GC_PAUSE_SECONDS:
+            _resume_gc()  # a long burst: collect as usual until it settles
         _Freezer.timer = loop.call_later(FREEZE_QUIET_SECONDS - quiet_since, _freeze_when_quiet, loop)
         return
     _Freezer.timer = None
     gc.collect()  # one full pass now, at a quiet moment, so that no garbage is frozen with the sockets
     gc.freeze()
+    _resume_gc()
     _Freezer.frozen_sockets = len(open_sockets.user_of)
+
+
+def _pause_gc() -> None:
+    if gc.isenabled():
+        gc.disable()
+        _Freezer.paused_gc = True
+
+
+def _resume_gc() -> None:
+    if _Freezer.paused_gc:
+        _Freezer.paused_gc = False
+        gc.enable()
 
 
 def _unfreeze_if_mostly_closed() -> None:

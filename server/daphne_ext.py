@@ -8,6 +8,8 @@ Both paths (`CloseCodes`: Autobahn's public sendCloseFrame and failByDrop option
 - A message over the size limit is answered with close 1009 instead of a dropped TCP connection
   (Autobahn's `failByDrop`), so the client learns why.
 
+Autobahn's debug-log arguments are made only when a debug message is formatted (`LazyDebugLogs`, fast path).
+
 The fast path (`FastSockets`; LIVE_FAST_PATH=0 or other versions leave it out, and Daphne's own server and
 protocol serve instead):
 
@@ -27,9 +29,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from pprint import pformat
+from typing import Any, ClassVar
 
+from autobahn.twisted import websocket as autobahn_twisted_websocket
+from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.protocol import PreparedMessage
 from daphne import cli as daphne_cli
 from daphne import server as daphne_server
@@ -63,10 +69,21 @@ class DirectSocket:
 
     def send_prepared(self, frame: PreparedMessage) -> bool:
         """Send `frame`; False if the socket is no longer open (the frame is then not sent, as Daphne
-        drops an ASGI send to a closed socket)."""
+        drops an ASGI send to a closed socket).
+
+        A broadcast calls this once per recipient, so the common case — no compression negotiated, nothing
+        queued, writing now — is Autobahn's sendPreparedMessage and our sendData in one step, with the same
+        bookkeeping; any other case takes them as they are."""
         protocol = self._protocol
         if protocol.state != protocol.STATE_OPEN or protocol.muted:
             return False
+        data = frame.payloadHybi
+        if (protocol._perMessageCompress is None and WriteNow.on and not protocol.__dict__.get("_send_queue")
+                and write_now(protocol.transport, data)):
+            protocol.trafficStats.outgoingOctetsWireLevel += len(data)  # (the socket is open: checked above)
+            if protocol.logOctets:
+                protocol.logTxOctets(data, False)
+            return True
         protocol.sendPreparedMessage(frame)
         return True
 
@@ -264,6 +281,48 @@ class FastWebSocketFactory(AttendanceWebSocketFactory):
     protocol = FastWebSocketProtocol
 
 
+class LazyLogText:
+    """What one of Autobahn's log helpers makes of a value, made only when a log message is formatted.
+
+    Autobahn colours the arguments of its debug messages as it calls the logger (`hltype`, `hlval`: click
+    styles), and pretty-prints its options into one at every connect: ~5 % of a connect's CPU and some of
+    every frame's, for messages that are dropped unless debug logging is on. A LazyLogText formats to exactly
+    what the helper would have returned."""
+
+    __slots__ = ("_helper", "_value")
+
+    def __init__(self, helper: Callable[[Any], str], value: Any) -> None:
+        self._helper = helper
+        self._value = value
+
+    def __str__(self) -> str:
+        return self._helper(self._value)
+
+    def __format__(self, spec: str) -> str:
+        return format(self._helper(self._value), spec)
+
+    def __repr__(self) -> str:
+        return repr(self._helper(self._value))
+
+
+def lazy_log_helper(helper: Callable[[Any], str]) -> Callable[[Any], LazyLogText]:
+    """`helper`, applied only when the log message it is an argument of is formatted."""
+
+    def lazy(value: Any) -> LazyLogText:
+        return LazyLogText(helper, value)
+
+    lazy.__wrapped__ = helper  # type: ignore[attr-defined]
+    return lazy
+
+
+def quick_pformat(value: Any) -> str:
+    """pprint.pformat, at once for the empty list the fast protocol's `_connectionMade` logs (its options
+    are read from the factory, none copied: server.daphne_ext.FactoryOption); pformat builds a printer for it."""
+    if value == [] and type(value) is list:
+        return "[]"
+    return pformat(value)
+
+
 # --- the extensions, as server.gate installs them ------------------------------------------------------------
 class CloseCodes(Extension):
     """Our protocol (close 1008/1009 as close frames) in Daphne's WebSocket factory: public Autobahn API only,
@@ -312,7 +371,9 @@ class FastSockets(Extension):
         protocol = factory.buildProtocol(("127.0.0.1", 0))
         protocol.makeConnection(StringTransport())  # type: ignore[no-untyped-call]
         label = "a connected WebSocketProtocol"
-        missing += missing_attributes(protocol, ["state", "trafficStats", "logOctets", "factory"], label)
+        missing += missing_attributes(
+            protocol, ["state", "trafficStats", "logOctets", "factory", "_perMessageCompress"], label)
+        missing += missing_attributes(DirectSocket.prepare("gate"), ["payloadHybi"], "PreparedMessage()")
         missing += missing_attributes(protocol.trafficStats, [
             "outgoingOctetsWireLevel", "preopenOutgoingOctetsWireLevel"], "TrafficStats")
         if "_send_queue" not in vars(protocol):
@@ -326,3 +387,31 @@ class FastSockets(Extension):
     def setup_once(cls, patches: Patches) -> None:
         patches.set(daphne_server, "WebSocketFactory", FastWebSocketFactory)
         patches.set(daphne_cli.CommandLineInterface, "server_class", AttendanceServer)  # the CLI builds it
+
+
+class LazyDebugLogs(Extension):
+    """Autobahn's debug-log helpers made lazy (LazyLogText) in the two modules that call them for every
+    connection and frame. Each name is used there only as a log argument (and `pformat` also for Timings'
+    str, which quick_pformat leaves exact): checked for exactly the version it was read in."""
+
+    name = "lazy debug logs"
+    versions = {"autobahn": "26.11.1"}
+    fast_path = True
+    HELPERS: ClassVar[dict[Any, tuple[str, ...]]] = {
+        autobahn_protocol: ("hltype", "hlval"),
+        autobahn_twisted_websocket: ("hltype", "hlval"),
+    }
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        missing = missing_attributes(autobahn_protocol, ["pformat"], "autobahn.websocket.protocol")
+        for module, names in cls.HELPERS.items():
+            missing += missing_attributes(module, names, module.__name__)
+        return missing
+
+    @classmethod
+    def setup_once(cls, patches: Patches) -> None:
+        for module, names in cls.HELPERS.items():
+            for name in names:
+                patches.set(module, name, lazy_log_helper(getattr(module, name)))
+        patches.set(autobahn_protocol, "pformat", quick_pformat)

@@ -32,6 +32,7 @@ EXTENSIONS = (
     "server.daphne_ext.CloseCodes",
     "server.daphne_ext.FastSockets",
     "server.write_now.WriteNow",
+    "server.daphne_ext.LazyDebugLogs",
 )
 
 

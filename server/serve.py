@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from daphne.endpoints import build_endpoint_description_strings
 from django.conf import settings
 
 # Daphne has no "off" for its connect timeout (0 would refuse every socket still connecting): a year is off.
@@ -20,15 +21,18 @@ NO_CONNECT_TIMEOUT = 365 * 24 * 3600
 
 
 def daphne_argv(
-    port: int, host: str = "127.0.0.1", proxy_headers: bool = False, access_log: bool = True
+    port: int, host: str = "127.0.0.1", proxy_headers: bool = False, access_log: bool = True,
+    backlog: int | None = None,
 ) -> list[str]:
     limit = str(settings.WS_MAX_MESSAGE_BYTES)
+    [endpoint] = build_endpoint_description_strings(host=host, port=port)  # Daphne's -b/-p, as an endpoint
     return [
         "daphne",
         # Verbosity 1 (Daphne's default) writes its access log to standard output; 0 writes none.
         "-v", "1" if access_log else "0",
-        "-b", host,
-        "-p", str(port),
+        # Twisted listens with a backlog of 50: a class connecting at once overflows it, and each dropped
+        # connection attempt waits a second for the client to try again (docs/benchmark.md).
+        "-e", f"{endpoint}:backlog={backlog or settings.LISTEN_BACKLOG}",
         "--websocket-max-message-size", limit,
         "--websocket-max-frame-size", limit,
         # A socket's handshake must complete within the request deadline (Daphne's default: 5 s).

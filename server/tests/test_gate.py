@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pprint
 import re
 import secrets
 import time
@@ -17,6 +18,8 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+from autobahn import util as autobahn_util
+from autobahn.twisted import websocket as autobahn_twisted_websocket
 from autobahn.websocket import protocol as autobahn_protocol
 from daphne import cli as daphne_cli
 from daphne import http_protocol, utils, ws_protocol
@@ -44,7 +47,7 @@ from tests.support import (
     start,
 )
 
-ALL = ["request limits", "close codes", "fast sockets", "write-now"]
+ALL = ["request limits", "close codes", "fast sockets", "write-now", "lazy debug logs"]
 WARNING = "Server extensions not installed"
 
 
@@ -73,6 +76,9 @@ def assert_nothing_patched() -> None:
     assert daphne_server.HTTPFactory is http_protocol.HTTPFactory
     assert http_protocol.parse_x_forwarded_for is utils.parse_x_forwarded_for
     assert ws_protocol.parse_x_forwarded_for is utils.parse_x_forwarded_for
+    assert autobahn_protocol.hltype is autobahn_twisted_websocket.hltype is autobahn_util.hltype
+    assert autobahn_protocol.hlval is autobahn_twisted_websocket.hlval is autobahn_util.hlval
+    assert autobahn_protocol.pformat is pprint.pformat
     assert len(gate._patches) == 0
 
 
@@ -109,11 +115,11 @@ def test_reset_restores_the_packages():
 @pytest.mark.parametrize(
     ("package", "installed", "still_installed"),
     [
-        ("daphne", "4.3.0", []),  # every extension is Daphne's
+        ("daphne", "4.3.0", ["lazy debug logs"]),  # every other extension is Daphne's
         # A patch release: the public parts still fit, what reads internals does not.
         ("autobahn", "26.11.2", ["request limits", "close codes"]),
-        ("twisted", "26.10.1", ["request limits", "close codes", "fast sockets"]),
-        ("twisted", "27.1.0", ["close codes", "fast sockets"]),
+        ("twisted", "26.10.1", ["request limits", "close codes", "fast sockets", "lazy debug logs"]),
+        ("twisted", "27.1.0", ["close codes", "fast sockets", "lazy debug logs"]),
     ],
 )
 def test_a_version_not_written_for_leaves_its_extensions_out_with_one_warning(
@@ -124,8 +130,9 @@ def test_a_version_not_written_for_leaves_its_extensions_out_with_one_warning(
     assert WriteNow.on is False
     if "fast sockets" not in still_installed:
         assert daphne_cli.CommandLineInterface.server_class is daphne_server.Server
-    if not still_installed:
-        assert_nothing_patched()
+    if not {"request limits", "close codes"} & set(still_installed):
+        assert_plain_websockets()
+        assert daphne_server.HTTPFactory is http_protocol.HTTPFactory
     [warning] = gate_warnings(caplog)
     assert f"{package} {installed} (written for " in warning
     for name in set(ALL) - set(still_installed):
@@ -134,7 +141,7 @@ def test_a_version_not_written_for_leaves_its_extensions_out_with_one_warning(
 
 def test_a_missing_private_attribute_leaves_its_extension_out_with_one_warning(monkeypatch, caplog):
     monkeypatch.delattr(abstract.FileDescriptor, "_writeDisconnected")  # write-now reads it
-    assert gate.install(fast_path=True) == ["request limits", "close codes", "fast sockets"]
+    assert gate.install(fast_path=True) == ["request limits", "close codes", "fast sockets", "lazy debug logs"]
     assert WriteNow.on is False  # the fast protocol sends through Twisted
     [warning] = gate_warnings(caplog)
     assert "write-now: missing twisted.internet.tcp.Connection()._writeDisconnected" in warning
@@ -142,7 +149,7 @@ def test_a_missing_private_attribute_leaves_its_extension_out_with_one_warning(m
 
 def test_a_missing_attribute_of_the_contract_protocol_leaves_the_sockets_plain(monkeypatch, caplog):
     monkeypatch.delattr(autobahn_protocol.WebSocketProtocol, "sendCloseFrame")
-    assert gate.install(fast_path=True) == ["request limits"]
+    assert gate.install(fast_path=True) == ["request limits", "lazy debug logs"]
     assert_plain_websockets()
     [warning] = gate_warnings(caplog)
     assert "close codes: missing" in warning and "sendCloseFrame" in warning
@@ -157,7 +164,8 @@ def test_live_fast_path_0_keeps_the_contract_and_leaves_the_fast_path_out(settin
     assert daphne_server.HTTPFactory is DeadlineHTTPFactory
     assert WriteNow.on is False
     assert gate_warnings(caplog) == [f"{WARNING}, running on Daphne's plain paths for them — "
-                                     "fast sockets: LIVE_FAST_PATH=0; write-now: LIVE_FAST_PATH=0"]
+                                     "fast sockets: LIVE_FAST_PATH=0; write-now: LIVE_FAST_PATH=0; "
+                                     "lazy debug logs: LIVE_FAST_PATH=0"]
 
 
 class HalfWay(gate.Extension):
@@ -175,6 +183,22 @@ def test_an_extension_that_fails_half_way_is_rolled_back(caplog):
     assert_nothing_patched()
     [warning] = gate_warnings(caplog)
     assert "half way: the second step did not fit" in warning and "server.no_such_module.Extension" in warning
+
+
+def test_autobahn_s_debug_log_arguments_are_made_only_when_formatted_and_read_the_same(monkeypatch):
+    assert "lazy debug logs" in gate.install(fast_path=True)
+    made: list[Any] = []
+    monkeypatch.setattr(autobahn_util, "hl", lambda text, **style: made.append(text) or f"<{text}>")
+    for module in (autobahn_protocol, autobahn_twisted_websocket):
+        func, value = module.hltype(test_reset_restores_the_packages), module.hlval(42)
+        assert made == []  # nothing styled until the message is formatted
+        assert f"{func} {value}" == (
+            f"{autobahn_util.hltype(test_reset_restores_the_packages)} {autobahn_util.hlval(42)}")
+        assert str(value) == autobahn_util.hlval(42) and repr(value) == repr(autobahn_util.hlval(42))
+        assert made
+        made.clear()
+    for value in ([], [("a", 1)], {"b": 2, "a": [1] * 40}, (), "text"):
+        assert autobahn_protocol.pformat(value) == pprint.pformat(value)
 
 
 # --- the deadline, through Twisted's public hooks ----------------------------------------------------------------

@@ -1,13 +1,21 @@
 """The Daphne command line that `make run` and the wire tests share."""
 
+import os
+import select
+import signal
+import socket
+
+import pytest
+
 from server.serve import daphne_argv
+from tests.support import own_wire_server
 
 
 def test_daphne_serves_the_asgi_app_on_the_port_with_the_64_kib_frame_limit():
     argv = daphne_argv(4000, "0.0.0.0")
     assert argv[0] == "daphne" and argv[-1] == "attendance_site.asgi:application"
-    assert argv[argv.index("-p") + 1] == "4000"
-    assert argv[argv.index("-b") + 1] == "0.0.0.0"
+    # Daphne's -b/-p as an endpoint, with a listen backlog a class connecting at once does not overflow.
+    assert argv[argv.index("-e") + 1] == "tcp:port=4000:interface=0.0.0.0:backlog=1024"
     assert argv[argv.index("--websocket-max-message-size") + 1] == str(64 * 1024)
     assert argv[argv.index("--websocket-max-frame-size") + 1] == str(64 * 1024)
     # docs/production.md limits: a handshake not completed within 10 s is closed (the request itself: daphne_limits).
@@ -22,3 +30,42 @@ def test_proxy_headers_only_when_asked():
 
 def test_the_access_log_only_when_asked():
     assert daphne_argv(3000, access_log=False)[daphne_argv(3000).index("-v") + 1] == "0"
+
+
+def test_an_ipv6_address_and_another_backlog():
+    argv = daphne_argv(3000, "::1", backlog=64)
+    assert argv[argv.index("-e") + 1] == r"tcp:port=3000:interface=\:\:1:backlog=64"
+
+
+@pytest.mark.wire
+@pytest.mark.parametrize("backlog", [None, 50])
+def test_a_class_connecting_at_once_is_queued_by_the_kernel_until_the_server_accepts(tmp_path, backlog):
+    """200 connections opened while the server cannot accept (stopped): all are queued and completed at once by
+    the kernel, then served. With Twisted's backlog of 50 the rest wait a second for the client to try again."""
+    env = {} if backlog is None else {"LISTEN_BACKLOG": str(backlog)}
+    with own_wire_server(tmp_path, env) as server:
+        sockets = [socket.socket() for _ in range(200)]
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            for sock in sockets:
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", server.port))
+            # Well within the client's first retry (1 s): those the kernel queued are connected, the others not.
+            _, writable, _ = select.select([], sockets, [], 0.5)
+            connected = [sock for sock in writable if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0]
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        try:
+            if backlog is not None:
+                assert len(connected) < 60  # the test can tell (Linux queues backlog + 1)
+                return
+            assert len(connected) == 200
+            for sock in sockets:
+                sock.setblocking(True)
+                sock.settimeout(10)
+                sock.sendall(b"GET /nothing-here HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answers = [sock.recv(64) for sock in sockets]
+            assert all(answer.startswith(b"HTTP/1.1 404") for answer in answers), set(answers)
+        finally:
+            for sock in sockets:
+                sock.close()

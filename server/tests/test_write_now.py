@@ -362,3 +362,28 @@ def test_the_handshake_leftovers_are_dropped_once_open_and_the_path_is_kept() ->
     for name in FastWebSocketProtocol.HANDSHAKE_LEFTOVERS:
         assert not getattr(protocol, name), name
     assert (protocol.request.headers, protocol.request.params, protocol.request.path) == ({}, {}, "/ws")
+
+
+def test_a_prepared_frame_is_counted_and_logged_as_autobahn_does_and_queues_behind_what_it_holds(link, fast_path):
+    protocol = open_protocol(link)
+    socket_, frame = DirectSocket(protocol), DirectSocket.prepare("hi")
+    logged: list[bytes] = []
+    protocol.logOctets = True
+    protocol.logTxOctets = lambda data, framed: logged.append(data)  # type: ignore[method-assign]
+    before = protocol.trafficStats.outgoingOctetsWireLevel
+    assert socket_.send_prepared(frame) is True
+    assert link.read_all() == b"\x81\x02hi" and logged == [b"\x81\x02hi"]
+    assert protocol.trafficStats.outgoingOctetsWireLevel == before + 4
+    protocol._trigger = lambda: None  # type: ignore[method-assign]
+    protocol.sendData(b"queued", sync=True)  # Autobahn holds a synced write: the frame goes behind it
+    assert socket_.send_prepared(frame) is True
+    assert list(protocol.send_queue) == [(b"queued", True), (b"\x81\x02hi", False)] and link.read_all() == b""
+
+
+def test_a_prepared_frame_on_a_compressed_socket_is_sent_as_autobahn_sends_it(link, fast_path):
+    protocol = open_protocol(link)
+    sent: list[tuple[bytes, bool]] = []
+    protocol._perMessageCompress = object()  # (this server negotiates none; a socket that had would compress)
+    protocol.sendMessage = lambda payload, binary: sent.append((payload, binary))  # type: ignore[method-assign]
+    assert DirectSocket(protocol).send_prepared(DirectSocket.prepare("hi")) is True
+    assert sent == [(b"hi", False)] and link.read_all() == b""
