@@ -27,10 +27,16 @@ class PerLoop(Generic[T]):
         self._factory = factory
         self._values: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        # The last value `get` returned, with its loop (weakly): production asks from one loop, every connect
+        # several times, and a weak dictionary's lookup under the lock was ~3 % of a connect's CPU.
+        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], T] | None = None
 
     def get(self) -> T:
         """The running loop's value, made now if it has none."""
         loop = asyncio.get_running_loop()
+        last = self._last  # (one read: another thread may replace it meanwhile, with its own loop's)
+        if last is not None and last[0]() is loop:
+            return last[1]
         with self._lock:
             value = self._values.get(loop)
             if value is None:
@@ -38,6 +44,7 @@ class PerLoop(Generic[T]):
                     raise LookupError("this PerLoop has no factory: set() its value first")
                 value = self._factory()
                 self._store(loop, value)
+            self._last = (weakref.ref(loop), value)
             return value
 
     def peek(self) -> T | None:
@@ -50,12 +57,14 @@ class PerLoop(Generic[T]):
         """Make `value` the running loop's value."""
         loop = asyncio.get_running_loop()
         with self._lock:
+            self._last = None
             self._store(loop, value)
 
     def pop(self) -> T | None:
         """Forget the running loop's value and return it (None if it had none)."""
         loop = asyncio.get_running_loop()
         with self._lock:
+            self._last = None
             return self._values.pop(loop, None)
 
     def __len__(self) -> int:

@@ -8,6 +8,7 @@ the handler. Domain errors become ERROR events here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import secrets
@@ -187,6 +188,16 @@ class MeteredReceive:
             self.ready.append(message)
 
 
+# A socket's id, unique among every process's sockets (broadcasts name the one to skip across processes): this
+# process's random tag and a count, instead of a system call for random bytes at every connect.
+_PROCESS_TAG = secrets.token_hex(6)
+_member_numbers = itertools.count()
+
+
+def next_member_id() -> str:
+    return f"{_PROCESS_TAG}-{next(_member_numbers)}"
+
+
 class AttendanceConsumer(AsyncWebsocketConsumer):
     # No channel-layer channel per socket: group messages arrive through the process hub (live.hub).
     channel_layer_alias = None
@@ -196,7 +207,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.member_id = secrets.token_hex(8)
+        self.member_id = next_member_id()
         self.authenticated = False
         self.accepted = False
         self.closed = False

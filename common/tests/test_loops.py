@@ -33,8 +33,12 @@ async def test_peek_set_and_pop():
         values.get()
     values.set("a")
     assert (values.peek(), values.get()) == ("a", "a")
-    assert values.pop() == "a"
+    values.set("b")  # the value `get` last returned is not returned again after a set
+    assert values.get() == "b"
+    assert values.pop() == "b"
     assert (values.peek(), values.pop()) == (None, None)
+    with pytest.raises(LookupError):
+        values.get()  # nor after a pop
 
 
 def test_values_of_closed_loops_are_dropped_when_a_new_one_is_made():
