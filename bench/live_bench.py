@@ -14,8 +14,10 @@ and measures:
   process, before and after the rounds, over the number of deliveries).
 
 In the same run it starts the reference server (`bench/reference_server.py`, a minimal `websockets`
-broadcast server; with `--reference node`, the same in Node's `ws`: bench/reference-node/broadcast.js),
-connects as many sockets to it with the same client and measures the same broadcast,
+broadcast server; with `--reference node`, the same in Node's `ws`: bench/reference-node/broadcast.js, which on
+SQLite authenticates each socket as the spec's server does, its token verified and its user looked up in the
+project's database file; `--reference node-open` checks no token), connects as many sockets to it with the same
+client — the same users' tokens — and measures the same broadcast,
 alternating batches of rounds between the two (`--repeat`, default 3; the medians are reported), so that
 every figure comes with its ratio to the reference — numbers from one run on a shared machine compare
 only within that run.
@@ -67,16 +69,25 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def reference_server(kind: str = "python") -> ReferenceProcess:
+def reference_server(kind: str = "python", database: Path | None = None, jwt_secret: str = "") -> ReferenceProcess:
     """The reference in a process of its own: bench/reference_server.py (`websockets`), or with `node` the same
-    broadcast in Node's `ws` (bench/reference-node/broadcast.js, installed from its lock the first time)."""
-    if kind == "node":
+    broadcast in Node's `ws` (bench/reference-node/broadcast.js, installed from its lock the first time). Node's
+    authenticates each socket as the spec's server does (jsonwebtoken, a user lookup with better-sqlite3) when
+    given the project's SQLite `database`; `node-open`, or no database, accepts any."""
+    if kind in {"node", "node-open"}:
         from bench.http_bench import REFERENCE_DIR, install_reference
 
         install_reference()
-        return ReferenceProcess(["node", "broadcast.js"], cwd=REFERENCE_DIR,
-                                env={**os.environ, "NODE_ENV": "production"})
+        authenticated = [str(database)] if kind == "node" and database is not None else []
+        return ReferenceProcess(["node", "broadcast.js"], *authenticated, cwd=REFERENCE_DIR,
+                                env={**os.environ, "NODE_ENV": "production", "JWT_SECRET": jwt_secret})
     return ReferenceProcess([sys.executable, str(BENCH_DIR / "reference_server.py")])
+
+
+def sqlite_file(env: dict[str, str]) -> Path | None:
+    """The SQLite file a server's environment names (DATABASE_URL=sqlite:///...), if it is on SQLite."""
+    url = env.get("DATABASE_URL", "")
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") and "MONGODB_URI" not in env else None
 
 
 class Collector:
@@ -282,9 +293,10 @@ async def run(args: argparse.Namespace, servers: list[DaphneServer], reference: 
     student_sockets, connected = await connect_phase(ws_urls, students, pids, collector, n)
     stop_profiler(profiler)
     teacher_small, teacher_large = project_sockets
-    # The reference's sockets: no token, no database; the first one plays the teacher.
+    # The reference's sockets, with the same tokens (checked only by an authenticated reference); the first one
+    # plays the teacher.
     reference_sockets, reference_connected = await connect_phase(
-        [reference.ws_url], [{"id": f"ref{i}"} for i in range(n + 1)], reference_pids, collector, n + 1)
+        [reference.ws_url], [teachers[1], *students], reference_pids, collector, n + 1)
     # The load client holds 2N sockets: its own full collections would show up as latency of whichever
     # server is being measured (both, bimodally, at N = 5,000). Keep its long-lived objects out of them.
     gc.collect()
@@ -372,8 +384,9 @@ def report(results: dict[str, Any], previous: dict[str, Any] | None) -> None:
 def main() -> None:
     parser = argument_parser(__doc__, "N (the issue's sizes: 1000, 5000)")
     parser.add_argument("--rounds", type=int, default=30, help="broadcasts per batch")
-    parser.add_argument("--reference", choices=["python", "node"], default="python",
-                        help="the reference server: `websockets` (bench/reference_server.py) or Node's `ws`")
+    parser.add_argument("--reference", choices=["python", "node", "node-open"], default="python",
+                        help="the reference server: `websockets` (bench/reference_server.py), or Node's `ws` "
+                             "(node: its sockets authenticated on SQLite; node-open: never)")
     parser.add_argument("--processes", type=int, default=1, choices=[1, 2])
     parser.add_argument("--redis", action="store_true",
                         help="one process on the two-process stack (private Redis + PostgreSQL): the fair "
@@ -399,10 +412,14 @@ def main() -> None:
         for server in servers:
             server.start()
             stack.callback(server.stop)
-        reference = reference_server(args.reference)
+        database = sqlite_file({**env, **db_env})
+        reference = reference_server(args.reference, database, servers[0].jwt_secret)
         stack.callback(reference.stop)
         results = asyncio.run(run(args, servers, reference))
     results["reference_server"] = args.reference
+    if args.reference == "node":
+        results["reference_server"] += (" (authenticated: jsonwebtoken, a user lookup in better-sqlite3)" if database
+                                         else " (no token check: no SQLite file to look users up in)")
     results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     previous = json.loads(args.compare.read_text()) if args.compare else None
     report(results, previous)

@@ -144,6 +144,11 @@ class DaphneServer(LoopbackServer):
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def jwt_secret(self) -> str:
+        """The key its tokens are signed with (settings.JWT_SECRET: JWT_SECRET, else SECRET_KEY)."""
+        return self.env.get("JWT_SECRET") or self.env["SECRET_KEY"]
+
     def migrate(self) -> None:
         subprocess.run(
             [sys.executable, "-m", "server.prepare", "--only", "migrate"], cwd=ROOT, env=self.env, check=True,

@@ -8,13 +8,16 @@
 "use strict";
 
 const http = require("node:http");
+const { createSecretKey } = require("node:crypto");
 const express = require("express");
 const jwt = require("jsonwebtoken");
 const Database = require("better-sqlite3");
 const { WebSocketServer } = require("ws");
 
 const [port, file] = process.argv.slice(2);
-const secret = process.env.JWT_SECRET;
+// The key made once: given the secret as a string, jsonwebtoken 9 first tries it as a public key (an OpenSSL
+// error and a caught exception per call): 350 µs per verify here, against 16 µs with a KeyObject.
+const secret = createSecretKey(Buffer.from(process.env.JWT_SECRET));
 const db = new Database(file, { readonly: true, fileMustExist: true });
 db.pragma("busy_timeout = 20000");
 
