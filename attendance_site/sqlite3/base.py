@@ -54,11 +54,14 @@ STATEMENTS_REMEMBERED = 1024
 REMEMBERED_LENGTH = 4096
 
 
-@lru_cache(maxsize=STATEMENTS_REMEMBERED)
-def qmark_statement(query: str) -> str:
+def qmark(query: str) -> str:
     """Django's "format" style ("%s", "%%") as SQLite's "qmark" style, as Django's cursor rewrites it (5.2)."""
     rewritten: str = base.FORMAT_QMARK_REGEX.sub("?", query).replace("%%", "%")
     return rewritten
+
+
+# The statements a process runs are few and run again and again; a long one (a bulk insert) is not remembered.
+qmark_statement = lru_cache(maxsize=STATEMENTS_REMEMBERED)(qmark)
 
 
 class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
@@ -67,7 +70,7 @@ class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
 
     def convert_query(self, query: str, *, param_names: Any = None) -> Any:
         if param_names is None:
-            return qmark_statement(query) if len(query) <= REMEMBERED_LENGTH else qmark_statement.__wrapped__(query)
+            return qmark_statement(query) if len(query) <= REMEMBERED_LENGTH else qmark(query)
         return super().convert_query(query, param_names=param_names)  # type: ignore[misc]  # (not in the stubs)
 
 

@@ -218,6 +218,11 @@ def test_a_statement_is_rewritten_once_and_runs(database: ConnectionHandler) -> 
             cursor.execute("SELECT COUNT(*) FROM marks WHERE student LIKE '%%' || %s", ["n"])
             assert cursor.fetchone()[0] == {"ann": 1, "ben": 2}[student]
     assert qmark_statement.cache_info().hits == 2  # the second time round: both remembered
+    long_statement = "SELECT COUNT(*) FROM marks WHERE student IN (" + ", ".join(["%s"] * 1100) + ")"  # > 4 KiB
+    with wrapper.cursor() as cursor:
+        cursor.execute(long_statement, ["ann"] * 1100)
+        assert cursor.fetchone()[0] == 1
+    assert qmark_statement.cache_info().currsize == 2  # rewritten, not remembered
 
 
 def test_a_connection_is_kept_as_the_file_it_was_opened_on(database: ConnectionHandler, tmp_path: Path) -> None:
