@@ -14,7 +14,7 @@ hub, so that nothing outlives its loop). Every UPKEEP_SECONDS, with jitter so th
 A token's expiry needs no sweep: each socket closes itself when its token expires (live.consumers).
 
 And, in the production server only (server.serve turns it on), the objects of open sockets are kept
-out of the garbage collector's full passes, and the collector pauses while a burst of sockets connects
+out of the garbage collector's full passes, and none is made while a burst of sockets connects
 (`freeze_after_connects`).
 """
 
@@ -86,13 +86,15 @@ async def close_checkin_windows() -> int:
 # pause of several hundred ms (docs/benchmark.md). Once a burst of connects has settled, the survivors are
 # frozen (gc.freeze: out of every collection, freed by reference counting as usual); once half of the sockets
 # frozen have closed, everything is unfrozen, so that cycles left by closed sockets are collected again.
-# During the burst itself the collector is paused: the objects of the sockets connecting are the very ones a
-# full pass would walk again and again as they pile up (three full passes of 100-130 ms each in a burst of 2,000,
-# a third of its CPU: docs/benchmark.md). Paused for BURST_GC_PAUSE_SECONDS at most, so that a server whose
-# connects never stop for a second still collects its cycles.
+# During the burst itself no full pass is made: the objects of the sockets connecting are the very ones a full
+# pass would walk again and again as they pile up (three full passes of 100-130 ms each in a burst of 2,000, a
+# fifth of its CPU: docs/benchmark.md). The young generations are still collected, so a connect's short-lived
+# cycles (~57 objects each) are freed as they go. Deferred for BURST_GC_PAUSE_SECONDS at most, so that a server
+# whose connects never stop for a second still makes its full passes.
 
 FREEZE_QUIET_SECONDS = 1.0
 BURST_GC_PAUSE_SECONDS = 5.0
+NO_FULL_PASS = 1_000_000_000  # the oldest generation's threshold while deferred: young collections, never a full one
 
 
 class _Freezer:
@@ -100,13 +102,14 @@ class _Freezer:
     burst_started = 0.0
     last_connect = 0.0
     timer: asyncio.TimerHandle | None = None
-    paused_gc = False  # the collector was paused by us (one disabled by anyone else is left disabled)
+    # The thresholds before a burst, while its full passes are deferred (None: not deferred).
+    saved_thresholds: tuple[int, int, int] | None = None
     frozen_sockets = 0  # open sockets when last frozen (0: nothing of ours frozen)
 
 
 def freeze_after_connects(enabled: bool = True) -> None:
-    """Pause the collector during each burst of connects and freeze the objects of open sockets after it
-(server.serve)."""
+    """Defer the collector's full passes during each burst of connects and freeze the objects of open sockets
+    after it (server.serve)."""
     _Freezer.enabled = enabled
 
 
@@ -125,7 +128,7 @@ def _freeze_when_quiet(loop: asyncio.AbstractEventLoop) -> None:
     quiet_since = now - _Freezer.last_connect
     if quiet_since < FREEZE_QUIET_SECONDS:
         if now - _Freezer.burst_started >= BURST_GC_PAUSE_SECONDS:
-            _resume_gc()  # a long burst: collect as usual until it settles
+            _resume_gc()  # a long burst: full passes as usual until it settles
         _Freezer.timer = loop.call_later(FREEZE_QUIET_SECONDS - quiet_since, _freeze_when_quiet, loop)
         return
     _Freezer.timer = None
@@ -136,15 +139,17 @@ def _freeze_when_quiet(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def _pause_gc() -> None:
-    if gc.isenabled():
-        gc.disable()
-        _Freezer.paused_gc = True
+    """Defer full collections (the young generations go on)."""
+    if _Freezer.saved_thresholds is None:
+        young, middle, oldest = _Freezer.saved_thresholds = gc.get_threshold()
+        gc.set_threshold(young, middle, NO_FULL_PASS)
 
 
 def _resume_gc() -> None:
-    if _Freezer.paused_gc:
-        _Freezer.paused_gc = False
-        gc.enable()
+    """The thresholds as they were, unless someone else has set others since."""
+    saved, _Freezer.saved_thresholds = _Freezer.saved_thresholds, None
+    if saved is not None and gc.get_threshold() == (saved[0], saved[1], NO_FULL_PASS):
+        gc.set_threshold(*saved)
 
 
 def _unfreeze_if_mostly_closed() -> None:
