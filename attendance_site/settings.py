@@ -278,6 +278,8 @@ REQUEST_DEADLINE_SECONDS = _limit("REQUEST_DEADLINE_SECONDS", 10)
 # hundreds connects within a second, and a connection the queue drops waits a second before its client tries
 # again. The kernel caps it at net.core.somaxconn (4096 on recent Linux).
 LISTEN_BACKLOG = env.int("LISTEN_BACKLOG", default=1024)
+if LISTEN_BACKLOG < 1:
+    raise ImproperlyConfigured(f"LISTEN_BACKLOG must be 1 or more, not {LISTEN_BACKLOG}")
 # Behind a reverse proxy: the client is the last X-Forwarded-For hop (the one the proxy itself added).
 PROXY_HEADERS = env.bool("PROXY_HEADERS", default=False)
 # Daphne's access log: one line per request on standard output. Behind nginx, which logs every request itself

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import re
 import secrets
 import time
@@ -189,13 +190,22 @@ class MeteredReceive:
 
 
 # A socket's id, unique among every process's sockets (broadcasts name the one to skip across processes): this
-# process's random tag and a count, instead of a system call for random bytes at every connect.
-_PROCESS_TAG = secrets.token_hex(6)
+# process's random tag and a count, instead of a system call for random bytes at every connect. A process forked
+# from this one draws a tag of its own.
+_process_tag = secrets.token_hex(6)
 _member_numbers = itertools.count()
 
 
+def _new_process_tag() -> None:
+    global _process_tag, _member_numbers
+    _process_tag, _member_numbers = secrets.token_hex(6), itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_process_tag)
+
+
 def next_member_id() -> str:
-    return f"{_PROCESS_TAG}-{next(_member_numbers)}"
+    return f"{_process_tag}-{next(_member_numbers)}"
 
 
 class AttendanceConsumer(AsyncWebsocketConsumer):
@@ -232,9 +242,9 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
             self.forget()
 
     async def serve(self, scope: Any, receive: Callable[[], Awaitable[dict[str, Any]]], send: Any) -> None:
-        """Channels' AsyncConsumer.__call__ for a consumer without a channel layer: the same attributes, and
-        each message dispatched once received, one at a time. Channels' own looks the layer up in the settings
-        at every connect (a KeyError for no alias) and receives each message in a task of its own
+        """Channels' AsyncConsumer.__call__ (4.3, pinned) for a consumer without a channel layer: the same
+        attributes, and each message dispatched once received, one at a time. Channels' own looks the layer up in
+        the settings at every connect (a KeyError for no alias) and receives each message in a task of its own
         (await_many_dispatch, here over one source): together ~8 % of a connect's CPU (docs/benchmark.md)."""
         self.scope = scope
         self.channel_layer = None
@@ -242,6 +252,9 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         try:
             while True:
                 await self.dispatch(await receive())
+                # As fair as Channels' task per message: a socket whose frames are already waiting and handled
+                # without a pause still lets the other sockets (and broadcasts) go between two of them.
+                await asyncio.sleep(0)
         except StopConsumer:
             pass
 

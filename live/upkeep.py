@@ -89,8 +89,8 @@ async def close_checkin_windows() -> int:
 # During the burst itself no full pass is made: the objects of the sockets connecting are the very ones a full
 # pass would walk again and again as they pile up (three full passes of 100-130 ms each in a burst of 2,000, a
 # fifth of its CPU: docs/benchmark.md). The young generations are still collected, so a connect's short-lived
-# cycles (~57 objects each) are freed as they go. Deferred for BURST_GC_PAUSE_SECONDS at most, so that a server
-# whose connects never stop for a second still makes its full passes.
+# cycles (~57 objects each) are freed as they go. Deferred for about BURST_GC_PAUSE_SECONDS at most (checked
+# when the quiet timer fires), so that a server whose connects never stop for a second still makes full passes.
 
 FREEZE_QUIET_SECONDS = 1.0
 BURST_GC_PAUSE_SECONDS = 5.0
@@ -146,10 +146,12 @@ def _pause_gc() -> None:
 
 
 def _resume_gc() -> None:
-    """The thresholds as they were, unless someone else has set others since."""
+    """The oldest generation's threshold as it was, unless someone else has set another since (the young ones
+    are left as they are now)."""
     saved, _Freezer.saved_thresholds = _Freezer.saved_thresholds, None
-    if saved is not None and gc.get_threshold() == (saved[0], saved[1], NO_FULL_PASS):
-        gc.set_threshold(*saved)
+    young, middle, oldest = gc.get_threshold()
+    if saved is not None and oldest == NO_FULL_PASS:
+        gc.set_threshold(young, middle, saved[2])
 
 
 def _unfreeze_if_mostly_closed() -> None:

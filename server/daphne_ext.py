@@ -318,7 +318,7 @@ def lazy_log_helper(helper: Callable[[Any], str]) -> Callable[[Any], LazyLogText
 def quick_pformat(value: Any) -> str:
     """pprint.pformat, at once for the empty list the fast protocol's `_connectionMade` logs (its options
     are read from the factory, none copied: server.daphne_ext.FactoryOption); pformat builds a printer for it."""
-    if value == [] and type(value) is list:
+    if type(value) is list and not value:
         return "[]"
     return pformat(value)
 

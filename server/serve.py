@@ -32,7 +32,7 @@ def daphne_argv(
         "-v", "1" if access_log else "0",
         # Twisted listens with a backlog of 50: a class connecting at once overflows it, and each dropped
         # connection attempt waits a second for the client to try again (docs/benchmark.md).
-        "-e", f"{endpoint}:backlog={backlog or settings.LISTEN_BACKLOG}",
+        "-e", f"{endpoint}:backlog={settings.LISTEN_BACKLOG if backlog is None else backlog}",
         "--websocket-max-message-size", limit,
         "--websocket-max-frame-size", limit,
         # A socket's handshake must complete within the request deadline (Daphne's default: 5 s).

@@ -120,3 +120,8 @@ def test_limits_from_the_environment_and_django_redis_cache_with_a_prefix_of_the
 def test_a_negative_limit_is_refused_at_start_up():
     result = run_python(SETUP, SECRET_KEY="s" * 40, WS_MAX_SOCKETS_PER_USER="-1")
     assert result.returncode != 0 and "WS_MAX_SOCKETS_PER_USER must be 0 (off) or more" in result.stderr
+
+
+def test_a_listen_backlog_below_one_is_refused_at_start_up():
+    result = run_python(SETUP, SECRET_KEY="s" * 40, LISTEN_BACKLOG="0")
+    assert result.returncode != 0 and "LISTEN_BACKLOG must be 1 or more, not 0" in result.stderr

@@ -4,8 +4,8 @@
 //
 // Given the project's SQLite file (and JWT_SECRET), each socket is authenticated as the spec's server does it and
 // as bench/reference-node/server.js does: its `?token=` verified with jsonwebtoken and its user looked up with
-// better-sqlite3; a socket without a valid token gets the contract's ERROR and is closed. Without a file every
-// socket on /ws is accepted (`--reference node-open`: no token check, no database).
+// better-sqlite3; a socket without a valid token gets the contract's ERROR and is closed (4001, as in server.js).
+// Without a file every socket on /ws is accepted (`--reference node-open`: no token check, no database).
 //
 //     [JWT_SECRET=...] node bench/reference-node/broadcast.js PORT [DATABASE_FILE]
 "use strict";

@@ -76,6 +76,14 @@ async def test_thresholds_someone_else_set_meanwhile_are_left_as_they_are(freeze
     assert gc.get_threshold() == (1000, 20, 20)
 
 
+async def test_young_thresholds_set_meanwhile_are_kept_and_the_oldest_restored(freezer):
+    calls, _ = freezer
+    upkeep._note_connect(asyncio.get_running_loop())
+    gc.set_threshold(800, 10, upkeep.NO_FULL_PASS)  # gc.set_threshold(800) during the burst
+    await asyncio.sleep(0.8)
+    assert gc.get_threshold() == (800, 10, 10)
+
+
 async def test_off_unless_the_server_turns_it_on(freezer):
     calls, _ = freezer
     upkeep.freeze_after_connects(False)
