@@ -72,17 +72,12 @@ class DirectSocket:
         drops an ASGI send to a closed socket).
 
         A broadcast calls this once per recipient, so the common case — no compression negotiated, nothing
-        queued, writing now — is Autobahn's sendPreparedMessage and our sendData in one step, with the same
-        bookkeeping; any other case takes them as they are."""
+        queued, writing now — skips Autobahn's sendPreparedMessage and sendData for the write they would make
+        (FastWebSocketProtocol.send_now); any other case takes them as they are."""
         protocol = self._protocol
         if protocol.state != protocol.STATE_OPEN or protocol.muted:
             return False
-        data = frame.payloadHybi
-        if (protocol._perMessageCompress is None and WriteNow.on and not protocol.__dict__.get("_send_queue")
-                and write_now(protocol.transport, data)):
-            protocol.trafficStats.outgoingOctetsWireLevel += len(data)  # (the socket is open: checked above)
-            if protocol.logOctets:
-                protocol.logTxOctets(data, False)
+        if protocol._perMessageCompress is None and protocol.send_now(frame.payloadHybi):
             return True
         protocol.sendPreparedMessage(frame)
         return True
@@ -253,16 +248,22 @@ class FastWebSocketProtocol(AttendanceWebSocketProtocol):
         queue (sync writes, chopped writes, anything queued before) and every other case take Autobahn's path."""
         if sync or chopsize:
             self._queue_for_sending()
-        if sync or chopsize or self.send_queue or not WriteNow.on or not write_now(self.transport, data):
+        if sync or chopsize or not self.send_now(data):
             super().sendData(data, sync, chopsize)
-            return
-        # The bookkeeping of Autobahn's direct path.
+
+    def send_now(self, data: bytes) -> bool:
+        """Autobahn's direct write of `data`, now (server.write_now) and with its bookkeeping; False, having done
+        nothing, when anything is queued before it or write-now is not installed or cannot write on this
+        transport (the caller then takes Autobahn's path)."""
+        if self.__dict__.get("_send_queue") or not WriteNow.on or not write_now(self.transport, data):
+            return False
         if self.state == self.STATE_OPEN:
             self.trafficStats.outgoingOctetsWireLevel += len(data)
         elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
             self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
         if self.logOctets:
             self.logTxOctets(data, False)
+        return True
 
 
 for _option in getattr(WebSocketProtocol, "CONFIG_ATTRS", ()):
