@@ -102,8 +102,8 @@ class _Freezer:
     burst_started = 0.0
     last_connect = 0.0
     timer: asyncio.TimerHandle | None = None
-    # The thresholds before a burst, while its full passes are deferred (None: not deferred).
-    saved_thresholds: tuple[int, int, int] | None = None
+    # The oldest generation's threshold before a burst, while its full passes are deferred (None: not deferred).
+    saved_oldest: int | None = None
     frozen_sockets = 0  # open sockets when last frozen (0: nothing of ours frozen)
 
 
@@ -119,7 +119,7 @@ def _note_connect(loop: asyncio.AbstractEventLoop) -> None:
     _Freezer.last_connect = loop.time()
     if _Freezer.timer is None:  # a burst begins
         _Freezer.burst_started = _Freezer.last_connect
-        _pause_gc()
+        _defer_full_passes()
         _Freezer.timer = loop.call_later(FREEZE_QUIET_SECONDS, _freeze_when_quiet, loop)
 
 
@@ -128,30 +128,30 @@ def _freeze_when_quiet(loop: asyncio.AbstractEventLoop) -> None:
     quiet_since = now - _Freezer.last_connect
     if quiet_since < FREEZE_QUIET_SECONDS:
         if now - _Freezer.burst_started >= BURST_GC_PAUSE_SECONDS:
-            _resume_gc()  # a long burst: full passes as usual until it settles
+            _restore_full_passes()  # a long burst: full passes as usual until it settles
         _Freezer.timer = loop.call_later(FREEZE_QUIET_SECONDS - quiet_since, _freeze_when_quiet, loop)
         return
     _Freezer.timer = None
     gc.collect()  # one full pass now, at a quiet moment, so that no garbage is frozen with the sockets
     gc.freeze()
-    _resume_gc()
+    _restore_full_passes()
     _Freezer.frozen_sockets = len(open_sockets.user_of)
 
 
-def _pause_gc() -> None:
+def _defer_full_passes() -> None:
     """Defer full collections (the young generations go on)."""
-    if _Freezer.saved_thresholds is None:
-        young, middle, oldest = _Freezer.saved_thresholds = gc.get_threshold()
+    if _Freezer.saved_oldest is None:
+        young, middle, _Freezer.saved_oldest = gc.get_threshold()
         gc.set_threshold(young, middle, NO_FULL_PASS)
 
 
-def _resume_gc() -> None:
+def _restore_full_passes() -> None:
     """The oldest generation's threshold as it was, unless someone else has set another since (the young ones
     are left as they are now)."""
-    saved, _Freezer.saved_thresholds = _Freezer.saved_thresholds, None
+    saved, _Freezer.saved_oldest = _Freezer.saved_oldest, None
     young, middle, oldest = gc.get_threshold()
     if saved is not None and oldest == NO_FULL_PASS:
-        gc.set_threshold(young, middle, saved[2])
+        gc.set_threshold(young, middle, saved)
 
 
 def _unfreeze_if_mostly_closed() -> None:

@@ -29,7 +29,7 @@ def freezer(monkeypatch):
     monkeypatch.setattr(upkeep, "FREEZE_QUIET_SECONDS", 0.5)  # far above the burst's gaps, even on a loaded machine
     monkeypatch.setattr(upkeep._Freezer, "timer", None)
     monkeypatch.setattr(upkeep._Freezer, "frozen_sockets", 0)
-    monkeypatch.setattr(upkeep._Freezer, "saved_thresholds", None)
+    monkeypatch.setattr(upkeep._Freezer, "saved_oldest", None)
     monkeypatch.setattr(upkeep._Freezer, "enabled", True)
     return calls, slots
 
