@@ -117,10 +117,16 @@ def install_reference() -> None:
                    cwd=REFERENCE_DIR, check=True)
 
 
-def reference_server(database: Path, jwt_secret: str) -> ReferenceProcess:
-    """bench/reference-node/server.js in a process of its own, on the project's database file."""
-    return ReferenceProcess(["node", "server.js"], str(database), cwd=REFERENCE_DIR,
+def node_reference(script: str, *args: str, jwt_secret: str = "") -> ReferenceProcess:
+    """One of bench/reference-node's servers in a process of its own (installed from its lock the first time)."""
+    install_reference()
+    return ReferenceProcess(["node", script], *args, cwd=REFERENCE_DIR,
                             env={**os.environ, "JWT_SECRET": jwt_secret, "NODE_ENV": "production"})
+
+
+def reference_server(database: Path, jwt_secret: str) -> ReferenceProcess:
+    """bench/reference-node/server.js, on the project's database file."""
+    return node_reference("server.js", str(database), jwt_secret=jwt_secret)
 
 
 @dataclass

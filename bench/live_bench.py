@@ -57,7 +57,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from bench.harness import ReferenceProcess, access_log_env, add_access_log_option, argument_parser, save
 from bench.stats import medians, percentile
-from tests.servers import DaphneServer, RedisServer, process_cpu_seconds, scratch_database
+from tests.servers import DaphneServer, RedisServer, backend_of, process_cpu_seconds, scratch_database
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -75,19 +75,18 @@ def reference_server(kind: str = "python", database: Path | None = None, jwt_sec
     authenticates each socket as the spec's server does (jsonwebtoken, a user lookup with better-sqlite3) when
     given the project's SQLite `database`; `node-open`, or no database, accepts any."""
     if kind in {"node", "node-open"}:
-        from bench.http_bench import REFERENCE_DIR, install_reference
+        from bench.http_bench import node_reference
 
-        install_reference()
         authenticated = [str(database)] if kind == "node" and database is not None else []
-        return ReferenceProcess(["node", "broadcast.js"], *authenticated, cwd=REFERENCE_DIR,
-                                env={**os.environ, "NODE_ENV": "production", "JWT_SECRET": jwt_secret})
+        return node_reference("broadcast.js", *authenticated, jwt_secret=jwt_secret)
     return ReferenceProcess([sys.executable, str(BENCH_DIR / "reference_server.py")])
 
 
 def sqlite_file(env: dict[str, str]) -> Path | None:
-    """The SQLite file a server's environment names (DATABASE_URL=sqlite:///...), if it is on SQLite."""
-    url = env.get("DATABASE_URL", "")
-    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") and "MONGODB_URI" not in env else None
+    """The SQLite file a scratch database's environment names (tests.servers.scratch_database), if on SQLite."""
+    if backend_of(env) != "sqlite":
+        return None
+    return Path(env["DATABASE_URL"].removeprefix("sqlite:///"))
 
 
 class Collector:
