@@ -28,6 +28,12 @@ the reference writes none.
     .venv/bin/python -m bench.http_bench --students 1000 --duration 5 --repeat 3
     .venv/bin/python -m bench.http_bench --quick                # a smoke run: a few requests, N = 20
     .venv/bin/python -m bench.http_bench --baseline /tmp/before  # before/after in one run
+    .venv/bin/python -m bench.http_bench --servers uvicorn,granian,floor  # is Daphne the floor?
+
+`--servers` also serves the project's HTTP application (attendance_site/asgi.py) under uvicorn (uvloop,
+httptools) and granian, and measures them on the routes beside the others (no lesson start: the sockets are
+Daphne's); `floor` is Daphne serving one fixed answer (bench/floor_app.py), measured on GET /auth/me: what the
+server alone costs before the application does anything.
 """
 
 from __future__ import annotations
@@ -48,11 +54,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from bench.harness import ReferenceProcess, access_log_env, add_access_log_option, argument_parser, save
 from bench.stats import medians, percentile
-from tests.servers import DaphneServer, process_cpu_seconds
+from tests.servers import ROOT, DaphneServer, LoopbackServer, free_port, process_cpu_seconds
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference-node"
 
@@ -135,6 +142,62 @@ class Target:
     port: int
     pid: int
     ws_url: str
+    http_only: bool = False  # another server for the API alone (--servers): no socket, so no lesson start
+    fixed: bool = False  # one fixed answer to every request (Daphne's floor): measured on GET /auth/me only
+
+
+# --- other servers for the same application (--servers) ------------------------------------------------
+
+# The project's HTTP application (attendance_site.asgi, as Daphne serves it) under another ASGI server, for
+# issue 27's question: is Daphne the floor? And `floor`: Daphne serving one fixed answer (bench/floor_app.py),
+# what Daphne alone costs per request. Each reads the same database as the project, with the same settings.
+OTHER_SERVERS: dict[str, list[str]] = {
+    "uvicorn": ["-m", "uvicorn", "attendance_site.asgi:application", "--port", "{port}", "--loop", "uvloop",
+                "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+    "granian": ["-m", "granian", "--interface", "asginl", "--port", "{port}", "--workers", "1", "--no-ws",
+                "--log-level", "warning",
+                "attendance_site.asgi:application"],
+    "floor": ["-m", "daphne", "-p", "{port}", "-v", "0", "bench.floor_app:application"],
+}
+
+
+class OtherServer(LoopbackServer):
+    """One of OTHER_SERVERS in a process of its own, with the project's environment."""
+
+    def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
+        self.name, self.port = name, free_port()
+        argv = [sys.executable, *(arg.format(port=self.port) for arg in OTHER_SERVERS[name])]
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.process.returncode}; see {log_path}")
+            try:
+                httpx.get(self.http_url + "/auth/me", timeout=1.0)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{name} did not start in time; see {log_path}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def target(self) -> Target:
+        return Target(self.name, self.port, self.serving_pid(), self.ws_url, http_only=True, fixed=self.name == "floor")
+
+    def serving_pid(self) -> int:
+        """The process whose CPU a request costs: the worker the server started, if it started one (granian's
+        main process only watches its worker), else the server's own."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return int(children[0]) if len(children) == 1 else pid
 
 
 # --- the load clients -------------------------------------------------------------------------------------
@@ -345,25 +408,27 @@ async def run(args: argparse.Namespace, targets: list[Target], seeded: dict[str,
                                           f"{os.getloadavg()[0]:.2f} at start)",
                                "client": "wrk" if args.client == "wrk" else "python", "students": args.students,
                                "connections": args.connections, "repeat": args.repeat}
-    results["differ"] = await same_answers(targets, seeded)
+    results["differ"] = await same_answers([t for t in targets if not t.fixed], seeded)
     script = None
     if args.client == "wrk":
         script = Path(tempfile.mkdtemp(prefix="http-bench-")) / "report.lua"
         script.write_text(WRK_SCRIPT)
     for label, (path, token) in routes(seeded).items():
-        # Warm both (first requests import and compile), then alternate batches.
-        for target in targets:
+        measured = [t for t in targets if not t.fixed or path == "/auth/me"]
+        # Warm each (first requests import and compile), then alternate batches.
+        for target in measured:
             await python_load(target.port, path, token, 4, 30, 40)
-        batches: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
+        batches: dict[str, list[dict[str, float]]] = {t.name: [] for t in measured}
         for _ in range(args.repeat):
-            for target in targets:
+            for target in measured:
                 batches[target.name].append(await measure_route(target, path, token, args, script))
         results[label] = {name: medians(b) for name, b in batches.items()}
     # Alternating too, each batch's order reversed from the last's: one lesson start per target was as noisy as
     # the difference between targets (the first to run met a cold page cache).
-    lessons: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+    sockets = [t for t in targets if not t.http_only]
+    lessons: dict[str, list[dict[str, Any]]] = {t.name: [] for t in sockets}
     for batch in range(args.repeat):
-        for target in targets if batch % 2 == 0 else targets[::-1]:
+        for target in sockets if batch % 2 == 0 else sockets[::-1]:
             lessons[target.name].append(await lesson_start(target, seeded, args.concurrency))
     results[f"lesson start (N = {args.students})"] = {name: medians(runs) for name, runs in lessons.items()}
     return results
@@ -387,14 +452,19 @@ def report(results: dict[str, Any]) -> None:
         if not isinstance(figures, dict) or "project" not in figures:
             continue
         ours, theirs, before = figures["project"], figures["reference"], figures.get("baseline")
+        # The other servers (--servers), each with its ratio to the reference.
+        others = [name for name in figures if name not in ("project", "reference", "baseline")]
         print(f"\n{label}")
         print(f"  {'':12} {'project':>10} {'reference':>10} {'ratio':>8}"
-              + (f" {'baseline':>10} {'÷ baseline':>10}" if before else ""))
+              + (f" {'baseline':>10} {'÷ baseline':>10}" if before else "")
+              + "".join(f" {name:>10} {'ratio':>8}" for name in others))
         for key, title, fmt in columns:
             if key in ours:
                 line = f"  {title:12} {fmt(ours[key]):>10} {fmt(theirs[key]):>10} {ratio(ours[key], theirs[key]):>8}"
                 if before:
                     line += f" {fmt(before[key]):>10} {ratio(ours[key], before[key]):>10}"
+                for name in others:
+                    line += f" {fmt(figures[name][key]):>10} {ratio(figures[name][key], theirs[key]):>8}"
                 print(line)
 
 
@@ -408,8 +478,15 @@ def main() -> None:
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--quick", action="store_true", help="a smoke run: N = 20, a few requests per route")
     parser.add_argument("--baseline", type=Path, help="another checkout of this project, measured alongside")
+    parser.add_argument("--servers", type=lambda text: [name for name in text.split(",") if name],
+                        default=[], metavar="NAME,...",
+                        help=f"also measure the API under other servers, routes only: {', '.join(OTHER_SERVERS)} "
+                             "(floor: Daphne with one fixed answer, on GET /auth/me)")
     add_access_log_option(parser)
     args = parser.parse_args()
+    unknown = sorted(set(args.servers) - set(OTHER_SERVERS))
+    if unknown:
+        parser.error(f"--servers: no such server: {', '.join(unknown)} (choose from {', '.join(OTHER_SERVERS)})")
     if args.quick:
         args.students, args.repeat, args.connections, args.requests, args.client = 20, 1, 2, 10, "python"
         args.concurrency = 10
@@ -428,20 +505,24 @@ def main() -> None:
         code = f"import json; from bench.http_bench import seed; print(json.dumps(seed({args.students})))"
         seeded = json.loads(server.shell(code, timeout=300).strip().splitlines()[-1])
         servers = {"project": server.start()}
+        others: list[OtherServer] = []
         try:
             if args.baseline:
                 baseline = DaphneServer(env, log_path=Path(tmp) / "baseline.log", root=args.baseline)
                 servers["baseline"] = baseline.start()
+            for name in args.servers:
+                others.append(OtherServer(name, server.env, Path(tmp) / f"{name}.log"))
             reference = reference_server(database, secret)
             try:
                 targets = [Target(name, s.port, s.process.pid, s.ws_url) for name, s in servers.items()
                            if s.process is not None]
                 targets.insert(1, Target("reference", reference.port, reference.process.pid, reference.ws_url))
+                targets += [other.target() for other in others]
                 results = asyncio.run(run(args, targets, seeded))
             finally:
                 reference.stop()
         finally:
-            for running in servers.values():
+            for running in [*servers.values(), *others]:
                 running.stop()
     report(results)
     save(results, args.save)

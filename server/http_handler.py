@@ -15,16 +15,17 @@ notices it (the same `listen_for_disconnect` task). Streaming responses (static 
 Django sends them and closed after, as there. Should closing fail, the answer is sent all the same and the
 error raised after, as Django raises it after sending.
 
-Where the database is embedded (SQLite: a local file, no network, readers never wait in WAL mode), the
-operations declared `light` (common/api.py: a read of a few rows, nothing else) are served without any thread
-hop, on the event loop itself, as the spec's own stack serves every request (Express with better-sqlite3's
-synchronous calls). The hop to a thread and back — a cross-thread hand-off for the interpreter lock each way,
-with up to 32 request threads contending for it — cost more than the request itself: serving those routes on
-the loop gave 2.3–2.9× their requests per second (docs/benchmark.md, "HTTP"). Everything else keeps its
-thread: password hashing, writes and what they publish, exports, imports; and every route on PostgreSQL or
-MongoDB, where a query waits on the network and a database outage must not stop the loop. At most
-HTTP_THREADS requests are on threads at once; the others wait their turn: threads beyond the cores only
-contend for the interpreter lock (a report under 32 connections cost twice the CPU with four at once as with two).
+Where the database is embedded (SQLite: a local file, no network, readers never wait in WAL mode), the operations
+declared `light` (common/api.py: a read of a few rows, nothing else) are served without any thread hop, on the
+event loop itself, as the spec's own stack serves every request (Express with better-sqlite3's synchronous calls) —
+and with no task beside it listening for the client's disconnect: the request is served before anything else runs
+on the loop, so there is nothing to cancel. The hop to a thread and back — a cross-thread hand-off for the
+interpreter lock each way, with up to 32 request threads contending for it — cost more than the request itself:
+serving those routes on the loop gave 2.3–2.9× their requests per second (docs/benchmark.md, "HTTP"). Everything
+else keeps its thread: password hashing, writes and what they publish, exports, imports; and every route on
+PostgreSQL or MongoDB, where a query waits on the network and a database outage must not stop the loop. At most
+HTTP_THREADS requests are on threads at once; the others wait their turn: threads beyond the cores only contend for
+the interpreter lock (a report under 32 connections cost twice the CPU with four at once as with two).
 
 The API's own operations (common.api.route) pass through a shorter middleware chain (api_middleware): MIDDLEWARE
 without what only the admin, the console and the docs use (sessions, CSRF, login, messages, static files, the
@@ -98,13 +99,12 @@ class OneHopHandler(ASGIHandler):
         set_script_prefix(get_script_prefix(scope))
 
         served = Served()
+        if self.light_on_loop and self.is_light(scope["method"], scope["path"]):
+            await self.serve_on_loop(scope, body_file, served, send)
+            return
 
         async def process_request() -> None:
-            if self.light_on_loop and self.is_light(scope["method"], scope["path"]):
-                with event_loop_hidden():  # one synchronous call: nothing else runs on the loop meanwhile
-                    self.serve(scope, body_file, served)
-            else:
-                await self.on_a_thread(scope, body_file, served)
+            await self.on_a_thread(scope, body_file, served)
             assert served.response is not None
             try:
                 await self.send_response(served.response, send)
@@ -140,6 +140,26 @@ class OneHopHandler(ASGIHandler):
         if serving.cancelled() or not served.closed:
             await sync_to_async(self.finish, thread_sensitive=True)(served)
         body_file.close()
+
+    async def serve_on_loop(self, scope: dict[str, Any], body_file: Any, served: Served, send: Any) -> None:
+        """A light operation: served in one synchronous call on the loop, then sent. Nothing to race a
+        disconnect against (Django's listening task and the request's own: ~3 % of a light request): the
+        request is served before anything else runs, and a client that left meanwhile is noticed by the server
+        when the answer is sent to it."""
+        try:
+            with event_loop_hidden():  # one synchronous call: nothing else runs on the loop meanwhile
+                self.serve(scope, body_file, served)
+            assert served.response is not None
+            try:
+                await self.send_response(served.response, send)
+            finally:
+                if not served.closed:  # a streaming answer (none is light today): closed once sent, as Django does
+                    with event_loop_hidden():
+                        self.finish(served)
+            if served.close_error is not None:  # sent, then raised: what Django does when close() fails
+                raise served.close_error
+        finally:
+            body_file.close()
 
     def is_light(self, method: str, path: str) -> bool:
         """Is `method` on `path` an operation declared light (common.api.endpoint)?"""

@@ -161,11 +161,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             super()._close()  # type: ignore[misc]
             return
         try:
-            for cursor in list(self._cursors):
-                cursor.close()  # resets its statement, which ends the read transaction it held
-            self._cursors.clear()
-            if connection.in_transaction:
-                connection.rollback()
+            self._end_statements(connection)
             if self._constraints_off:  # what a new connection has, and a schema change may have left off
                 connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error:  # not a connection to hand on: closed, as Django would
@@ -173,3 +169,26 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return
         if not kept.keep(key, connection):
             super()._close()  # type: ignore[misc]
+
+    def _end_statements(self, connection: sqlite3.Connection) -> None:
+        """End what a request may have left open on `connection`: its cursors (a statement not read to its end
+        holds SQLite's read transaction, and with it the snapshot) and a transaction begun outside Django's."""
+        for cursor in list(self._cursors):
+            cursor.close()  # resets its statement, which ends the read transaction it held
+        self._cursors.clear()
+        if connection.in_transaction:
+            connection.rollback()
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        # At each request's start and end (request_started, request_finished). A file's connection stays open
+        # between requests (CONN_MAX_AGE=None, attendance_site/settings.py): what closing it would have ended
+        # is ended here, as _close does before keeping a connection, so the next request reads the database as
+        # it is now.
+        super().close_if_unusable_or_obsolete()
+        connection = self.connection
+        if connection is None or self.in_atomic_block or self.is_in_memory_db():
+            return
+        try:
+            self._end_statements(connection)
+        except sqlite3.Error:  # not a connection to go on with: closed, as Django would
+            self.close()

@@ -125,3 +125,18 @@ def test_a_negative_limit_is_refused_at_start_up():
 def test_a_listen_backlog_below_one_is_refused_at_start_up():
     result = run_python(SETUP, SECRET_KEY="s" * 40, LISTEN_BACKLOG="0")
     assert result.returncode != 0 and "LISTEN_BACKLOG must be 1 or more, not 0" in result.stderr
+
+
+
+def database_settings(url):
+    code = SETUP + "; from django.conf import settings as s; import json; print(json.dumps(s.DATABASES['default']))"
+    result = run_python(code, SECRET_KEY="s" * 40, DATABASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_sqlite_files_connections_stay_open_between_requests_and_postgresqls_are_pooled():
+    assert database_settings("sqlite:////tmp/attendance.sqlite3")["CONN_MAX_AGE"] is None
+    postgres = database_settings("postgres://user@127.0.0.1:5432/test")
+    assert postgres["CONN_MAX_AGE"] == 0
+    assert "pool" in postgres["OPTIONS"]

@@ -238,3 +238,60 @@ def test_a_connection_is_kept_as_the_file_it_was_opened_on(database: ConnectionH
     renamed.settings_dict["NAME"] = str(tmp_path / "renamed.sqlite3")
     assert raw(renamed) is not opened
     renamed.close()
+
+
+def between_requests(wrapper: Any) -> None:
+    """What Django does to every connection at a request's end and the next one's start (close_old_connections)."""
+    wrapper.close_if_unusable_or_obsolete()
+
+
+@pytest.fixture
+def kept_open(database: ConnectionHandler) -> Any:
+    """A connection kept open between requests, as settings.py keeps a database file's (CONN_MAX_AGE=None)."""
+    wrapper = fresh(database)
+    wrapper.settings_dict["CONN_MAX_AGE"] = None
+    return wrapper
+
+
+def test_a_connection_kept_between_requests_stays_open(kept_open: Any) -> None:
+    opened = raw(kept_open)
+    between_requests(kept_open)
+    assert kept_open.connection is opened
+    assert count(kept_open) == 0
+
+
+@pytest.mark.parametrize("ended", [True, False], ids=["between requests", "without it"])
+def test_between_requests_a_cursor_left_unread_is_ended(kept_open: Any, tmp_path: Path, ended: bool) -> None:
+    """The statement a request left unread would show every later request on that connection the database as
+    it was then; what a close ended is ended between requests (and without it, the old snapshot shows: the
+    check can fail)."""
+    with kept_open.cursor() as cursor:
+        cursor.executemany("INSERT INTO marks VALUES (%s)", [("ann",), ("ben",), ("cleo",)])
+    unread = kept_open.cursor()
+    unread.execute("SELECT student FROM marks")
+    unread.fetchone()
+    if ended:
+        between_requests(kept_open)
+    writer = sqlite3.connect(str(tmp_path / "kept.sqlite3"))
+    writer.execute("INSERT INTO marks VALUES ('dan')")
+    writer.commit()
+    writer.close()
+    assert count(kept_open) == (4 if ended else 3)
+
+
+def test_between_requests_a_transaction_begun_outside_django_is_rolled_back(kept_open: Any) -> None:
+    opened = raw(kept_open)
+    opened.execute("BEGIN")
+    opened.execute("INSERT INTO marks VALUES ('ann')")
+    between_requests(kept_open)
+    assert kept_open.connection is opened
+    assert not opened.in_transaction
+    assert count(kept_open) == 0
+
+
+def test_a_connection_left_out_of_autocommit_is_still_closed_between_requests(kept_open: Any) -> None:
+    opened = raw(kept_open)
+    kept_open.set_autocommit(False)
+    between_requests(kept_open)
+    assert kept_open.connection is None
+    assert kept.take(kept_open._kept_key) is opened  # handed on clean, as any closed connection

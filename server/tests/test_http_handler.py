@@ -77,6 +77,21 @@ def count_hops(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return hops
 
 
+def count_tasks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Tasks the handler starts (asyncio.create_task of its own coroutines, not the test client's) from now on:
+    [count]."""
+    tasks = [0]
+    create_task = asyncio.create_task
+
+    def counted(coro: Any, *args: Any, **kwargs: Any) -> Any:
+        if "Handler." in coro.__qualname__ and not coro.__qualname__.endswith(".__call__"):  # (the client's)
+            tasks[0] += 1
+        return create_task(coro, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_task", counted)
+    return tasks
+
+
 def test_the_application_serves_http_through_one_hop() -> None:
     assert type(http_application()) is OneHopHandler
 
@@ -288,11 +303,12 @@ async def test_a_light_operation_is_served_on_the_loop_without_a_thread(
     request_signals: Signals, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     student = await asyncio.to_thread(make_user, "student", name="Ann")
-    hops = count_hops(monkeypatch)
+    hops, tasks = count_hops(monkeypatch), count_tasks(monkeypatch)
     response = await get("/auth/me", auth(student), light_on_loop=True).get_response()
     assert response["status"] == 200
     assert b'"name":"Ann"' in response["body"]
     assert hops == [0]
+    assert tasks == [0]  # nor a task listening for a disconnect beside it: nothing runs before it is served
     loop_thread = threading.current_thread().name
     assert request_signals.sent == [("started", loop_thread), ("finished", loop_thread)]
     asyncio.get_running_loop()  # the loop is there again for what follows
@@ -309,11 +325,12 @@ async def test_on_the_loop_a_deactivated_user_is_refused_at_once(monkeypatch: py
 
 async def test_other_operations_keep_their_thread(monkeypatch: pytest.MonkeyPatch, request_signals: Signals) -> None:
     teacher = await asyncio.to_thread(make_user, "teacher")
-    hops = count_hops(monkeypatch)
+    hops, tasks = count_hops(monkeypatch), count_tasks(monkeypatch)
     for route in ("/students", "/nope"):
         response = await get(route, auth(teacher), light_on_loop=True).get_response()
         assert response["status"] in (200, 404)
     assert hops == [2]
+    assert tasks == [4]  # each served beside the task that notices its client leave, as Django serves it
     assert threading.current_thread().name not in {thread for _, thread in request_signals.sent}
 
 
