@@ -97,9 +97,13 @@ class PreparedQuery:
         adapt = connection.ops.adapt_datetimefield_value
         for position, value in zip(compiled.positions, flat_values, strict=True):
             params[position] = adapt(value) if position in compiled.datetimes else value
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows: list[Any] = cursor.fetchall()
+        # A backend's own lean read where it has one (attendance_site/sqlite3: no cursor wrappers), else a cursor.
+        fetch_all = getattr(connection, "fetch_all", None)
+        rows: list[Any] | None = fetch_all(compiled.sql, params) if fetch_all is not None else None
+        if rows is None:
+            with connection.cursor() as cursor:
+                cursor.execute(compiled.sql, params)
+                rows = cursor.fetchall()
         if compiled.converters:
             rows = [_convert(row, compiled.converters, connection) for row in rows]
         return [row[0] for row in rows] if compiled.flat else [tuple(row) for row in rows]

@@ -91,6 +91,17 @@ class OneHopHandler(ASGIHandler):
         # Requests on threads at once (HTTP_THREADS), per event loop (an asyncio semaphore belongs to one).
         self.threads = PerLoop(lambda: asyncio.Semaphore(settings.HTTP_THREADS))
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.serves_on_loop(scope):  # no thread for anything to be sensitive to (ASGIHandler's context)
+            await self.handle(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    def serves_on_loop(self, scope: dict[str, Any]) -> bool:
+        """Is this request served on the event loop, without a thread (a light operation, where the database
+        is embedded)? Also asked by KeptThreads (server/http_threads.py), which then lends it none."""
+        return self.light_on_loop and scope["type"] == "http" and self.is_light(scope["method"], scope["path"])
+
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
             body_file = await self.read_body(receive)
@@ -99,7 +110,7 @@ class OneHopHandler(ASGIHandler):
         set_script_prefix(get_script_prefix(scope))
 
         served = Served()
-        if self.light_on_loop and self.is_light(scope["method"], scope["path"]):
+        if self.serves_on_loop(scope):
             await self.serve_on_loop(scope, body_file, served, send)
             return
 

@@ -63,15 +63,21 @@ class RequestThread(ThreadPoolExecutor):
 
 
 class KeptThreads:
-    """An ASGI application: `app`, each call in a ThreadSensitiveContext whose thread outlives the call."""
+    """An ASGI application: `app`, each call in a ThreadSensitiveContext whose thread outlives the call — but
+    for a call `app.serves_on_loop(scope)` says needs no thread (server/http_handler.py): that one calls `app`
+    as it is."""
 
     def __init__(self, app: ASGIApp, keep_idle: int = KEEP_IDLE) -> None:
         self.app = app
         self.keep_idle = keep_idle
         # Appended from worker threads (when_idle), popped on the event loop: a deque's ends are thread-safe.
         self.idle: deque[RequestThread] = deque()
+        self.serves_on_loop: Callable[[Scope], bool] = getattr(app, "serves_on_loop", lambda scope: False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.serves_on_loop(scope):  # a thread lent and handed back unused, and its context: ~3 % of the call
+            await self.app(scope, receive, send)
+            return
         try:
             executor = self.idle.pop()
         except IndexError:

@@ -64,13 +64,18 @@ def qmark(query: str) -> str:
 qmark_statement = lru_cache(maxsize=STATEMENTS_REMEMBERED)(qmark)
 
 
+def as_qmark(query: str) -> str:
+    """`query` in SQLite's style: remembered, unless it is long."""
+    return qmark_statement(query) if len(query) <= REMEMBERED_LENGTH else qmark(query)
+
+
 class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
     """Django's SQLite cursor, each statement rewritten once (qmark_statement). Django's hook (5.2): were it
     renamed, this would simply not be called, and Django would rewrite every statement as before."""
 
     def convert_query(self, query: str, *, param_names: Any = None) -> Any:
         if param_names is None:
-            return qmark_statement(query) if len(query) <= REMEMBERED_LENGTH else qmark(query)
+            return as_qmark(query)
         return super().convert_query(query, param_names=param_names)  # type: ignore[misc]  # (not in the stubs)
 
 
@@ -137,6 +142,22 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 return connection
         opened: sqlite3.Connection = super().get_new_connection(conn_params)
         return opened
+
+    def fetch_all(self, sql: str, params: list[Any]) -> list[Any] | None:
+        """The rows of one read (in Django's "format" style, as a compiled query is), straight on SQLite's
+        connection: Django's cursor and its wrappers cost more than a light request's lookup itself
+        (common/prepared.py). None, and nothing run, when something watches this connection's queries (the query
+        log: DEBUG, assertNumQueries; an execute wrapper): the caller then runs it through a cursor, seen as
+        every query is. The same checks as a cursor's: not on a running event loop, not on another thread's
+        connection, not in a transaction already broken; and the same errors (Django's, errors_occurred set)."""
+        if self.queries_logged or self.execute_wrappers:
+            return None
+        self.ensure_connection()
+        self.validate_thread_sharing()
+        self.validate_no_broken_transaction()
+        with self.wrap_database_errors:
+            rows: list[Any] = self.connection.execute(as_qmark(sql), params).fetchall()
+        return rows
 
     def _kept_as(self) -> str:
         """The database file and the options its connections are opened with: two aliases of one file with

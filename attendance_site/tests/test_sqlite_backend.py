@@ -295,3 +295,49 @@ def test_a_connection_left_out_of_autocommit_is_still_closed_between_requests(ke
     between_requests(kept_open)
     assert kept_open.connection is None
     assert kept.take(kept_open._kept_key) is opened  # handed on clean, as any closed connection
+
+
+def test_a_read_straight_on_the_connection_gives_the_rows_a_cursor_gives(database: ConnectionHandler) -> None:
+    wrapper = fresh(database)
+    with wrapper.cursor() as cursor:
+        cursor.executemany("INSERT INTO marks VALUES (%s)", [("ann",), ("ben",), ("100%",)])
+        cursor.execute("SELECT student FROM marks WHERE student <> %s AND student NOT LIKE '1%%' ORDER BY 1", ["ben"])
+        through_a_cursor = cursor.fetchall()
+    query = "SELECT student FROM marks WHERE student <> %s AND student NOT LIKE '1%%' ORDER BY 1"
+    assert wrapper.fetch_all(query, ["ben"]) == through_a_cursor == [("ann",)]
+
+
+def test_a_read_watched_by_the_query_log_or_a_wrapper_is_left_to_a_cursor(database: ConnectionHandler) -> None:
+    """assertNumQueries, DEBUG's query log and execute wrappers see every query: fetch_all declines, runs
+    nothing, and the caller's cursor runs it where they see it."""
+    wrapper = fresh(database)
+    seen: list[str] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with wrapper.execute_wrapper(watch):
+        assert wrapper.fetch_all("SELECT 1", []) is None
+    wrapper.force_debug_cursor = True
+    assert wrapper.fetch_all("SELECT 1", []) is None
+    wrapper.force_debug_cursor = False
+    assert wrapper.fetch_all("SELECT 1", []) == [(1,)]
+    assert seen == [] and wrapper.queries_log == type(wrapper.queries_log)()
+
+
+def test_a_read_straight_on_the_connection_fails_as_a_cursor_fails(database: ConnectionHandler) -> None:
+    from django.db import OperationalError
+
+    wrapper = fresh(database)
+    with pytest.raises(OperationalError):
+        wrapper.fetch_all("SELECT nope FROM marks", [])
+    assert wrapper.errors_occurred  # checked (is_usable) before the connection is used again
+
+
+async def test_a_read_straight_on_the_connection_is_refused_on_a_running_loop(database: ConnectionHandler) -> None:
+    from django.core.exceptions import SynchronousOnlyOperation
+
+    wrapper = fresh(database)
+    with pytest.raises(SynchronousOnlyOperation):
+        wrapper.fetch_all("SELECT 1", [])

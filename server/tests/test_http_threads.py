@@ -6,7 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 
 from server.http_threads import KeptThreads, RequestThread
 
@@ -95,3 +95,27 @@ def test_a_thread_is_handed_on_only_once_its_work_has_run() -> None:
     assert handed_on.wait(5)
     thread.when_idle(lambda: None)  # nothing pending: called at once
     thread.shutdown()
+
+
+class OnLoop:
+    """An app that serves some requests on the loop (as OneHopHandler serves light ones): it says which."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def serves_on_loop(self, scope: Any) -> bool:
+        return bool(scope.get("light"))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.calls.append((scope["path"], SyncToAsync.thread_sensitive_context.get(None)))
+
+
+async def test_a_request_served_on_the_loop_is_lent_no_thread() -> None:
+    app = OnLoop()
+    kept = KeptThreads(app)
+    await kept({"type": "http", "path": "/light", "light": True}, None, None)
+    assert app.calls == [("/light", None)]  # no context, so asgiref has no thread for it either
+    await settle(kept, 0)  # none made, none kept
+    await kept({"type": "http", "path": "/heavy"}, None, None)
+    assert app.calls[1][0] == "/heavy" and app.calls[1][1] is not None
+    await settle(kept, 1)
