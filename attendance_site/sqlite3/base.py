@@ -194,9 +194,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _end_statements(self, connection: sqlite3.Connection) -> None:
         """End what a request may have left open on `connection`: its cursors (a statement not read to its end
         holds SQLite's read transaction, and with it the snapshot) and a transaction begun outside Django's."""
-        for cursor in list(self._cursors):
-            cursor.close()  # resets its statement, which ends the read transaction it held
-        self._cursors.clear()
+        if self._cursors:  # (at every request's start and end: most have none left)
+            for cursor in list(self._cursors):
+                cursor.close()  # resets its statement, which ends the read transaction it held
+            self._cursors.clear()
         if connection.in_transaction:
             connection.rollback()
 

@@ -22,7 +22,13 @@ from twisted.internet import main, tcp
 from twisted.internet.testing import StringTransport
 
 from server import gate
-from server.daphne_ext import SOCKET_EXTENSION, AttendanceServer, DirectSocket, FastWebSocketProtocol
+from server.daphne_ext import (
+    SOCKET_EXTENSION,
+    ApplicationQueue,
+    AttendanceServer,
+    DirectSocket,
+    FastWebSocketProtocol,
+)
 from server.write_now import WriteNow, can_write_now, write_now
 
 
@@ -309,13 +315,15 @@ async def test_our_daphne_gives_each_websocket_scope_a_direct_socket_and_http_no
     server = AttendanceServer(application=application, endpoints=["tcp:port=0:interface=127.0.0.1"])  # not started
     server.connections = {}  # what Server.run() would set up
     websocket, http = FastWebSocketProtocol(), object()
+    queues = []
     for protocol, kind in ((websocket, "websocket"), (http, "http")):
         server.connections[protocol] = {}
-        server.create_application(protocol, {"type": kind})
+        queues.append(server.create_application(protocol, {"type": kind}))
         await server.connections[protocol]["application_instance"]
     direct = scopes[0]["extensions"][SOCKET_EXTENSION]
     assert isinstance(direct, DirectSocket) and direct._protocol is websocket
     assert "extensions" not in scopes[1]
+    assert [type(queue) for queue in queues] == [ApplicationQueue, ApplicationQueue]  # the lighter queue for both
 
 
 def test_protocol_options_are_read_from_the_factory_not_copied_into_each_connection() -> None:
