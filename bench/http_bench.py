@@ -166,7 +166,9 @@ class OtherServer(LoopbackServer):
 
     def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
         self.name, self.port = name, free_port()
-        argv = [sys.executable, *(arg.format(port=self.port) for arg in OTHER_SERVERS[name])]
+        # Each with the production server's collector settings (bench/tuned.py), as the project is served.
+        module, *args = OTHER_SERVERS[name][1:]  # (each is "-m module ...")
+        argv = [sys.executable, "-m", "bench.tuned", module, *(arg.format(port=self.port) for arg in args)]
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30

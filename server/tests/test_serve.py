@@ -1,5 +1,6 @@
-"""The Daphne command line that `make run` and the wire tests share."""
+"""The Daphne command line that `make run` and the wire tests share, and the production server's collector."""
 
+import gc
 import os
 import select
 import signal
@@ -8,6 +9,7 @@ import time
 
 import pytest
 
+from server import serve
 from server.serve import daphne_argv
 from tests.support import own_wire_server
 
@@ -86,3 +88,16 @@ def test_a_class_connecting_at_once_is_queued_by_the_kernel_until_the_server_acc
         finally:
             for sock in sockets:
                 sock.close()
+
+
+def test_the_production_collector_freezes_start_up_and_collects_the_young_less_often():
+    before = gc.get_threshold()
+    try:
+        gc.unfreeze()
+        serve.tune_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (serve.YOUNG_GENERATION_THRESHOLD, *before[1:])
+        assert serve.YOUNG_GENERATION_THRESHOLD > before[0]
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
