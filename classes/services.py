@@ -42,12 +42,15 @@ _taught = PreparedQuery(
         Class.objects.filter(teacher_id=teacher_id).order_by("-id").values_list("id", "class_name", "teacher_id")
     ),
 )
+# COUNT(*), not COUNT(id): the same number (an id is never null), counted from the class index alone on SQL — the
+# id is a string key, not in that index, so COUNT(id) read every enrolment's row too (GET /classes: a class of
+# 1,000 is 1,000 rows).
 _sizes = PreparedQuery(
     Enrollment,
     lambda class_ids: Enrollment.objects.filter(klass_id__in=class_ids)
     .order_by()
     .values("klass_id")
-    .annotate(n=Count("id"))
+    .annotate(n=Count("*"))
     .values_list("klass_id", "n"),
 )
 # The joined columns under flat names: see live.history.session_records for why.

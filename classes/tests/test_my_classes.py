@@ -71,3 +71,24 @@ def test_query_count_does_not_grow_with_classes_or_students(client, role):
     data = assert_ok(client.get("/classes", headers=auth(caller)))
     assert len(data) == 20 and data[0]["studentCount"] == 30
     assert count_queries(lambda: client.get("/classes", headers=auth(caller))) == one
+
+
+@pytest.mark.django_db
+def test_class_sizes_are_counted_from_the_class_index_alone_on_sqlite():
+    """COUNT(*) over the class index, without reading each enrolment's row (its string id is not in the index)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from classes.services import class_sizes
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's query plan")
+    teacher = make_user("teacher")
+    klass = make_class(teacher, make_users("student", 3))
+    with CaptureQueriesContext(connection) as queries:
+        assert class_sizes([str(klass.id)]) == {str(klass.id): 3}
+    [sql] = [query["sql"] for query in queries]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + sql)
+        plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "COVERING INDEX" in plan, plan
