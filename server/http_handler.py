@@ -158,13 +158,15 @@ class OneHopHandler(ASGIHandler):
         request is served before anything else runs, and a client that left meanwhile is noticed by the server
         when the answer is sent to it."""
         try:
-            with event_loop_hidden():  # one synchronous call: nothing else runs on the loop meanwhile
-                self.serve(scope, body_file, served)
-            assert served.response is not None
             try:
+                with event_loop_hidden():  # one synchronous call: nothing else runs on the loop meanwhile
+                    self.serve(scope, body_file, served)
+                assert served.response is not None
                 await self.send_response(served.response, send)
             finally:
-                if not served.closed:  # a streaming answer (none is light today): closed once sent, as Django does
+                # request_finished once, whichever way the request ended: a streaming answer (none is light today)
+                # is closed once sent, as Django does; a call that raised before its answer gets it all the same.
+                if not served.closed:
                     with event_loop_hidden():
                         self.finish(served)
             if served.close_error is not None:  # sent, then raised: what Django does when close() fails

@@ -314,6 +314,22 @@ async def test_a_light_operation_is_served_on_the_loop_without_a_thread(
     asyncio.get_running_loop()  # the loop is there again for what follows
 
 
+async def test_on_the_loop_a_call_that_raises_still_gets_request_finished_once(request_signals: Signals) -> None:
+    student = await asyncio.to_thread(make_user, "student")
+
+    def failing(**_: Any) -> None:
+        raise RuntimeError("a request_started receiver failed")
+
+    signals.request_started.connect(failing)
+    try:
+        with pytest.raises(RuntimeError, match="receiver failed"):
+            await get("/auth/me", auth(student), light_on_loop=True).get_response()
+    finally:
+        signals.request_started.disconnect(failing)
+    loop_thread = threading.current_thread().name
+    assert request_signals.sent == [("started", loop_thread), ("finished", loop_thread)]
+
+
 async def test_on_the_loop_a_deactivated_user_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     student = await asyncio.to_thread(make_user, "student")
     assert (await get("/auth/me", auth(student), light_on_loop=True).get_response())["status"] == 200
