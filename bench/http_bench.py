@@ -54,12 +54,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from bench.harness import ReferenceProcess, access_log_env, add_access_log_option, argument_parser, save
 from bench.stats import medians, percentile
-from tests.servers import ROOT, DaphneServer, LoopbackServer, free_port, process_cpu_seconds
+from tests.servers import (
+    ROOT,
+    DaphneServer,
+    LoopbackServer,
+    free_port,
+    process_cpu_seconds,
+    stop_process,
+    wait_until_answering,
+)
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference-node"
 
@@ -171,25 +178,10 @@ class OtherServer(LoopbackServer):
         argv = [sys.executable, "-m", "bench.tuned", module, *(arg.format(port=self.port) for arg in args)]
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {self.process.returncode}; see {log_path}")
-            try:
-                httpx.get(self.http_url + "/auth/me", timeout=1.0)
-                return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{name} did not start in time; see {log_path}")
+        wait_until_answering(self.process, self.http_url, 30, name, log_path)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        stop_process(self.process)
 
     def target(self) -> Target:
         return Target(self.name, self.port, self.serving_pid(), self.ws_url, http_only=True, fixed=self.name == "floor")

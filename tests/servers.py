@@ -108,6 +108,34 @@ def process_cpu_seconds(*pids: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def wait_until_answering(process: subprocess.Popen[bytes], http_url: str, timeout: float, what: str,
+                         log_path: Path | None) -> None:
+    """Return once the server `process` answers HTTP at `http_url` (any status); raise if it exits first, or,
+    stopping it, if it does not answer within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}; see {log_path}")
+        try:
+            httpx.get(http_url + "/auth/me", timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    stop_process(process)
+    raise RuntimeError(f"{what} did not start in time; see {log_path}")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
 class LoopbackServer:
     """A server on 127.0.0.1:`port`: its HTTP and WebSocket addresses (the project's and the benchmarks'
     reference servers alike)."""
@@ -170,17 +198,8 @@ class DaphneServer(LoopbackServer):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server.serve"], cwd=self.root, env=self.env, stdout=log, stderr=log
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                httpx.get(self.http_url + "/auth/me", timeout=1.0)
-                return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("server did not start in time")
+        wait_until_answering(self.process, self.http_url, timeout, "server", self.log_path)
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no shutdown work at all, as in a crash."""
@@ -189,12 +208,8 @@ class DaphneServer(LoopbackServer):
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process:
+            stop_process(self.process)
 
 
 class PrivateProcess:
