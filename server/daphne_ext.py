@@ -153,7 +153,7 @@ class ApplicationQueue:
 
 class AttendanceServer(daphne_server.Server):
     """Daphne's server, giving every connection an ApplicationQueue and each of our fast WebSockets a
-    DirectSocket."""
+    DirectSocket, and letting go of a connection as soon as it has ended."""
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
         # Daphne's create_application (4.2), with a lighter input queue — for an HTTP request too, where
@@ -168,10 +168,38 @@ class AttendanceServer(daphne_server.Server):
         )
         if protocol not in self.connections:
             return None
-        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
-            application_instance, loop=asyncio.get_event_loop()
-        )
+        instance = asyncio.ensure_future(application_instance, loop=asyncio.get_event_loop())
+        self.connections[protocol]["application_instance"] = instance
+        instance.add_done_callback(lambda _: self.forget_if_ended(protocol))
         return input_queue
+
+    def protocol_disconnected(self, protocol: Any) -> None:
+        super().protocol_disconnected(protocol)
+        self.forget_if_ended(protocol)
+
+    def forget_if_ended(self, protocol: Any) -> None:
+        """A connection gone whose application has finished: what Daphne's application_checker does with it
+        (its error logged, the entry dropped), now rather than at the checker's next turn. Daphne keeps every
+        HTTP request's protocol, request and application for up to a second — a few thousand under load, each
+        visited again by that checker and by the timeout checker, and kept alive for the collector to trace
+        (docs/benchmark.md, "HTTP: Daphne's one-second memory"). An application still running, or a connection
+        still open, is left to the checkers as before (their close timeout, their error answer)."""
+        details = self.connections.get(protocol)
+        if details is None or "disconnected" not in details:
+            return
+        instance = details.get("application_instance")
+        if instance is None or not instance.done():
+            return
+        del self.connections[protocol]
+        if instance.cancelled():
+            return
+        exception = instance.exception()
+        if exception is None:
+            return
+        if isinstance(exception, KeyboardInterrupt):  # as the checker: the protocol asks the server to exit
+            self.stop()
+        else:
+            daphne_server.logger.error("Exception inside application: %s", exception, exc_info=exception)
 
 
 class FactoryOption:

@@ -42,8 +42,10 @@ the server extensions do (server/gate.py); `LIVE_FAST_PATH=0` also chooses Djang
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import django
@@ -51,12 +53,13 @@ from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.conf import settings
 from django.core import signals
+from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed, RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.exception import convert_exception_to_response
-from django.http import FileResponse, HttpResponseBase
-from django.urls import Resolver404, get_resolver, set_script_prefix
+from django.http import FileResponse, HttpRequest, HttpResponseBase
+from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
 
 from common.loops import PerLoop
@@ -70,6 +73,7 @@ RELIES_ON = ("read_body", "create_request", "send_response", "listen_for_disconn
 # What ListedMiddlewareHandler sets up as BaseHandler.load_middleware does: the view's call, wrapped by the chain,
 # and the chain and hooks that BaseHandler.get_response and _get_response read.
 RELIES_ON_BASE = (
+    "resolve_request",
     "_get_response",
     "_middleware_chain",
     "_view_middleware",
@@ -83,13 +87,17 @@ class OneHopHandler(ASGIHandler):
     def __init__(self, light_on_loop: bool | None = None) -> None:
         BaseHandler.__init__(self)
         self.load_middleware(is_async=False)
-        self.api = ListedMiddlewareHandler(api_middleware())
+        # path → how the API's operation at that path resolves (None for any other path); paths carry ids, so
+        # the memory is bounded. Each path is resolved once, not on every request (~5 % of GET /auth/me).
+        self.api_match = functools.lru_cache(maxsize=4096)(api_match)
+        self.api = ListedMiddlewareHandler(api_middleware(), resolve=self.api_match)
         # Light operations on the event loop: where the database is embedded, unless told.
         self.light_on_loop = embedded_database() if light_on_loop is None else light_on_loop
-        # path → its API operations by method, None for any other path; paths carry ids, so the memory is bounded.
-        self.operations = functools.lru_cache(maxsize=4096)(api_operations)
         # Requests on threads at once (HTTP_THREADS), per event loop (an asyncio semaphore belongs to one).
         self.threads = PerLoop(lambda: asyncio.Semaphore(settings.HTTP_THREADS))
+        # The context light requests run in, per event loop: kept from one to the next, as a WSGI thread keeps
+        # its thread-locals (see serve_on_loop).
+        self.light_context = PerLoop(light_context)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if self.serves_on_loop(scope):  # no thread for anything to be sensitive to (ASGIHandler's context)
@@ -156,11 +164,19 @@ class OneHopHandler(ASGIHandler):
         """A light operation: served in one synchronous call on the loop, then sent. Nothing to race a
         disconnect against (Django's listening task and the request's own: ~3 % of a light request): the
         request is served before anything else runs, and a client that left meanwhile is noticed by the server
-        when the answer is sent to it."""
+        when the answer is sent to it.
+
+        Its synchronous part runs in one context kept for the loop's light requests, not in the request task's
+        own: what Django keeps in asgiref Locals that are not thread-critical (the caches, the URLconf) lives in
+        context variables, which each task would start afresh, and Django then made every request's cache
+        handles anew and raised and caught an AttributeError per cache alias to find it had none to close
+        (~3 % of GET /auth/me). Kept, they live from one request to the next as in a WSGI thread, for which
+        Django is written: its request signals reset what is per request (queries, the URLconf)."""
+        context = self.light_context.get()
         try:
             try:
                 with event_loop_hidden():  # one synchronous call: nothing else runs on the loop meanwhile
-                    self.serve(scope, body_file, served)
+                    context.run(self.serve, scope, body_file, served)
                 assert served.response is not None
                 await self.send_response(served.response, send)
             finally:
@@ -168,11 +184,18 @@ class OneHopHandler(ASGIHandler):
                 # is closed once sent, as Django does; a call that raised before its answer gets it all the same.
                 if not served.closed:
                     with event_loop_hidden():
-                        self.finish(served)
+                        context.run(self.finish, served)
             if served.close_error is not None:  # sent, then raised: what Django does when close() fails
                 raise served.close_error
         finally:
             body_file.close()
+
+    def operations(self, path: str) -> dict[str, Any] | None:
+        """The API operations of `path` by method (common.api.route); None for anything else (the admin, static
+        files, pages, an unknown path)."""
+        match = self.api_match(path)
+        operations: dict[str, Any] | None = None if match is None else getattr(match.func, "operations", None)
+        return operations
 
     def is_light(self, method: str, path: str) -> bool:
         """Is `method` on `path` an operation declared light (common.api.endpoint)?"""
@@ -244,8 +267,9 @@ class ListedMiddlewareHandler(BaseHandler):
     loads MIDDLEWARE (which it reads from the settings alone): the same adaptation of async middleware and
     hooks, the same hooks in the same order."""
 
-    def __init__(self, middleware: list[str]) -> None:
+    def __init__(self, middleware: list[str], resolve: Callable[[str], ResolverMatch | None] | None = None) -> None:
         super().__init__()
+        self.resolve = resolve
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
@@ -279,6 +303,28 @@ class ListedMiddlewareHandler(BaseHandler):
             handler_is_async = middleware_is_async
         self._middleware_chain = self.adapt_method_mode(False, handler, handler_is_async)
 
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        """Django's resolve_request, answered by `resolve` (a path's match, kept) where it can be: the request
+        names no URLconf of its own, and no view middleware is given the match's arguments (which could change
+        them). A kept match is shared by the requests to its path; Django and the views only read it."""
+        match = None
+        if self.resolve is not None and not hasattr(request, "urlconf") and not self._view_middleware:
+            match = self.resolve(request.path_info)
+        if match is None:
+            return super().resolve_request(request)
+        request.resolver_match = match
+        return match
+
+
+def light_context() -> contextvars.Context:
+    """A context for an event loop's light requests (OneHopHandler.serve_on_loop): a copy of the current one,
+    with Django's cache handles made in it once. The request_finished signal closes the handles a context has
+    (`caches.close_all`); finding none, it raises and catches an AttributeError per cache alias, every request.
+    (The caches' close() does nothing here: local memory, and Django's Redis client keeps its pool.)"""
+    context = contextvars.copy_context()
+    context.run(caches.all)
+    return context
+
 
 def api_middleware() -> list[str]:
     """The API's operations' chain: MIDDLEWARE as it is now, without PAGE_ONLY_MIDDLEWARE (attendance_site/settings.py
@@ -286,15 +332,14 @@ def api_middleware() -> list[str]:
     return [name for name in settings.MIDDLEWARE if name not in settings.PAGE_ONLY_MIDDLEWARE]
 
 
-def api_operations(path: str) -> dict[str, Any] | None:
-    """The API operations of `path` by method (common.api.route), resolved as Django will resolve it; None for
-    anything else (the admin, static files, pages, an unknown path)."""
+def api_match(path: str) -> ResolverMatch | None:
+    """How `path` resolves, as Django resolves it, when it is an API route (common.api.route: its view has
+    `operations`); None for anything else (the admin, static files, pages, an unknown path)."""
     try:
         match = get_resolver().resolve(path)
     except Resolver404:
         return None
-    operations: dict[str, Any] | None = getattr(match.func, "operations", None)
-    return operations
+    return match if hasattr(match.func, "operations") else None
 
 
 def http_application() -> ASGIHandler:

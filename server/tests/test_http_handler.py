@@ -18,11 +18,13 @@ import pytest
 from asgiref.sync import SyncToAsync
 from channels.testing import HttpCommunicator
 from django.core import signals
+from django.core.cache import caches
 from django.core.exceptions import SynchronousOnlyOperation
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
-from django.urls import include, path
+from django.test import RequestFactory
+from django.urls import URLResolver, get_resolver, include, path
 
 from accounts.models import User
 from server import http_handler
@@ -337,6 +339,78 @@ async def test_on_the_loop_a_deactivated_user_is_refused_at_once(monkeypatch: py
     response = await get("/auth/me", auth(student), light_on_loop=True).get_response()
     assert response["status"] == 401
     assert response["body"].startswith(b'{"success":false')
+
+
+def send_to(handler: OneHopHandler, path: str, headers: dict[str, str]) -> HttpCommunicator:
+    """A GET of `path` to a given handler (get() makes one per request)."""
+    encoded = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    return HttpCommunicator(handler, "GET", path, headers=[(b"host", b"localhost"), *encoded])
+
+
+async def test_light_requests_run_in_one_kept_context_as_in_a_wsgi_thread() -> None:
+    """What Django keeps in asgiref Locals that are not thread-critical (its cache handles) lives in context
+    variables: each light request's synchronous part runs in the loop's one kept context, so they are made once
+    and found by the next request (and by request_finished's close), not made again per request."""
+    student = await asyncio.to_thread(make_user, "student")
+    handler = OneHopHandler(light_on_loop=True)
+    seen: list[tuple[Any, bool]] = []
+
+    def note(**_: Any) -> None:  # a request_started receiver: in the request's synchronous part
+        seen.append((caches["default"], hasattr(caches._connections, "default")))
+
+    signals.request_started.connect(note)
+    try:
+        for _ in range(3):
+            assert (await send_to(handler, "/auth/me", auth(student)).get_response())["status"] == 200
+    finally:
+        signals.request_started.disconnect(note)
+    assert [made for _, made in seen] == [True, True, True]  # made with the context, before the first request
+    assert seen[0][0] is seen[1][0] is seen[2][0]
+    assert seen[0][0] is not caches["default"]  # the test's own context (the request task's) was not touched
+
+
+async def test_an_api_path_is_resolved_once_not_on_every_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    student = await asyncio.to_thread(make_user, "student")
+    resolved: list[str] = []
+    resolve = URLResolver.resolve
+
+    def counted(self: URLResolver, path: str) -> Any:
+        if self is get_resolver():  # the root's (it resolves through the included ones)
+            resolved.append(path)
+        return resolve(self, path)
+
+    monkeypatch.setattr(URLResolver, "resolve", counted)
+    for light_on_loop in (True, False):
+        handler = OneHopHandler(light_on_loop=light_on_loop)
+        resolved.clear()
+        for _ in range(3):
+            assert (await send_to(handler, "/auth/me", auth(student)).get_response())["status"] == 200
+        assert resolved == ["/auth/me"]
+
+
+def test_the_kept_match_is_the_one_django_makes_and_is_set_on_the_request() -> None:
+    handler = OneHopHandler()
+    request = RequestFactory().get("/class/abc/report")
+    match = handler.api.resolve_request(request)
+    django_match = get_resolver().resolve("/class/abc/report")
+    assert request.resolver_match is match
+    assert (match.func, match.args, match.kwargs, match.url_name, match.route) == (
+        django_match.func, django_match.args, django_match.kwargs, django_match.url_name, django_match.route)
+    assert handler.api.resolve_request(RequestFactory().get("/class/abc/report")) is match
+
+
+def test_a_request_with_its_own_urlconf_or_view_middleware_is_resolved_by_django(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handler = OneHopHandler()
+    kept = handler.api.resolve_request(RequestFactory().get("/auth/me"))
+    own = RequestFactory().get("/auth/me")
+    own.urlconf = "attendance_site.urls"
+    assert handler.api.resolve_request(own) is not kept
+    assert own.resolver_match.func is kept.func
+    # A view middleware is given the match's arguments, and could change them: each request gets its own.
+    monkeypatch.setattr(handler.api, "_view_middleware", [lambda *args: None])
+    assert handler.api.resolve_request(RequestFactory().get("/auth/me")) is not kept
 
 
 async def test_other_operations_keep_their_thread(monkeypatch: pytest.MonkeyPatch, request_signals: Signals) -> None:
