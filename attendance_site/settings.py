@@ -173,9 +173,9 @@ else:
         )
         # A thread's connection stays open between requests (the event loop's, serving light reads, and each
         # kept request thread's: server/http_threads.py): opening and closing it per request was ~6 % of
-        # GET /auth/me (docs/benchmark.md, "HTTP"). What a close would end — statements left unread, a
-        # transaction left open — is ended at each request's start and end (attendance_site/sqlite3), and
-        # Django still closes one left out of autocommit or broken.
+        # GET /auth/me (docs/benchmark.md, "HTTP: the last of Django's per-request costs"). What a close would
+        # end — statements left unread, a transaction left open — is ended at each request's start and end
+        # (attendance_site/sqlite3), and Django still closes one left out of autocommit or broken.
         DATABASES["default"]["CONN_MAX_AGE"] = None
     elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Under ASGI each request may run on a thread of its own, so persistent connections
