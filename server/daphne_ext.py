@@ -174,32 +174,28 @@ class AttendanceServer(daphne_server.Server):
         return input_queue
 
     def protocol_disconnected(self, protocol: Any) -> None:
+        if protocol not in self.connections:  # told again after it was forgotten (a WebSocket's reject, then close)
+            return
         super().protocol_disconnected(protocol)
         self.forget_if_ended(protocol)
 
     def forget_if_ended(self, protocol: Any) -> None:
-        """A connection gone whose application has finished: what Daphne's application_checker does with it
-        (its error logged, the entry dropped), now rather than at the checker's next turn. Daphne keeps every
-        HTTP request's protocol, request and application for up to a second — a few thousand under load, each
-        visited again by that checker and by the timeout checker, and kept alive for the collector to trace
-        (docs/benchmark.md, "HTTP: Daphne's one-second memory"). An application still running, or a connection
-        still open, is left to the checkers as before (their close timeout, their error answer)."""
+        """A connection gone whose application has finished without an error: dropped now, as Daphne's
+        application_checker would drop it at its next turn. Daphne keeps every HTTP request's protocol, request
+        and application for up to a second — a few thousand under load, each visited again by that checker and
+        by the timeout checker, and kept alive for the collector to trace (docs/benchmark.md, "HTTP: Daphne's
+        one-second memory"). Everything else is left to the checkers as before: an application still running
+        (their close timeout), a connection still open, and an application that raised (its error logged, and
+        answered with a 500 while its client is there — during which the connection is told it is gone, and the
+        checker goes on with its entry)."""
         details = self.connections.get(protocol)
         if details is None or "disconnected" not in details:
             return
         instance = details.get("application_instance")
         if instance is None or not instance.done():
             return
-        del self.connections[protocol]
-        if instance.cancelled():
-            return
-        exception = instance.exception()
-        if exception is None:
-            return
-        if isinstance(exception, KeyboardInterrupt):  # as the checker: the protocol asks the server to exit
-            self.stop()
-        else:
-            daphne_server.logger.error("Exception inside application: %s", exception, exc_info=exception)
+        if instance.cancelled() or instance.exception() is None:
+            del self.connections[protocol]
 
 
 class FactoryOption:
@@ -388,7 +384,8 @@ class FastSockets(Extension):
     @classmethod
     def missing(cls) -> list[str]:
         missing = missing_attributes(daphne_cli.CommandLineInterface, ["server_class"])
-        missing += missing_attributes(daphne_server.Server, ["create_application", "handle_reply"])
+        missing += missing_attributes(daphne_server.Server, [
+            "create_application", "handle_reply", "protocol_disconnected", "application_checker"])
         server = daphne_server.Server(application=None, endpoints=["tcp:port=0"])  # not started
         missing += missing_attributes(server, ["application"], "daphne.server.Server()")
         missing += missing_attributes(WebSocketProtocol, [

@@ -89,7 +89,7 @@ class OneHopHandler(ASGIHandler):
         self.load_middleware(is_async=False)
         # path → how the API's operation at that path resolves (None for any other path); paths carry ids, so
         # the memory is bounded. Each path is resolved once, not on every request (~5 % of GET /auth/me).
-        self.api_match = functools.lru_cache(maxsize=4096)(api_match)
+        self.api_matches = functools.lru_cache(maxsize=4096)(api_match)
         self.api = ListedMiddlewareHandler(api_middleware(), resolve=self.api_match)
         # Light operations on the event loop: where the database is embedded, unless told.
         self.light_on_loop = embedded_database() if light_on_loop is None else light_on_loop
@@ -115,8 +115,6 @@ class OneHopHandler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
-        set_script_prefix(get_script_prefix(scope))
-
         served = Served()
         if self.serves_on_loop(scope):
             await self.serve_on_loop(scope, body_file, served, send)
@@ -168,12 +166,12 @@ class OneHopHandler(ASGIHandler):
 
         Its synchronous part runs in one context kept for the loop's light requests, not in the request task's
         own: what Django keeps in asgiref Locals that are not thread-critical (the caches, the URLconf) lives in
-        context variables, which each task would start afresh, and Django then made every request's cache
-        handles anew and raised and caught an AttributeError per cache alias to find it had none to close
-        (~3 % of GET /auth/me). Kept, they live from one request to the next as in a WSGI thread, for which
+        context variables, which each task would start afresh: request_finished raised and caught an
+        AttributeError per cache alias to find it had no handle to close (~2 % of GET /auth/me), and a handle one
+        request made, the next made again. Kept, they live from one request to the next as in a WSGI thread, for which
         Django is written: its request signals reset what is per request (queries, the URLconf)."""
-        context = self.light_context.get()
         try:
+            context = self.light_context.get()
             try:
                 with event_loop_hidden():  # one synchronous call: nothing else runs on the loop meanwhile
                     context.run(self.serve, scope, body_file, served)
@@ -189,6 +187,11 @@ class OneHopHandler(ASGIHandler):
                 raise served.close_error
         finally:
             body_file.close()
+
+    def api_match(self, path: str) -> ResolverMatch | None:
+        """How the API route at `path` resolves (None for any other path), kept by the URLconf it was resolved
+        with: a test's own URLconf (override_settings) is another key."""
+        return self.api_matches(settings.ROOT_URLCONF, path)
 
     def operations(self, path: str) -> dict[str, Any] | None:
         """The API operations of `path` by method (common.api.route); None for anything else (the admin, static
@@ -221,6 +224,7 @@ class OneHopHandler(ASGIHandler):
     def serve(self, scope: dict[str, Any], body_file: Any, served: Served) -> None:
         """On the request's thread: request_started, the response, and its close() when nothing of it is left
         to produce (a streaming response is closed once sent, by finish)."""
+        set_script_prefix(get_script_prefix(scope))  # in the context the request is served in (a light one's kept)
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
@@ -332,11 +336,11 @@ def api_middleware() -> list[str]:
     return [name for name in settings.MIDDLEWARE if name not in settings.PAGE_ONLY_MIDDLEWARE]
 
 
-def api_match(path: str) -> ResolverMatch | None:
-    """How `path` resolves, as Django resolves it, when it is an API route (common.api.route: its view has
-    `operations`); None for anything else (the admin, static files, pages, an unknown path)."""
+def api_match(urlconf: str, path: str) -> ResolverMatch | None:
+    """How `path` resolves in `urlconf`, as Django resolves it, when it is an API route (common.api.route: its view
+    has `operations`); None for anything else (the admin, static files, pages, an unknown path)."""
     try:
-        match = get_resolver().resolve(path)
+        match = get_resolver(urlconf).resolve(path)
     except Resolver404:
         return None
     return match if hasattr(match.func, "operations") else None

@@ -24,7 +24,7 @@ from django.core.handlers.asgi import ASGIHandler
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 from django.test import RequestFactory
-from django.urls import URLResolver, get_resolver, include, path
+from django.urls import URLResolver, get_resolver, get_script_prefix, include, path, set_urlconf
 
 from accounts.models import User
 from server import http_handler
@@ -356,7 +356,8 @@ async def test_light_requests_run_in_one_kept_context_as_in_a_wsgi_thread() -> N
     seen: list[tuple[Any, bool]] = []
 
     def note(**_: Any) -> None:  # a request_started receiver: in the request's synchronous part
-        seen.append((caches["default"], hasattr(caches._connections, "default")))
+        made = hasattr(caches._connections, "default")  # (before caches["default"], which would make it)
+        seen.append((caches["default"], made))
 
     signals.request_started.connect(note)
     try:
@@ -406,11 +407,45 @@ def test_a_request_with_its_own_urlconf_or_view_middleware_is_resolved_by_django
     kept = handler.api.resolve_request(RequestFactory().get("/auth/me"))
     own = RequestFactory().get("/auth/me")
     own.urlconf = "attendance_site.urls"
-    assert handler.api.resolve_request(own) is not kept
+    try:
+        assert handler.api.resolve_request(own) is not kept
+    finally:
+        set_urlconf(None)  # (Django's resolve_request sets the request's URLconf for the thread)
     assert own.resolver_match.func is kept.func
     # A view middleware is given the match's arguments, and could change them: each request gets its own.
     monkeypatch.setattr(handler.api, "_view_middleware", [lambda *args: None])
     assert handler.api.resolve_request(RequestFactory().get("/auth/me")) is not kept
+
+
+def test_a_kept_match_is_kept_by_its_urlconf(settings: Any) -> None:
+    """A handler that outlives a change of ROOT_URLCONF (a test's own) resolves with the new one."""
+    handler = OneHopHandler()
+    assert handler.api_match("/auth/me") is not None
+    settings.ROOT_URLCONF = "apidocs.urls"  # no API route in it
+    assert handler.api_match("/auth/me") is None
+    assert handler.operations("/auth/me") is None
+
+
+async def test_each_light_request_sees_its_own_script_prefix() -> None:
+    """The script prefix (the ASGI root_path, behind a proxy that mounts the site under a path) is set in the
+    context the request is served in: the kept one, for a light request."""
+    student = await asyncio.to_thread(make_user, "student")
+    handler = OneHopHandler(light_on_loop=True)
+    prefixes: list[str] = []
+
+    def note(**_: Any) -> None:
+        prefixes.append(get_script_prefix())
+
+    signals.request_started.connect(note)
+    try:
+        for root in ("/one", "/two"):
+            encoded = [(name.lower().encode(), value.encode()) for name, value in auth(student).items()]
+            communicator = HttpCommunicator(handler, "GET", "/auth/me", headers=[(b"host", b"localhost"), *encoded])
+            communicator.scope["root_path"] = root
+            assert (await communicator.get_response())["status"] == 200
+    finally:
+        signals.request_started.disconnect(note)
+    assert prefixes == ["/one/", "/two/"]
 
 
 async def test_other_operations_keep_their_thread(monkeypatch: pytest.MonkeyPatch, request_signals: Signals) -> None:
