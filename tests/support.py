@@ -143,6 +143,21 @@ def make_user(role: str = "student", name: str | None = None, *, email: str | No
     )
 
 
+async def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """`function(*args, **kwargs)` on a worker thread, as asyncio.to_thread, with that thread's database connections
+    closed after it: on PostgreSQL a connection left open on a thread is never given back to psycopg's pool (each
+    test's event loop has threads of its own), and a session of such tests empties the pool."""
+    from django.db import connections
+
+    def call() -> Any:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(call)
+
+
 def make_users(role: str, count: int) -> list[Any]:
     return [make_user(role) for _ in range(count)]
 

@@ -29,7 +29,7 @@ from django.urls import URLResolver, get_resolver, get_script_prefix, include, p
 from accounts.models import User
 from server import http_handler
 from server.http_handler import OneHopHandler, http_application
-from tests.support import auth, make_user
+from tests.support import auth, in_thread, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,7 +121,7 @@ def test_left_out_on_the_plain_path(settings: Any, caplog: Any) -> None:
 
 
 async def test_a_request_is_served_with_each_signal_once_on_one_thread(request_signals: Signals) -> None:
-    student = await asyncio.to_thread(make_user, "student", name="Ann")
+    student = await in_thread(make_user, "student", name="Ann")
     response = await get("/auth/me", auth(student)).get_response()
     assert response["status"] == 200
     assert b'"name":"Ann"' in response["body"]
@@ -232,7 +232,7 @@ async def test_a_close_that_fails_still_sends_the_answer(request_signals: Signal
 async def test_a_request_takes_one_hop_to_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """The point of the handler: Django's own takes several (request_started, the middleware chain, the view,
     close)."""
-    student = await asyncio.to_thread(make_user, "student")
+    student = await in_thread(make_user, "student")
     hops = count_hops(monkeypatch)
     response = await get("/auth/me", auth(student)).get_response()
     assert response["status"] == 200
@@ -256,7 +256,7 @@ async def test_a_client_that_leaves_while_its_request_is_served(
     monkeypatch.setattr(OneHopHandler, "serve", slow_serve)
     communicator = get("/auth/me")
     await communicator.send_input({"type": "http.request", "body": b""})
-    await asyncio.to_thread(serving.wait, 5)
+    await in_thread(serving.wait, 5)
     await communicator.send_input({"type": "http.disconnect"})
     await asyncio.sleep(0.1)
     release.set()
@@ -304,7 +304,7 @@ def test_the_operations_declared_light_are_the_reads_a_student_opening_a_class_m
 async def test_a_light_operation_is_served_on_the_loop_without_a_thread(
     request_signals: Signals, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    student = await asyncio.to_thread(make_user, "student", name="Ann")
+    student = await in_thread(make_user, "student", name="Ann")
     hops, tasks = count_hops(monkeypatch), count_tasks(monkeypatch)
     response = await get("/auth/me", auth(student), light_on_loop=True).get_response()
     assert response["status"] == 200
@@ -317,7 +317,7 @@ async def test_a_light_operation_is_served_on_the_loop_without_a_thread(
 
 
 async def test_on_the_loop_a_call_that_raises_still_gets_request_finished_once(request_signals: Signals) -> None:
-    student = await asyncio.to_thread(make_user, "student")
+    student = await in_thread(make_user, "student")
 
     def failing(**_: Any) -> None:
         raise RuntimeError("a request_started receiver failed")
@@ -333,9 +333,9 @@ async def test_on_the_loop_a_call_that_raises_still_gets_request_finished_once(r
 
 
 async def test_on_the_loop_a_deactivated_user_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    student = await asyncio.to_thread(make_user, "student")
+    student = await in_thread(make_user, "student")
     assert (await get("/auth/me", auth(student), light_on_loop=True).get_response())["status"] == 200
-    await asyncio.to_thread(lambda: type(student).objects.filter(pk=student.pk).update(is_active=False))
+    await in_thread(lambda: type(student).objects.filter(pk=student.pk).update(is_active=False))
     response = await get("/auth/me", auth(student), light_on_loop=True).get_response()
     assert response["status"] == 401
     assert response["body"].startswith(b'{"success":false')
@@ -351,7 +351,7 @@ async def test_light_requests_run_in_one_kept_context_as_in_a_wsgi_thread() -> N
     """What Django keeps in asgiref Locals that are not thread-critical (its cache handles) lives in context
     variables: each light request's synchronous part runs in the loop's one kept context, so they are made once
     and found by the next request (and by request_finished's close), not made again per request."""
-    student = await asyncio.to_thread(make_user, "student")
+    student = await in_thread(make_user, "student")
     handler = OneHopHandler(light_on_loop=True)
     seen: list[tuple[Any, bool]] = []
 
@@ -371,7 +371,7 @@ async def test_light_requests_run_in_one_kept_context_as_in_a_wsgi_thread() -> N
 
 
 async def test_an_api_path_is_resolved_once_not_on_every_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    student = await asyncio.to_thread(make_user, "student")
+    student = await in_thread(make_user, "student")
     resolved: list[str] = []
     resolve = URLResolver.resolve
 
@@ -429,7 +429,7 @@ def test_a_kept_match_is_kept_by_its_urlconf(settings: Any) -> None:
 async def test_each_light_request_sees_its_own_script_prefix() -> None:
     """The script prefix (the ASGI root_path, behind a proxy that mounts the site under a path) is set in the
     context the request is served in: the kept one, for a light request."""
-    student = await asyncio.to_thread(make_user, "student")
+    student = await in_thread(make_user, "student")
     handler = OneHopHandler(light_on_loop=True)
     prefixes: list[str] = []
 
@@ -449,7 +449,7 @@ async def test_each_light_request_sees_its_own_script_prefix() -> None:
 
 
 async def test_other_operations_keep_their_thread(monkeypatch: pytest.MonkeyPatch, request_signals: Signals) -> None:
-    teacher = await asyncio.to_thread(make_user, "teacher")
+    teacher = await in_thread(make_user, "teacher")
     hops, tasks = count_hops(monkeypatch), count_tasks(monkeypatch)
     for route in ("/students", "/nope"):
         response = await get(route, auth(teacher), light_on_loop=True).get_response()
@@ -493,7 +493,7 @@ async def test_at_most_http_threads_requests_are_on_threads_at_once(
     for request in requests:
         await request.send_input({"type": "http.request", "body": b""})
     for _ in range(threads):  # as many as may run have started...
-        assert await asyncio.to_thread(overlap.started.acquire, True, 5)
+        assert await in_thread(overlap.started.acquire, True, 5)
     await asyncio.sleep(0.2)
     assert overlap.running == threads  # ...and no more, until one ends
     overlap.release.set()
@@ -507,11 +507,11 @@ async def test_at_most_http_threads_requests_are_on_threads_at_once(
 async def test_light_reads_do_not_wait_for_the_threads(overlap: Overlap, settings: Any) -> None:
     """The one thread is busy; a light read, on the loop, is answered meanwhile."""
     settings.HTTP_THREADS = 1
-    student = await asyncio.to_thread(make_user, "student", name="Ann")
+    student = await in_thread(make_user, "student", name="Ann")
     handler = OneHopHandler(light_on_loop=True)
     busy = HttpCommunicator(handler, "GET", "/slow", headers=[(b"host", b"localhost")])
     await busy.send_input({"type": "http.request", "body": b""})
-    assert await asyncio.to_thread(overlap.started.acquire, True, 5)
+    assert await in_thread(overlap.started.acquire, True, 5)
     headers = [(b"host", b"localhost"), (b"authorization", auth(student)["Authorization"].encode())]
     light = await HttpCommunicator(handler, "GET", "/auth/me", headers=headers).get_response(5)
     assert light["status"] == 200 and b'"name":"Ann"' in light["body"]
@@ -528,11 +528,11 @@ async def test_a_thread_whose_client_left_still_counts_until_its_call_ends(overl
     handler = OneHopHandler(light_on_loop=False)
     first, second = (HttpCommunicator(handler, "GET", "/slow", headers=[(b"host", b"localhost")]) for _ in range(2))
     await first.send_input({"type": "http.request", "body": b""})
-    assert await asyncio.to_thread(overlap.started.acquire, True, 5)
+    assert await in_thread(overlap.started.acquire, True, 5)
     await first.send_input({"type": "http.disconnect"})
     await asyncio.sleep(0.1)
     await second.send_input({"type": "http.request", "body": b""})
-    assert not await asyncio.to_thread(overlap.started.acquire, True, 0.5)  # not started beside the first
+    assert not await in_thread(overlap.started.acquire, True, 0.5)  # not started beside the first
     overlap.release.set()
     assert (await second.receive_output(5))["status"] == 200
     await first.wait(5)
