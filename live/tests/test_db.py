@@ -16,7 +16,7 @@ from pymongo.errors import AutoReconnect
 from accounts.models import User
 from live import db
 from live.db import db_call
-from tests.support import make_user
+from tests.support import in_thread, make_user
 
 IDLE_CHECK = 0.05  # seconds; the tests go idle for longer than this
 IDLE = IDLE_CHECK * 3
@@ -155,7 +155,7 @@ async def test_a_loop_read_runs_on_the_loop_only_where_told(monkeypatch, on_loop
         # A database read works either way: Django's async-safety check does not refuse it on the loop.
         return threading.get_ident(), User.objects.filter(pk=user_id).values_list("name", flat=True).first()
 
-    user = await asyncio.to_thread(make_user, "student", "Ann")
+    user = await in_thread(make_user, "student", "Ann")
     thread, name = await db.loop_read(read)(user.id)
     assert name == "Ann"
     assert (thread == here) is on_loop

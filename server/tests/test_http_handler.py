@@ -61,8 +61,14 @@ def get(
     path: str, headers: dict[str, str] | None = None, *, light_on_loop: bool = False, method: str = "GET"
 ) -> HttpCommunicator:
     """A request to a handler that serves every request on a thread (light ones too, unless told)."""
+    return send_to(OneHopHandler(light_on_loop=light_on_loop), path, headers, method=method)
+
+
+def send_to(
+    handler: OneHopHandler, path: str, headers: dict[str, str] | None = None, *, method: str = "GET"
+) -> HttpCommunicator:
+    """A request to a given handler (get() makes one per request)."""
     encoded = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
-    handler = OneHopHandler(light_on_loop=light_on_loop)
     return HttpCommunicator(handler, method, path, headers=[(b"host", b"localhost"), *encoded])
 
 
@@ -341,12 +347,6 @@ async def test_on_the_loop_a_deactivated_user_is_refused_at_once(monkeypatch: py
     assert response["body"].startswith(b'{"success":false')
 
 
-def send_to(handler: OneHopHandler, path: str, headers: dict[str, str]) -> HttpCommunicator:
-    """A GET of `path` to a given handler (get() makes one per request)."""
-    encoded = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-    return HttpCommunicator(handler, "GET", path, headers=[(b"host", b"localhost"), *encoded])
-
-
 async def test_light_requests_run_in_one_kept_context_as_in_a_wsgi_thread() -> None:
     """What Django keeps in asgiref Locals that are not thread-critical (its cache handles) lives in context
     variables: each light request's synchronous part runs in the loop's one kept context, so they are made once
@@ -439,8 +439,7 @@ async def test_each_light_request_sees_its_own_script_prefix() -> None:
     signals.request_started.connect(note)
     try:
         for root in ("/one", "/two"):
-            encoded = [(name.lower().encode(), value.encode()) for name, value in auth(student).items()]
-            communicator = HttpCommunicator(handler, "GET", "/auth/me", headers=[(b"host", b"localhost"), *encoded])
+            communicator = send_to(handler, "/auth/me", auth(student))
             communicator.scope["root_path"] = root
             assert (await communicator.get_response())["status"] == 200
     finally:

@@ -50,6 +50,14 @@ def connect(server: AttendanceServer, protocol: Protocol | None = None) -> Proto
     return protocol
 
 
+async def answers(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An application that is done at once."""
+
+
+async def raises(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    raise ValueError("broken")
+
+
 async def settle() -> None:
     """Let the applications run and their done callbacks fire."""
     for _ in range(3):
@@ -57,10 +65,7 @@ async def settle() -> None:
 
 
 async def test_a_request_answered_then_disconnected_is_forgotten_at_once() -> None:
-    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        return None
-
-    server = new_server(application)
+    server = new_server(answers)
     protocol = connect(server)
     await settle()
     assert protocol in server.connections  # finished, but its client is still there
@@ -89,11 +94,7 @@ async def test_an_application_that_raised_while_its_client_is_there_is_answered_
 ) -> None:
     """The checker answers it (handle_exception: a 500), which tells the server the connection is gone while the
     checker is still at its entry: the entry stays for the checker to finish with, and the checker runs on."""
-
-    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        raise ValueError("broken")
-
-    server = new_server(application)
+    server = new_server(raises)
     protocol = connect(server, Protocol(server))
     await settle()
     assert protocol in server.connections  # left to the checker
@@ -111,10 +112,7 @@ async def test_an_application_that_raised_while_its_client_is_there_is_answered_
 async def test_the_error_of_an_application_whose_client_left_is_left_for_the_checker_to_log(
     checker_turns: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        raise ValueError("broken")
-
-    server = new_server(application)
+    server = new_server(raises)
     protocol = connect(server)
     server.protocol_disconnected(protocol)
     await settle()
@@ -131,10 +129,7 @@ async def test_the_error_of_an_application_whose_client_left_is_left_for_the_che
 async def test_a_connection_told_it_is_gone_again_after_it_was_forgotten() -> None:
     """A WebSocket refused, then closed: told twice. The second time, after the entry was dropped, is nothing."""
 
-    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        return None
-
-    server = new_server(application)
+    server = new_server(answers)
     protocol = connect(server)
     await settle()
     server.protocol_disconnected(protocol)
