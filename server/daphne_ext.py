@@ -8,7 +8,9 @@ Both paths (`CloseCodes`: Autobahn's public sendCloseFrame and failByDrop option
 - A message over the size limit is answered with close 1009 instead of a dropped TCP connection
   (Autobahn's `failByDrop`), so the client learns why.
 
-Autobahn's debug-log arguments are made only when a debug message is formatted (`LazyDebugLogs`, fast path).
+Autobahn's debug-log arguments are made only when a debug message is formatted (`LazyDebugLogs`, fast path), and
+Daphne's HTTP protocol reads Twisted's HTTP classes without Twisted's deprecation proxy (`PlainHttpModule`, fast
+path).
 
 The fast path (`FastSockets`; LIVE_FAST_PATH=0 or other versions leave it out, and Daphne's own server and
 protocol serve instead):
@@ -32,15 +34,19 @@ from collections import deque
 from collections.abc import Callable
 from functools import partial
 from pprint import pformat
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from autobahn.twisted import websocket as autobahn_twisted_websocket
 from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.protocol import PreparedMessage
 from daphne import cli as daphne_cli
+from daphne import http_protocol as daphne_http_protocol
 from daphne import server as daphne_server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet.testing import StringTransport
+from twisted.python.deprecate import _ModuleProxy
+from twisted.web import http as twisted_http
 
 from server.gate import Extension, Patches, missing_attributes
 from server.write_now import WriteNow, write_now
@@ -442,3 +448,31 @@ class LazyDebugLogs(Extension):
             for name in names:
                 patches.set(module, name, lazy_log_helper(getattr(module, name)))
         patches.set(autobahn_protocol, "pformat", quick_pformat)
+
+
+class PlainHttpModule(Extension):
+    """Daphne's HTTP protocol (daphne/http_protocol.py) reaches Twisted's HTTP classes through its module
+    global `http`: `http.Request.__init__`, `.write`, `.finish`, `.connectionLost` for every request. Twisted
+    puts a proxy in front of that module to warn about its deprecated names (twisted.python.deprecate's
+    _ModuleProxy), whose Python-level __getattribute__ ran on each of those reads: ~2 % of GET /auth/me's
+    samples (docs/benchmark.md, "HTTP"). Here the global is a namespace of the names that module reads, taken
+    once through the proxy: the same objects, none of them deprecated. Checked for exactly the versions it was
+    read in: a Daphne that reads another name would find it missing (an AttributeError), so no other is
+    trusted."""
+
+    name = "plain http module"
+    versions = {"daphne": "4.2.3", "twisted": "26.10.0"}
+    fast_path = True
+    NAMES = ("Request", "HTTPFactory", "H2_ENABLED")
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        missing = missing_attributes(twisted_http, cls.NAMES, "twisted.web.http")
+        if not isinstance(getattr(daphne_http_protocol, "http", None), _ModuleProxy):
+            missing.append("daphne.http_protocol.http (Twisted's module proxy)")
+        return missing
+
+    @classmethod
+    def setup_once(cls, patches: Patches) -> None:
+        names = {name: getattr(twisted_http, name) for name in cls.NAMES}
+        patches.set(daphne_http_protocol, "http", SimpleNamespace(**names))

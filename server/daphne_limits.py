@@ -35,27 +35,91 @@ from server.gate import Extension, Patches, missing_attributes
 _daphne_parse_x_forwarded_for = utils.parse_x_forwarded_for
 
 
+class MovingCall:
+    """A timed call whose time keeps moving and seldom comes: a request's deadline, Twisted's idle timeout. One
+    reactor call per connection, which, when it comes before the time it is now due, is armed again for the rest
+    (and moved sooner, should the time ever move before it). Twisted's callLater and cancel each cost the
+    reactor's list of timed calls an entry (and a pass over it to find the next): a kept-alive connection made
+    and cancelled two per request, ~4 % of a small request's samples (docs/benchmark.md, "HTTP"). The clock is
+    the owner's: its `callLater` and `seconds` (a test's Clock)."""
+
+    __slots__ = ("_owner", "_fire", "_due", "_call")
+
+    def __init__(self, owner: Any, fire: str) -> None:
+        self._owner = owner
+        self._fire = fire  # the owner's method to call when the time comes
+        self._due: float | None = None
+        self._call: Any = None
+
+    @property
+    def pending(self) -> bool:
+        return self._due is not None
+
+    def start(self, delay: float) -> None:
+        """Due `delay` seconds from now (whenever it was due before)."""
+        due = self._owner.seconds() + delay
+        self._due = due
+        if self._call is None:
+            self._call = self._owner.callLater(delay, self._come)
+        elif self._call.getTime() > due:
+            self._call.reset(delay)
+
+    def clear(self) -> None:
+        """Not due: the armed call, if any, comes and finds nothing to do."""
+        self._due = None
+
+    def stop(self) -> None:
+        """Not due, and no call left with the reactor (the connection is gone)."""
+        self._due = None
+        if self._call is not None:
+            if self._call.active():
+                self._call.cancel()
+            self._call = None
+
+    def _come(self) -> None:
+        self._call = None
+        if self._due is None:
+            return
+        left = self._due - self._owner.seconds()
+        if left > 0:
+            self._call = self._owner.callLater(left, self._come)
+            return
+        self._due = None
+        getattr(self._owner, self._fire)()
+
+
 class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
     """Twisted's HTTP/1.1 channel with a deadline for receiving each request (and, from server.http_guard, the
-    body limit)."""
+    body limit). Both it and Twisted's idle timeout are MovingCalls."""
 
-    _deadline_call: Any = None
     # Between requests: from the connection's start, and again once a request's response is done, until the
     # next request is all in (Twisted's own flag for this is private).
     _awaiting_request = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._deadline = MovingCall(self, "_deadline_passed")
+        self._idle = MovingCall(self, "timeoutConnection")  # Twisted's idle timeout (TimeoutMixin)
+
+    def seconds(self) -> float:
+        """The reactor's time, which its calls are timed in (a test sets a Clock's, with its callLater)."""
+        from twisted.internet import reactor
+
+        now: float = reactor.seconds()  # type: ignore[misc]  # (the installed reactor; the stubs see a module)
+        return now
 
     def connectionMade(self) -> None:  # noqa: N802 (Twisted's names)
         super().connectionMade()
         self._start_deadline()
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
-        if self._deadline_call is None and self._awaiting_request:
+        if self._awaiting_request and not self._deadline.pending:
             self._start_deadline()  # the first bytes of the next request on a kept-alive connection
         super().dataReceived(data)
 
     def allContentReceived(self) -> None:  # noqa: N802
         self._awaiting_request = False
-        self._cancel_deadline()  # the whole request is in: what follows is the server's time
+        self._deadline.clear()  # the whole request is in: what follows is the server's time
         super().allContentReceived()
 
     def requestDone(self, request: Any) -> None:  # noqa: N802
@@ -64,22 +128,28 @@ class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
         super().requestDone(request)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
-        self._cancel_deadline()
         super().connectionLost(reason)
+        self._deadline.stop()
+        self._idle.stop()
+
+    # Twisted's TimeoutMixin (the idle timeout), the same promises on a MovingCall.
+    def setTimeout(self, period: int | None) -> int | None:  # noqa: N802
+        previous, self.timeOut = self.timeOut, period
+        if period is None:
+            self._idle.clear()
+        else:
+            self._idle.start(period)
+        return previous
+
+    def resetTimeout(self) -> None:  # noqa: N802
+        if self._idle.pending and self.timeOut is not None:
+            self._idle.start(self.timeOut)
 
     def _start_deadline(self) -> None:
-        if not settings.REQUEST_DEADLINE_SECONDS:
-            return  # off
-        self._deadline_call = self.callLater(settings.REQUEST_DEADLINE_SECONDS, self._deadline_passed)
-
-    def _cancel_deadline(self) -> None:
-        if self._deadline_call is not None:
-            if self._deadline_call.active():
-                self._deadline_call.cancel()
-            self._deadline_call = None
+        if settings.REQUEST_DEADLINE_SECONDS:  # (0: off)
+            self._deadline.start(settings.REQUEST_DEADLINE_SECONDS)
 
     def _deadline_passed(self) -> None:
-        self._deadline_call = None
         self.timeoutConnection()  # Twisted's: close, and abort if the client does not let go
 
 
@@ -155,7 +225,7 @@ class RequestLimits(Extension):
             ),
             *missing_attributes(http.HTTPChannel, [
                 "connectionMade", "dataReceived", "allContentReceived", "requestDone", "connectionLost",
-                "callLater", "timeoutConnection",
+                "callLater", "timeoutConnection", "setTimeout", "resetTimeout", "timeOut",
                 # server.http_guard's channel and request
                 "allHeadersReceived", "rawDataReceived", "length", "persistent",
             ]),

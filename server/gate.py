@@ -33,6 +33,7 @@ EXTENSIONS = (
     "server.daphne_ext.FastSockets",
     "server.write_now.WriteNow",
     "server.daphne_ext.LazyDebugLogs",
+    "server.daphne_ext.PlainHttpModule",
 )
 
 

@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import httpx
@@ -26,12 +27,15 @@ from daphne import http_protocol, utils, ws_protocol
 from daphne import server as daphne_server
 from daphne.ws_protocol import WebSocketFactory
 from twisted.internet import abstract, task
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
+from twisted.python.deprecate import _ModuleProxy
+from twisted.python.failure import Failure
 from twisted.web import http
 
 from common.messages import WS_UNAUTHORIZED
 from server import daphne_limits, gate
-from server.daphne_ext import AttendanceServer, AttendanceWebSocketFactory, FastWebSocketFactory
+from server.daphne_ext import AttendanceServer, AttendanceWebSocketFactory, FastWebSocketFactory, PlainHttpModule
 from server.daphne_limits import DeadlineHTTPChannel, DeadlineHTTPFactory
 from server.write_now import WriteNow
 from tests.support import (
@@ -47,7 +51,7 @@ from tests.support import (
     start,
 )
 
-ALL = ["request limits", "close codes", "fast sockets", "write-now", "lazy debug logs"]
+ALL = ["request limits", "close codes", "fast sockets", "write-now", "lazy debug logs", "plain http module"]
 WARNING = "Server extensions not installed"
 
 
@@ -79,6 +83,7 @@ def assert_nothing_patched() -> None:
     assert autobahn_protocol.hltype is autobahn_twisted_websocket.hltype is autobahn_util.hltype
     assert autobahn_protocol.hlval is autobahn_twisted_websocket.hlval is autobahn_util.hlval
     assert autobahn_protocol.pformat is pprint.pformat
+    assert isinstance(http_protocol.http, _ModuleProxy)
     assert len(gate._patches) == 0
 
 
@@ -117,7 +122,7 @@ def test_reset_restores_the_packages():
     [
         ("daphne", "4.3.0", ["lazy debug logs"]),  # every other extension is Daphne's
         # A patch release: the public parts still fit, what reads internals does not.
-        ("autobahn", "26.11.2", ["request limits", "close codes"]),
+        ("autobahn", "26.11.2", ["request limits", "close codes", "plain http module"]),
         ("twisted", "26.10.1", ["request limits", "close codes", "fast sockets", "lazy debug logs"]),
         ("twisted", "27.1.0", ["close codes", "fast sockets", "lazy debug logs"]),
     ],
@@ -141,7 +146,8 @@ def test_a_version_not_written_for_leaves_its_extensions_out_with_one_warning(
 
 def test_a_missing_private_attribute_leaves_its_extension_out_with_one_warning(monkeypatch, caplog):
     monkeypatch.delattr(abstract.FileDescriptor, "_writeDisconnected")  # write-now reads it
-    assert gate.install(fast_path=True) == ["request limits", "close codes", "fast sockets", "lazy debug logs"]
+    assert gate.install(fast_path=True) == [
+        "request limits", "close codes", "fast sockets", "lazy debug logs", "plain http module"]
     assert WriteNow.on is False  # the fast protocol sends through Twisted
     [warning] = gate_warnings(caplog)
     assert "write-now: missing twisted.internet.tcp.Connection()._writeDisconnected" in warning
@@ -149,7 +155,7 @@ def test_a_missing_private_attribute_leaves_its_extension_out_with_one_warning(m
 
 def test_a_missing_attribute_of_the_contract_protocol_leaves_the_sockets_plain(monkeypatch, caplog):
     monkeypatch.delattr(autobahn_protocol.WebSocketProtocol, "sendCloseFrame")
-    assert gate.install(fast_path=True) == ["request limits", "lazy debug logs"]
+    assert gate.install(fast_path=True) == ["request limits", "lazy debug logs", "plain http module"]
     assert_plain_websockets()
     [warning] = gate_warnings(caplog)
     assert "close codes: missing" in warning and "sendCloseFrame" in warning
@@ -165,7 +171,7 @@ def test_live_fast_path_0_keeps_the_contract_and_leaves_the_fast_path_out(settin
     assert WriteNow.on is False
     assert gate_warnings(caplog) == [f"{WARNING}, running on Daphne's plain paths for them — "
                                      "fast sockets: LIVE_FAST_PATH=0; write-now: LIVE_FAST_PATH=0; "
-                                     "lazy debug logs: LIVE_FAST_PATH=0"]
+                                     "lazy debug logs: LIVE_FAST_PATH=0; plain http module: LIVE_FAST_PATH=0"]
 
 
 class HalfWay(gate.Extension):
@@ -201,6 +207,30 @@ def test_autobahn_s_debug_log_arguments_are_made_only_when_formatted_and_read_th
         assert autobahn_protocol.pformat(value) == pprint.pformat(value)
 
 
+def test_daphne_s_http_protocol_reads_twisted_s_own_classes_without_the_deprecation_proxy():
+    assert "plain http module" in gate.install(fast_path=True)
+    assert not isinstance(http_protocol.http, _ModuleProxy)
+    for name in PlainHttpModule.NAMES:
+        assert getattr(http_protocol.http, name) is getattr(http, name)
+    # Daphne's request still works on it: made and written to through those names.
+    server = daphne_server.Server(application=None, endpoints=["tcp:port=0"])  # not started
+    server.connections = {}
+    channel = DeadlineHTTPFactory(server).buildProtocol(("127.0.0.1", 0))
+    channel.makeConnection(StringTransport())
+    request = http_protocol.WebRequest(channel)
+    request.setResponseCode(200)
+    request.responseHeaders.setRawHeaders(b"content-length", [b"2"])
+    request.write(b"ok")  # Twisted's write, through the namespace
+    assert channel.transport.value().endswith(b"\r\n\r\nok")
+
+
+def test_a_daphne_whose_http_global_is_no_longer_twisted_s_proxy_is_left_as_it_is(monkeypatch, caplog):
+    monkeypatch.setattr(http_protocol, "http", SimpleNamespace(Request=http.Request))
+    assert "plain http module" not in gate.install(fast_path=True)
+    [warning] = gate_warnings(caplog)
+    assert "plain http module: missing daphne.http_protocol.http (Twisted's module proxy)" in warning
+
+
 # --- the deadline, through Twisted's public hooks ----------------------------------------------------------------
 class HeldRequest(http.Request):
     """A request the test answers when it likes."""
@@ -211,13 +241,20 @@ class HeldRequest(http.Request):
         self.held.append(self)
 
 
+def clocked_channel(clock: task.Clock) -> DeadlineHTTPChannel:
+    """Our channel on a test's clock, its requests held (HeldRequest)."""
+    channel = DeadlineHTTPChannel()
+    channel.callLater = clock.callLater
+    channel.seconds = clock.seconds
+    channel.requestFactory = HeldRequest
+    HeldRequest.held = []
+    return channel
+
+
 def test_the_deadline_is_off_while_a_request_is_served_and_restarts_with_the_next_one(settings):
     settings.REQUEST_DEADLINE_SECONDS = 10
     clock, transport = task.Clock(), StringTransport()
-    channel = DeadlineHTTPChannel()
-    channel.callLater = clock.callLater
-    channel.requestFactory = HeldRequest
-    HeldRequest.held = []
+    channel = clocked_channel(clock)
     channel.makeConnection(transport)
     channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
     [first] = HeldRequest.held
@@ -229,6 +266,59 @@ def test_the_deadline_is_off_while_a_request_is_served_and_restarts_with_the_nex
     assert not transport.disconnecting
     clock.advance(2)
     assert transport.disconnecting  # /b did not arrive whole within 10 s
+
+
+def test_twisted_s_idle_timeout_still_closes_a_connection_quiet_for_its_period_and_each_byte_restarts_it(settings):
+    settings.REQUEST_DEADLINE_SECONDS = 0  # only the idle timeout
+    clock, transport = task.Clock(), StringTransport()
+    channel = clocked_channel(clock)
+    channel.timeOut = 60
+    channel.makeConnection(transport)
+    for _ in range(3):
+        clock.advance(50)
+        channel.dataReceived(b"X")  # a byte: the idle time starts again
+    clock.advance(59)
+    assert not transport.disconnecting
+    clock.advance(2)
+    assert transport.disconnecting
+
+
+def test_the_idle_timeout_moved_sooner_comes_sooner_and_turned_off_never_comes(settings):
+    settings.REQUEST_DEADLINE_SECONDS = 0
+    clock, transport = task.Clock(), StringTransport()
+    channel = clocked_channel(clock)
+    channel.timeOut = 60
+    channel.makeConnection(transport)
+    assert channel.setTimeout(5) == 60
+    clock.advance(6)
+    assert transport.disconnecting
+    quiet, transport = clocked_channel(clock), StringTransport()
+    quiet.timeOut = 60
+    quiet.makeConnection(transport)
+    quiet.setTimeout(None)
+    quiet.resetTimeout()  # off: nothing to restart
+    clock.advance(3600)
+    assert not transport.disconnecting
+
+
+def test_a_kept_alive_connection_times_its_requests_with_a_call_or_two_and_leaves_none_once_gone(settings):
+    """Twisted's callLater per request (the deadline, the idle timeout) became one call each, moved."""
+    settings.REQUEST_DEADLINE_SECONDS = 10
+    clock, transport = task.Clock(), StringTransport()
+    channel = clocked_channel(clock)
+    made: list[float] = []
+    channel.callLater = lambda delay, *args: made.append(delay) or clock.callLater(delay, *args)
+    channel.timeOut = 60
+    channel.makeConnection(transport)
+    for n in range(50):
+        channel.dataReceived(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % n)
+        HeldRequest.held.pop().finish()
+        clock.advance(0.5)
+    assert len(made) <= 6  # 25 s: the deadline's call came twice and was armed again; the idle one never came
+    clock.advance(11)  # the deadline's call comes, finds no request begun, and is not armed again
+    assert not transport.disconnecting and len(clock.getDelayedCalls()) == 1  # the idle timeout's
+    channel.connectionLost(Failure(ConnectionDone()))
+    assert clock.getDelayedCalls() == []
 
 
 @pytest.mark.parametrize(("verbosity", "formatted"), [(0, False), (1, False), (2, True)])

@@ -9,6 +9,7 @@ through it too (attendance_site/asgi.py), and CI's plain pass (LIVE_FAST_PATH=0)
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import threading
 from collections.abc import Iterator
@@ -19,16 +20,17 @@ from asgiref.sync import SyncToAsync
 from channels.testing import HttpCommunicator
 from django.core import signals
 from django.core.cache import caches
-from django.core.exceptions import SynchronousOnlyOperation
+from django.core.exceptions import DisallowedHost, SynchronousOnlyOperation
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
+from django.http import request as http_request
 from django.test import RequestFactory
 from django.urls import URLResolver, get_resolver, get_script_prefix, include, path, set_urlconf
 
 from accounts.models import User
 from server import http_handler
-from server.http_handler import OneHopHandler, http_application
+from server.http_handler import CheckedHostRequest, OneHopHandler, http_application
 from tests.support import auth, in_thread, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -424,6 +426,36 @@ def test_a_kept_match_is_kept_by_its_urlconf(settings: Any) -> None:
     settings.ROOT_URLCONF = "apidocs.urls"  # no API route in it
     assert handler.api_match("/auth/me") is None
     assert handler.operations("/auth/me") is None
+
+
+def checked_host_request(host: str, **meta: str) -> CheckedHostRequest:
+    scope = {"type": "http", "method": "GET", "path": "/auth/me", "query_string": b"", "root_path": "",
+             "headers": [(b"host", host.encode())]}
+    request = CheckedHostRequest(scope, io.BytesIO())
+    request.META.update(meta)
+    return request
+
+
+def test_a_request_s_host_is_checked_once_a_changed_one_again_a_refused_one_each_time(
+    monkeypatch: pytest.MonkeyPatch, settings: Any,
+) -> None:
+    settings.ALLOWED_HOSTS = ["good.example"]
+    checked: list[str] = []
+    validate = http_request.validate_host
+    monkeypatch.setattr(http_request, "validate_host",
+                        lambda domain, allowed: checked.append(domain) or validate(domain, allowed))
+    assert OneHopHandler.request_class is CheckedHostRequest
+    request = checked_host_request("good.example")
+    assert request.get_host() == request.get_host() == "good.example"
+    assert checked == ["good.example"]  # BadHostMiddleware's and CommonMiddleware's asks: one check
+    request.META["HTTP_HOST"] = "evil.example"  # (a middleware that rewrites it)
+    with pytest.raises(DisallowedHost):
+        request.get_host()
+    refused = checked_host_request("evil.example")
+    for _ in range(2):
+        with pytest.raises(DisallowedHost):
+            refused.get_host()
+    assert checked == ["good.example", "evil.example", "evil.example", "evil.example"]
 
 
 async def test_each_light_request_sees_its_own_script_prefix() -> None:
