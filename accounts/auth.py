@@ -76,7 +76,9 @@ class Access:
         return (unauthenticated,) if self.role is None else (unauthenticated, Forbidden(ROLE_REQUIRED[self.role]))
 
     def __call__(self, request: HttpRequest) -> User:
-        user = user_from_token(token_from_header(request.headers.get("Authorization")))
+        # From META, as request.headers reads it: that mapping of every header, made for this one, was ~2.5 % of a
+        # small request.
+        user = user_from_token(token_from_header(request.META.get("HTTP_AUTHORIZATION")))
         if user is None:
             raise Unauthenticated(messages.UNAUTHORIZED)
         if self.role is not None and user.role != self.role:

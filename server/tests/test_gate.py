@@ -321,6 +321,21 @@ def test_a_kept_alive_connection_times_its_requests_with_a_call_or_two_and_leave
     assert clock.getDelayedCalls() == []
 
 
+def test_a_connection_s_local_address_and_security_are_asked_of_it_once_not_per_request(monkeypatch):
+    clock, transport = task.Clock(), StringTransport()
+    asked: list[str] = []
+    get_host = transport.getHost
+    monkeypatch.setattr(transport, "getHost", lambda: asked.append("host") or get_host())
+    channel = clocked_channel(clock)
+    channel.makeConnection(transport)
+    for n in range(3):
+        channel.dataReceived(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % n)
+        request = HeldRequest.held.pop()
+        assert request.getHost() == get_host() and request.isSecure() is False
+        request.finish()
+    assert asked == ["host"]
+
+
 @pytest.mark.parametrize(("verbosity", "formatted"), [(0, False), (1, False), (2, True)])
 def test_twisted_formats_its_own_request_line_only_where_daphne_shows_its_log(verbosity, formatted):
     """Below verbosity 2 Daphne sends Twisted's log nowhere: the line is not made for nothing."""
