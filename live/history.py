@@ -13,6 +13,7 @@ Access checks come first, from classes.services (404 class → 403 ownership / e
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import unicodedata
 from collections import Counter
@@ -91,11 +92,21 @@ _session_starts = PreparedQuery(
 )
 
 
+# Names whose folded form is kept (folded_name): a school's students, a few MB at most.
+FOLDED_NAMES_KEPT = 20_000
+
+
 def name_order(name: str, email: str, student_id: str) -> tuple[str, str, str, str]:
     """Students "by name", the same on every database: case and accents ignored first (Émile with Emma,
     alice with Alice), then the exact name, email and id so that the order is total."""
-    folded = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)).casefold()
-    return folded, name, email, student_id
+    return folded_name(name), name, email, student_id
+
+
+@functools.lru_cache(maxsize=FOLDED_NAMES_KEPT)
+def folded_name(name: str) -> str:
+    """`name` without case or accents. Kept: every report and roster folds its class's names again, a character
+    at a time (100–250 µs of a report of 30 students: 5–10 % of class_report's own time)."""
+    return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)).casefold()
 
 
 def attendance_rate(present: int, absent: int, late: int = 0) -> float | None:

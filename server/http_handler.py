@@ -53,11 +53,14 @@ from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.conf import settings
 from django.core import signals
-from django.core.cache import caches
+from django.core.cache import caches, close_caches
+from django.core.cache.backends.base import BaseCache
 from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed, RequestAborted
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.exception import convert_exception_to_response
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
@@ -365,6 +368,32 @@ def api_match(urlconf: str, path: str) -> ResolverMatch | None:
     return match if hasattr(match.func, "operations") else None
 
 
+def cache_close_needed(caches_setting: dict[str, Any]) -> bool:
+    """Does any configured cache backend have a close() of its own? Django's base close() does nothing (the
+    local-memory and Redis backends keep it: Redis's client keeps its pool); memcached's closes its connections."""
+    return any(import_string(cache["BACKEND"]).close is not BaseCache.close for cache in caches_setting.values())
+
+
+def close_caches_only_where_needed() -> None:
+    """Django's `close_caches` receiver of request_finished closes every cache a request used — a no-op call per
+    cache, found through the cache handler's asgiref Local (a lock and a context lookup each: ~2.5 % of a small
+    request). Disconnected while no configured backend has anything to close; connected again (as Django
+    connects it) should one be configured that has."""
+    if cache_close_needed(settings.CACHES):
+        signals.request_finished.connect(close_caches)
+    else:
+        signals.request_finished.disconnect(close_caches)
+
+
+@receiver(setting_changed)
+def _caches_changed(setting: str, **_: Any) -> None:
+    if setting == "CACHES" and _closes_only_where_needed:
+        close_caches_only_where_needed()
+
+
+_closes_only_where_needed: list[bool] = []  # [True] once http_application() chose OneHopHandler
+
+
 def http_application() -> ASGIHandler:
     """The HTTP handler for this process: OneHopHandler where it was written for the installed Django, else
     Django's own (with one warning saying why)."""
@@ -372,6 +401,8 @@ def http_application() -> ASGIHandler:
         django.setup(set_prefix=False)
     reason = _why_not()
     if reason is None:
+        close_caches_only_where_needed()
+        _closes_only_where_needed[:] = [True]
         return OneHopHandler()
     logger.warning("HTTP runs on Django's own ASGI handler (one thread hop per step): %s", reason)
     return ASGIHandler()

@@ -12,6 +12,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from live.history import folded_name, name_order
 from tests.support import (
     CLASS_NOT_FOUND,
     INVALID_SCHEMA,
@@ -222,6 +223,14 @@ def test_session_records_sort_by_name_ignoring_case_and_accents(site):
     assert [r["name"] for r in records] == ["Adam", "Bea", "Émile", "emma", "zoe"]
     report = report_of(site, teacher, class_id)
     assert [s["name"] for s in report["students"]] == ["Adam", "Bea", "Émile", "emma", "zoe"]
+
+
+def test_a_name_s_folded_form_is_kept_and_the_same_as_folding_it_again():
+    folded_name.cache_clear()
+    names = ("Émile", "ÉMILE", "Zoë", "Ångström")
+    assert [folded_name(name) for name in names] == ["emile", "emile", "zoe", "angstrom"]
+    assert folded_name("Émile") == "emile" and folded_name.cache_info().hits == 1
+    assert name_order("Émile", "e@x.io", "id1") == ("emile", "Émile", "e@x.io", "id1")
 
 
 def test_session_of_another_class_is_not_found(site, two_sessions):

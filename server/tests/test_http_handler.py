@@ -13,13 +13,14 @@ import io
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from asgiref.sync import SyncToAsync
 from channels.testing import HttpCommunicator
 from django.core import signals
-from django.core.cache import caches
+from django.core.cache import caches, close_caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import DisallowedHost, SynchronousOnlyOperation
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connection
@@ -102,8 +103,55 @@ def count_tasks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return tasks
 
 
-def test_the_application_serves_http_through_one_hop() -> None:
+@pytest.fixture
+def cache_close_restored() -> Iterator[None]:
+    """Django's wiring (close_caches connected, not managed) before and after the test: http_application() manages
+    it, and the process's application (attendance_site/asgi.py) may have been made already."""
+    http_handler._closes_only_where_needed.clear()
+    signals.request_finished.connect(close_caches)
+    yield
+    http_handler._closes_only_where_needed.clear()
+    signals.request_finished.connect(close_caches)
+
+
+def closes_caches() -> bool:
+    return close_caches in [receiver() for _, receiver, *_ in signals.request_finished.receivers]
+
+
+class ClosingCache(LocMemCache):
+    closed: ClassVar[int] = 0
+
+    def close(self, **kwargs: Any) -> None:
+        ClosingCache.closed += 1
+
+
+def test_the_application_serves_http_through_one_hop(cache_close_restored: None) -> None:
     assert type(http_application()) is OneHopHandler
+
+
+def test_a_request_s_end_closes_no_cache_while_none_has_anything_to_close(
+    cache_close_restored: None, settings: Any
+) -> None:
+    assert closes_caches()  # Django's wiring, before the application is made
+    http_application()
+    assert not closes_caches()  # local memory (and Redis) caches: BaseCache.close, which does nothing
+    configured = settings.CACHES
+    settings.CACHES = {**configured, "closing": {"BACKEND": f"{__name__}.ClosingCache"}}
+    assert closes_caches()  # one that closes something: Django's receiver again
+    ClosingCache.closed = 0
+    caches["closing"].get("x")
+    signals.request_finished.send(sender=None)
+    assert ClosingCache.closed == 1
+    settings.CACHES = configured
+    assert not closes_caches()
+
+
+def test_django_s_own_handler_leaves_django_s_cache_close_as_it_is(
+    cache_close_restored: None, settings: Any
+) -> None:
+    settings.LIVE_FAST_PATH = False
+    assert type(http_application()) is ASGIHandler
+    assert closes_caches()
 
 
 def test_left_out_when_not_written_for_the_installed_django(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
