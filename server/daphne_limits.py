@@ -137,6 +137,21 @@ class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
         self._awaiting_request = False
         self._deadline.clear()  # the whole request is in: what follows is the server's time
         super().allContentReceived()
+        if self._handed_over():
+            # A WebSocket upgrade: Daphne gave the connection to the socket's protocol, and this channel hears
+            # no more of it (not even its loss). Its calls go now, not when they come: each would keep it, its
+            # request and their headers alive for up to a minute per socket.
+            self._deadline.stop()
+            self._idle.stop()
+
+    def _handed_over(self) -> bool:
+        """Is the connection now another protocol's? (Daphne's upgrade sets the transport's protocol, or the
+        wrapped protocol of a wrapping transport such as TLS.)"""
+        transport = self.transport
+        if transport is None:
+            return False
+        owner = getattr(transport, "wrappedProtocol", None) or getattr(transport, "protocol", self)
+        return owner is not self
 
     def requestDone(self, request: Any) -> None:  # noqa: N802
         # Before Twisted's: it replays pipelined bytes (the next request's) through dataReceived.

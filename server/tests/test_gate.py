@@ -336,6 +336,26 @@ def test_a_connection_s_local_address_and_security_are_asked_of_it_once_not_per_
     assert asked == ["host"]
 
 
+class UpgradedRequest(http.Request):
+    """A request whose connection goes to another protocol, as Daphne's WebSocket upgrade gives it."""
+
+    def process(self) -> None:
+        self.channel.transport.protocol = object()
+
+
+def test_a_connection_handed_to_a_websocket_leaves_no_timed_call_of_its_http_channel(settings):
+    settings.REQUEST_DEADLINE_SECONDS = 10
+    clock, transport = task.Clock(), StringTransport()
+    channel = clocked_channel(clock)
+    channel.requestFactory = UpgradedRequest
+    channel.timeOut = 60
+    channel.makeConnection(transport)
+    transport.protocol = channel  # (a TCP connection's protocol)
+    assert len(clock.getDelayedCalls()) == 2
+    channel.dataReceived(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+    assert clock.getDelayedCalls() == []  # nothing keeps the channel (and its request) alive
+
+
 @pytest.mark.parametrize(("verbosity", "formatted"), [(0, False), (1, False), (2, True)])
 def test_twisted_formats_its_own_request_line_only_where_daphne_shows_its_log(verbosity, formatted):
     """Below verbosity 2 Daphne sends Twisted's log nowhere: the line is not made for nothing."""
