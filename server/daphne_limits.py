@@ -1,5 +1,6 @@
 """Two things Daphne needs for the limits against abuse (docs/production.md), installed by server.gate at start-up
-(`RequestLimits`; on both paths: it uses Twisted's and Daphne's public hooks).
+(`RequestLimits`; on both paths: it uses Twisted's and Daphne's public hooks), and a lighter channel for the fast
+path (`FastHTTPChannels`: Twisted's idle timeout moved rather than re-made, a connection's address asked once).
 
 - **A request deadline.** A connection must deliver its whole request — headers and body, or a
   WebSocket's upgrade request — within REQUEST_DEADLINE_SECONDS (10 s; 0 = off) of opening, or, on a kept-alive
@@ -89,8 +90,8 @@ class MovingCall:
 
 
 class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
-    """Twisted's HTTP/1.1 channel with a deadline for receiving each request (and, from server.http_guard, the
-    body limit). Both it and Twisted's idle timeout are MovingCalls."""
+    """Twisted's HTTP/1.1 channel with a deadline for receiving each request (a MovingCall) and, from
+    server.http_guard, the body limit."""
 
     # Between requests: from the connection's start, and again once a request's response is done, until the
     # next request is all in (Twisted's own flag for this is private).
@@ -99,10 +100,10 @@ class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
     def __init__(self) -> None:
         super().__init__()
         self._deadline = MovingCall(self, "_deadline_passed")
-        self._idle = MovingCall(self, "timeoutConnection")  # Twisted's idle timeout (TimeoutMixin)
 
     def seconds(self) -> float:
-        """The reactor's time, which its calls are timed in (a test sets a Clock's, with its callLater)."""
+        """The time the channel's calls are timed in: its factory's reactor's (DeadlineHTTPFactory sets it, as
+        Twisted sets `callLater`), else the installed reactor's; a test sets a Clock's."""
         from twisted.internet import reactor
 
         now: float = reactor.seconds()  # type: ignore[misc]  # (the installed reactor; the stubs see a module)
@@ -111,22 +112,6 @@ class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
     def connectionMade(self) -> None:  # noqa: N802 (Twisted's names)
         super().connectionMade()
         self._start_deadline()
-
-    # What a connection's every request asks of it, and what cannot change while it lasts: Twisted's Request
-    # asks the local address (a getsockname() call each time: ~1.6 % of a small request) and Daphne whether the
-    # transport is TLS (an interface adaptation: ~1 %). Asked once per connection.
-    _host: Any = None
-    _secure: bool | None = None
-
-    def getHost(self) -> Any:  # noqa: N802
-        if self._host is None:
-            self._host = super().getHost()
-        return self._host
-
-    def isSecure(self) -> bool:  # noqa: N802
-        if self._secure is None:
-            self._secure = bool(super().isSecure())
-        return self._secure
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         if self._awaiting_request and not self._deadline.pending:
@@ -138,20 +123,27 @@ class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
         self._deadline.clear()  # the whole request is in: what follows is the server's time
         super().allContentReceived()
         if self._handed_over():
-            # A WebSocket upgrade: Daphne gave the connection to the socket's protocol, and this channel hears
-            # no more of it (not even its loss). Its calls go now, not when they come: each would keep it, its
-            # request and their headers alive for up to a minute per socket.
-            self._deadline.stop()
-            self._idle.stop()
+            # A WebSocket upgrade: Daphne gave the connection to the socket's protocol, and this channel hears no
+            # more of it, not even its loss. Its calls are stopped now rather than left to come to nothing (up to
+            # a minute later, two reactor entries per socket). (The channel itself stays as long as the socket:
+            # Daphne leaves it the transport's producer, with the upgrade request.)
+            self._stop_calls()
 
     def _handed_over(self) -> bool:
-        """Is the connection now another protocol's? (Daphne's upgrade sets the transport's protocol, or the
-        wrapped protocol of a wrapping transport such as TLS.)"""
+        """Is the connection now another protocol's? Daphne's upgrade sets the transport's `protocol`, or the
+        `wrappedProtocol` of a wrapping transport (TLS); this channel is then in neither chain of wrapped
+        protocols. A transport that names no protocol at all (a test's) is not handed over."""
         transport = self.transport
-        if transport is None:
-            return False
-        owner = getattr(transport, "wrappedProtocol", None) or getattr(transport, "protocol", self)
-        return owner is not self
+        starts = [getattr(transport, name, None) for name in ("protocol", "wrappedProtocol")]
+        starts = [protocol for protocol in starts if protocol is not None]
+        for protocol in starts:
+            for _ in range(8):  # (wrappers nest a few deep at most)
+                if protocol is self:
+                    return False
+                protocol = getattr(protocol, "wrappedProtocol", None)
+                if protocol is None:
+                    break
+        return bool(starts)
 
     def requestDone(self, request: Any) -> None:  # noqa: N802
         # Before Twisted's: it replays pipelined bytes (the next request's) through dataReceived.
@@ -159,11 +151,38 @@ class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
         super().requestDone(request)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
-        super().connectionLost(reason)
-        self._deadline.stop()
-        self._idle.stop()
+        try:
+            super().connectionLost(reason)
+        finally:
+            self._stop_calls()
 
-    # Twisted's TimeoutMixin (the idle timeout), the same promises on a MovingCall.
+    def _stop_calls(self) -> None:
+        self._deadline.stop()
+
+    def _start_deadline(self) -> None:
+        if settings.REQUEST_DEADLINE_SECONDS:  # (0: off)
+            self._deadline.start(settings.REQUEST_DEADLINE_SECONDS)
+
+    def _deadline_passed(self) -> None:
+        self.timeoutConnection()  # Twisted's: close, and abort if the client does not let go
+
+
+class FastHTTPChannel(DeadlineHTTPChannel):
+    """The deadline channel, lighter per request (FastHTTPChannels, fast path): Twisted's idle timeout as a
+    MovingCall too, and what a connection's every request asks of it that cannot change while it lasts asked
+    once — the local address (Twisted's Request asks it: a getsockname() call each time, ~1.6 % of a small
+    request) and whether the transport is TLS (Daphne asks: an interface adaptation, ~1 %)."""
+
+    _host: Any = None
+    _secure: bool | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._idle = MovingCall(self, "timeoutConnection")
+
+    # Twisted's TimeoutMixin (twisted/protocols/policies.py), the same promises on a MovingCall: setTimeout
+    # returns the previous period, None turns the timeout off, and resetTimeout restarts only a timeout that
+    # is on and has not come.
     def setTimeout(self, period: int | None) -> int | None:  # noqa: N802
         previous, self.timeOut = self.timeOut, period
         if period is None:
@@ -176,12 +195,19 @@ class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
         if self._idle.pending and self.timeOut is not None:
             self._idle.start(self.timeOut)
 
-    def _start_deadline(self) -> None:
-        if settings.REQUEST_DEADLINE_SECONDS:  # (0: off)
-            self._deadline.start(settings.REQUEST_DEADLINE_SECONDS)
+    def _stop_calls(self) -> None:
+        super()._stop_calls()
+        self._idle.stop()
 
-    def _deadline_passed(self) -> None:
-        self.timeoutConnection()  # Twisted's: close, and abort if the client does not let go
+    def getHost(self) -> Any:  # noqa: N802
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
+
+    def isSecure(self) -> bool:  # noqa: N802
+        if self._secure is None:
+            self._secure = bool(super().isSecure())
+        return self._secure
 
 
 class DeadlineHTTPFactory(http_protocol.HTTPFactory):
@@ -192,6 +218,7 @@ class DeadlineHTTPFactory(http_protocol.HTTPFactory):
     def buildProtocol(self, addr: Any) -> Any:  # noqa: N802 (Twisted's name)
         protocol = super().buildProtocol(addr)
         protocol.requestFactory = http_guard.GuardedRequest  # Daphne's WebRequest, guarded (server.http_guard)
+        protocol.seconds = self.reactor.seconds  # the clock of the calls Twisted gives it (`callLater`)
         return protocol
 
     def log(self, request: Any) -> None:
@@ -256,7 +283,7 @@ class RequestLimits(Extension):
             ),
             *missing_attributes(http.HTTPChannel, [
                 "connectionMade", "dataReceived", "allContentReceived", "requestDone", "connectionLost",
-                "callLater", "timeoutConnection", "setTimeout", "resetTimeout", "timeOut", "getHost", "isSecure",
+                "callLater", "timeoutConnection",
                 # server.http_guard's channel and request
                 "allHeadersReceived", "rawDataReceived", "length", "persistent",
             ]),
@@ -272,3 +299,22 @@ class RequestLimits(Extension):
         patches.set(daphne_server, "HTTPFactory", DeadlineHTTPFactory)
         patches.set(http_protocol, "parse_x_forwarded_for", parse_x_forwarded_for)
         patches.set(ws_protocol, "parse_x_forwarded_for", parse_x_forwarded_for)
+
+
+class FastHTTPChannels(Extension):
+    """Our factory builds FastHTTPChannels: Twisted's TimeoutMixin and HTTPChannel methods overridden (public,
+    but their callers' pattern — a timeout turned off and on per request, the address asked per request — is
+    read from this release), so exactly the versions written for, on the fast path."""
+
+    name = "fast http channels"
+    versions = {"twisted": "26.10.0"}
+    fast_path = True
+    requires = (RequestLimits.name,)
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        return missing_attributes(http.HTTPChannel, ["setTimeout", "resetTimeout", "timeOut", "getHost", "isSecure"])
+
+    @classmethod
+    def setup_once(cls, patches: Patches) -> None:
+        patches.set(DeadlineHTTPFactory, "protocol", FastHTTPChannel)

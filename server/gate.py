@@ -34,6 +34,7 @@ EXTENSIONS = (
     "server.write_now.WriteNow",
     "server.daphne_ext.LazyDebugLogs",
     "server.daphne_ext.PlainHttpModule",
+    "server.daphne_limits.FastHTTPChannels",
 )
 
 

@@ -405,6 +405,8 @@ def http_application() -> ASGIHandler:
         _closes_only_where_needed[:] = [True]
         return OneHopHandler()
     logger.warning("HTTP runs on Django's own ASGI handler (one thread hop per step): %s", reason)
+    _closes_only_where_needed.clear()  # Django's own wiring, whatever an earlier application did
+    signals.request_finished.connect(close_caches)
     return ASGIHandler()
 
 

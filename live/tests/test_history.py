@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from live.history import folded_name, name_order
+from live.history import FOLDED_NAME_KEPT_LENGTH, folded_name, kept_folded_name, name_order
 from tests.support import (
     CLASS_NOT_FOUND,
     INVALID_SCHEMA,
@@ -226,11 +226,14 @@ def test_session_records_sort_by_name_ignoring_case_and_accents(site):
 
 
 def test_a_name_s_folded_form_is_kept_and_the_same_as_folding_it_again():
-    folded_name.cache_clear()
+    kept_folded_name.cache_clear()
     names = ("Émile", "ÉMILE", "Zoë", "Ångström")
-    assert [folded_name(name) for name in names] == ["emile", "emile", "zoe", "angstrom"]
-    assert folded_name("Émile") == "emile" and folded_name.cache_info().hits == 1
+    assert [name_order(name, "", "")[0] for name in names] == ["emile", "emile", "zoe", "angstrom"]
     assert name_order("Émile", "e@x.io", "id1") == ("emile", "Émile", "e@x.io", "id1")
+    assert kept_folded_name.cache_info().hits == 1 and kept_folded_name.cache_info().currsize == 4
+    long_name = "Ë" * (FOLDED_NAME_KEPT_LENGTH + 1)  # folded each time, not kept
+    assert name_order(long_name, "", "")[0] == folded_name(long_name) == "e" * (FOLDED_NAME_KEPT_LENGTH + 1)
+    assert kept_folded_name.cache_info().currsize == 4
 
 
 def test_session_of_another_class_is_not_found(site, two_sessions):

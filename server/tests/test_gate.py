@@ -36,7 +36,7 @@ from twisted.web import http
 from common.messages import WS_UNAUTHORIZED
 from server import daphne_limits, gate
 from server.daphne_ext import AttendanceServer, AttendanceWebSocketFactory, FastWebSocketFactory, PlainHttpModule
-from server.daphne_limits import DeadlineHTTPChannel, DeadlineHTTPFactory
+from server.daphne_limits import DeadlineHTTPChannel, DeadlineHTTPFactory, FastHTTPChannel
 from server.write_now import WriteNow
 from tests.support import (
     CLOSE_MESSAGE_TOO_BIG,
@@ -51,7 +51,10 @@ from tests.support import (
     start,
 )
 
-ALL = ["request limits", "close codes", "fast sockets", "write-now", "lazy debug logs", "plain http module"]
+ALL = [
+    "request limits", "close codes", "fast sockets", "write-now", "lazy debug logs", "plain http module",
+    "fast http channels",
+]
 WARNING = "Server extensions not installed"
 
 
@@ -84,6 +87,7 @@ def assert_nothing_patched() -> None:
     assert autobahn_protocol.hlval is autobahn_twisted_websocket.hlval is autobahn_util.hlval
     assert autobahn_protocol.pformat is pprint.pformat
     assert isinstance(http_protocol.http, _ModuleProxy)
+    assert DeadlineHTTPFactory.protocol is DeadlineHTTPChannel
     assert len(gate._patches) == 0
 
 
@@ -97,6 +101,7 @@ def test_on_the_versions_written_for_every_extension_installs_without_a_warning(
     assert daphne_cli.CommandLineInterface.server_class is AttendanceServer
     assert daphne_server.WebSocketFactory is FastWebSocketFactory
     assert daphne_server.HTTPFactory is DeadlineHTTPFactory
+    assert DeadlineHTTPFactory.protocol is FastHTTPChannel
     last_hop = daphne_limits.parse_x_forwarded_for
     assert http_protocol.parse_x_forwarded_for is ws_protocol.parse_x_forwarded_for is last_hop
     assert WriteNow.on is True
@@ -122,7 +127,7 @@ def test_reset_restores_the_packages():
     [
         ("daphne", "4.3.0", ["lazy debug logs"]),  # every other extension is Daphne's
         # A patch release: the public parts still fit, what reads internals does not.
-        ("autobahn", "26.11.2", ["request limits", "close codes", "plain http module"]),
+        ("autobahn", "26.11.2", ["request limits", "close codes", "plain http module", "fast http channels"]),
         ("twisted", "26.10.1", ["request limits", "close codes", "fast sockets", "lazy debug logs"]),
         ("twisted", "27.1.0", ["close codes", "fast sockets", "lazy debug logs"]),
     ],
@@ -147,7 +152,7 @@ def test_a_version_not_written_for_leaves_its_extensions_out_with_one_warning(
 def test_a_missing_private_attribute_leaves_its_extension_out_with_one_warning(monkeypatch, caplog):
     monkeypatch.delattr(abstract.FileDescriptor, "_writeDisconnected")  # write-now reads it
     assert gate.install(fast_path=True) == [
-        "request limits", "close codes", "fast sockets", "lazy debug logs", "plain http module"]
+        "request limits", "close codes", "fast sockets", "lazy debug logs", "plain http module", "fast http channels"]
     assert WriteNow.on is False  # the fast protocol sends through Twisted
     [warning] = gate_warnings(caplog)
     assert "write-now: missing twisted.internet.tcp.Connection()._writeDisconnected" in warning
@@ -155,7 +160,8 @@ def test_a_missing_private_attribute_leaves_its_extension_out_with_one_warning(m
 
 def test_a_missing_attribute_of_the_contract_protocol_leaves_the_sockets_plain(monkeypatch, caplog):
     monkeypatch.delattr(autobahn_protocol.WebSocketProtocol, "sendCloseFrame")
-    assert gate.install(fast_path=True) == ["request limits", "lazy debug logs", "plain http module"]
+    assert gate.install(fast_path=True) == [
+        "request limits", "lazy debug logs", "plain http module", "fast http channels"]
     assert_plain_websockets()
     [warning] = gate_warnings(caplog)
     assert "close codes: missing" in warning and "sendCloseFrame" in warning
@@ -168,10 +174,12 @@ def test_live_fast_path_0_keeps_the_contract_and_leaves_the_fast_path_out(settin
     assert daphne_cli.CommandLineInterface.server_class is daphne_server.Server
     assert daphne_server.WebSocketFactory is AttendanceWebSocketFactory  # the close codes' protocol, no more
     assert daphne_server.HTTPFactory is DeadlineHTTPFactory
+    assert DeadlineHTTPFactory.protocol is DeadlineHTTPChannel  # the deadline, Twisted's own idle timeout
     assert WriteNow.on is False
     assert gate_warnings(caplog) == [f"{WARNING}, running on Daphne's plain paths for them — "
                                      "fast sockets: LIVE_FAST_PATH=0; write-now: LIVE_FAST_PATH=0; "
-                                     "lazy debug logs: LIVE_FAST_PATH=0; plain http module: LIVE_FAST_PATH=0"]
+                                     "lazy debug logs: LIVE_FAST_PATH=0; plain http module: LIVE_FAST_PATH=0; "
+                                     "fast http channels: LIVE_FAST_PATH=0"]
 
 
 class HalfWay(gate.Extension):
@@ -222,6 +230,7 @@ def test_daphne_s_http_protocol_reads_twisted_s_own_classes_without_the_deprecat
     request.responseHeaders.setRawHeaders(b"content-length", [b"2"])
     request.write(b"ok")  # Twisted's write, through the namespace
     assert channel.transport.value().endswith(b"\r\n\r\nok")
+    channel.connectionLost(Failure(ConnectionDone()))  # (its calls on the real reactor go with it)
 
 
 def test_a_daphne_whose_http_global_is_no_longer_twisted_s_proxy_is_left_as_it_is(monkeypatch, caplog):
@@ -241,9 +250,9 @@ class HeldRequest(http.Request):
         self.held.append(self)
 
 
-def clocked_channel(clock: task.Clock) -> DeadlineHTTPChannel:
-    """Our channel on a test's clock, its requests held (HeldRequest)."""
-    channel = DeadlineHTTPChannel()
+def clocked_channel(clock: task.Clock, kind: type[DeadlineHTTPChannel] = FastHTTPChannel) -> DeadlineHTTPChannel:
+    """One of our channels (the fast path's by default) on a test's clock, its requests held (HeldRequest)."""
+    channel = kind()
     channel.callLater = clock.callLater
     channel.seconds = clock.seconds
     channel.requestFactory = HeldRequest
@@ -251,10 +260,11 @@ def clocked_channel(clock: task.Clock) -> DeadlineHTTPChannel:
     return channel
 
 
-def test_the_deadline_is_off_while_a_request_is_served_and_restarts_with_the_next_one(settings):
+@pytest.mark.parametrize("kind", [DeadlineHTTPChannel, FastHTTPChannel])
+def test_the_deadline_is_off_while_a_request_is_served_and_restarts_with_the_next_one(settings, kind):
     settings.REQUEST_DEADLINE_SECONDS = 10
     clock, transport = task.Clock(), StringTransport()
-    channel = clocked_channel(clock)
+    channel = clocked_channel(clock, kind)
     channel.makeConnection(transport)
     channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
     [first] = HeldRequest.held
@@ -277,9 +287,9 @@ def test_twisted_s_idle_timeout_still_closes_a_connection_quiet_for_its_period_a
     for _ in range(3):
         clock.advance(50)
         channel.dataReceived(b"X")  # a byte: the idle time starts again
-    clock.advance(59)
+    clock.advance(59.999)
     assert not transport.disconnecting
-    clock.advance(2)
+    clock.advance(0.001)  # exactly 60 s after the last byte
     assert transport.disconnecting
 
 
@@ -290,7 +300,9 @@ def test_the_idle_timeout_moved_sooner_comes_sooner_and_turned_off_never_comes(s
     channel.timeOut = 60
     channel.makeConnection(transport)
     assert channel.setTimeout(5) == 60
-    clock.advance(6)
+    clock.advance(4.999)
+    assert not transport.disconnecting
+    clock.advance(0.001)
     assert transport.disconnecting
     quiet, transport = clocked_channel(clock), StringTransport()
     quiet.timeOut = 60
@@ -324,8 +336,9 @@ def test_a_kept_alive_connection_times_its_requests_with_a_call_or_two_and_leave
 def test_a_connection_s_local_address_and_security_are_asked_of_it_once_not_per_request(monkeypatch):
     clock, transport = task.Clock(), StringTransport()
     asked: list[str] = []
-    get_host = transport.getHost
+    get_host, is_secure = transport.getHost, http.HTTPChannel.isSecure
     monkeypatch.setattr(transport, "getHost", lambda: asked.append("host") or get_host())
+    monkeypatch.setattr(http.HTTPChannel, "isSecure", lambda channel: asked.append("secure") or is_secure(channel))
     channel = clocked_channel(clock)
     channel.makeConnection(transport)
     for n in range(3):
@@ -333,7 +346,7 @@ def test_a_connection_s_local_address_and_security_are_asked_of_it_once_not_per_
         request = HeldRequest.held.pop()
         assert request.getHost() == get_host() and request.isSecure() is False
         request.finish()
-    assert asked == ["host"]
+    assert asked == ["host", "secure"]
 
 
 class UpgradedRequest(http.Request):
@@ -353,7 +366,29 @@ def test_a_connection_handed_to_a_websocket_leaves_no_timed_call_of_its_http_cha
     transport.protocol = channel  # (a TCP connection's protocol)
     assert len(clock.getDelayedCalls()) == 2
     channel.dataReceived(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
-    assert clock.getDelayedCalls() == []  # nothing keeps the channel (and its request) alive
+    assert clock.getDelayedCalls() == []  # the socket's protocol has it: no call of this channel's is left
+
+
+class Wrapper:
+    """A wrapping transport (TLS's is one): the protocol it passes the bytes to."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrappedProtocol = wrapped
+
+
+def test_a_wrapped_connection_is_handed_over_only_when_the_wrapper_passes_to_another_protocol(settings):
+    settings.REQUEST_DEADLINE_SECONDS = 10
+    clock = task.Clock()
+    channel = clocked_channel(clock)
+    channel.timeOut = 60
+    channel.makeConnection(StringTransport())
+    channel.transport.protocol = Wrapper(Wrapper(channel))  # (STARTTLS: TCP → TLS → the channel)
+    channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert not channel._handed_over() and len(clock.getDelayedCalls()) >= 1  # the idle timeout still runs
+    HeldRequest.held.pop().finish()
+    channel.transport.wrappedProtocol = object()  # (Daphne's upgrade through a wrapping transport)
+    del channel.transport.protocol
+    assert channel._handed_over()
 
 
 @pytest.mark.parametrize(("verbosity", "formatted"), [(0, False), (1, False), (2, True)])
