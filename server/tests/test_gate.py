@@ -250,9 +250,14 @@ class HeldRequest(http.Request):
         self.held.append(self)
 
 
-def clocked_channel(clock: task.Clock, kind: type[DeadlineHTTPChannel] = FastHTTPChannel) -> DeadlineHTTPChannel:
-    """One of our channels (the fast path's by default) on a test's clock, its requests held (HeldRequest)."""
+def clocked_channel(
+    clock: task.Clock, kind: type[DeadlineHTTPChannel] = FastHTTPChannel, idle: int | None = None
+) -> DeadlineHTTPChannel:
+    """One of our channels (the fast path's by default) on a test's clock, its requests held (HeldRequest), with
+    Twisted's idle timeout of `idle` seconds if given (as its factory sets it)."""
     channel = kind()
+    if idle is not None:
+        channel.timeOut = idle
     channel.callLater = clock.callLater
     channel.seconds = clock.seconds
     channel.requestFactory = HeldRequest
@@ -281,8 +286,7 @@ def test_the_deadline_is_off_while_a_request_is_served_and_restarts_with_the_nex
 def test_twisted_s_idle_timeout_still_closes_a_connection_quiet_for_its_period_and_each_byte_restarts_it(settings):
     settings.REQUEST_DEADLINE_SECONDS = 0  # only the idle timeout
     clock, transport = task.Clock(), StringTransport()
-    channel = clocked_channel(clock)
-    channel.timeOut = 60
+    channel = clocked_channel(clock, idle=60)
     channel.makeConnection(transport)
     for _ in range(3):
         clock.advance(50)
@@ -296,16 +300,14 @@ def test_twisted_s_idle_timeout_still_closes_a_connection_quiet_for_its_period_a
 def test_the_idle_timeout_moved_sooner_comes_sooner_and_turned_off_never_comes(settings):
     settings.REQUEST_DEADLINE_SECONDS = 0
     clock, transport = task.Clock(), StringTransport()
-    channel = clocked_channel(clock)
-    channel.timeOut = 60
+    channel = clocked_channel(clock, idle=60)
     channel.makeConnection(transport)
     assert channel.setTimeout(5) == 60
     clock.advance(4.999)
     assert not transport.disconnecting
     clock.advance(0.001)
     assert transport.disconnecting
-    quiet, transport = clocked_channel(clock), StringTransport()
-    quiet.timeOut = 60
+    quiet, transport = clocked_channel(clock, idle=60), StringTransport()
     quiet.makeConnection(transport)
     quiet.setTimeout(None)
     quiet.resetTimeout()  # off: nothing to restart
@@ -317,10 +319,9 @@ def test_a_kept_alive_connection_times_its_requests_with_a_call_or_two_and_leave
     """Twisted's callLater per request (the deadline, the idle timeout) became one call each, moved."""
     settings.REQUEST_DEADLINE_SECONDS = 10
     clock, transport = task.Clock(), StringTransport()
-    channel = clocked_channel(clock)
+    channel = clocked_channel(clock, idle=60)
     made: list[float] = []
     channel.callLater = lambda delay, *args: made.append(delay) or clock.callLater(delay, *args)
-    channel.timeOut = 60
     channel.makeConnection(transport)
     for n in range(50):
         channel.dataReceived(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % n)
@@ -359,9 +360,8 @@ class UpgradedRequest(http.Request):
 def test_a_connection_handed_to_a_websocket_leaves_no_timed_call_of_its_http_channel(settings):
     settings.REQUEST_DEADLINE_SECONDS = 10
     clock, transport = task.Clock(), StringTransport()
-    channel = clocked_channel(clock)
+    channel = clocked_channel(clock, idle=60)
     channel.requestFactory = UpgradedRequest
-    channel.timeOut = 60
     channel.makeConnection(transport)
     transport.protocol = channel  # (a TCP connection's protocol)
     assert len(clock.getDelayedCalls()) == 2
@@ -379,8 +379,7 @@ class Wrapper:
 def test_a_wrapped_connection_is_handed_over_only_when_the_wrapper_passes_to_another_protocol(settings):
     settings.REQUEST_DEADLINE_SECONDS = 10
     clock = task.Clock()
-    channel = clocked_channel(clock)
-    channel.timeOut = 60
+    channel = clocked_channel(clock, idle=60)
     channel.makeConnection(StringTransport())
     channel.transport.protocol = Wrapper(Wrapper(channel))  # (STARTTLS: TCP → TLS → the channel)
     channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")

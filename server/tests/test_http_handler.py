@@ -478,12 +478,10 @@ def test_a_kept_match_is_kept_by_its_urlconf(settings: Any) -> None:
     assert handler.operations("/auth/me") is None
 
 
-def checked_host_request(host: str, **meta: str) -> CheckedHostRequest:
+def checked_host_request(host: str) -> CheckedHostRequest:
     scope = {"type": "http", "method": "GET", "path": "/auth/me", "query_string": b"", "root_path": "",
              "headers": [(b"host", host.encode())]}
-    request = CheckedHostRequest(scope, io.BytesIO())
-    request.META.update(meta)
-    return request
+    return CheckedHostRequest(scope, io.BytesIO())
 
 
 def test_a_request_s_host_is_checked_once_a_changed_one_again_a_refused_one_each_time(
