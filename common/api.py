@@ -140,6 +140,17 @@ class Authenticator(Protocol):
     def __call__(self, request: HttpRequest) -> Any: ...
 
 
+@dataclass(frozen=True)
+class WhileQuick:
+    """`light=WhileQuick()`: a read whose cost grows with what it reads (a class's report: its students times
+    its sessions) — served on the event loop, where the database is embedded, while the same request's last
+    answer took at most `seconds` of CPU, and on a thread otherwise (its first time, and once it has grown):
+    a small class's report costs what a light read costs, a large one's does not hold up the loop's sockets
+    (server/http_handler.py, QuickRequests)."""
+
+    seconds: float = 0.010
+
+
 @dataclass(frozen=True, eq=False)
 class Operation:
     """One method of one route: what `endpoint` declared, and the view it wraps.
@@ -162,8 +173,9 @@ class Operation:
     # Path parameter → what it names, for the API documents (a default is derived from the name).
     params: dict[str, str] = field(default_factory=dict)
     # A read of a few rows and nothing else — no password hashing, no write, no event, no other service: where
-    # the database is embedded it is served on the event loop, without a thread (server/http_handler.py).
-    light: bool = False
+    # the database is embedded it is served on the event loop, without a thread (server/http_handler.py);
+    # WhileQuick: on the loop while its last answer was quick.
+    light: bool | WhileQuick = False
     _adapter: TypeAdapter[Any] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
@@ -232,10 +244,11 @@ def endpoint(
     media_type: str = "application/json",
     errors: tuple[DomainError, ...] = (),
     params: dict[str, str] | None = None,
-    light: bool = False,
+    light: bool | WhileQuick = False,
 ) -> Callable[[Callable[..., Any]], Operation]:
     """Declare a view as an operation (see Operation); `errors` are those the view itself raises, `params`
-    optional descriptions of its path parameters, `light` a read cheap enough to serve on the event loop."""
+    optional descriptions of its path parameters, `light` a read cheap enough to serve on the event loop
+    (WhileQuick: while it stays cheap)."""
 
     def decorator(view: Callable[..., Any]) -> Operation:
         return Operation(

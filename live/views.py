@@ -9,7 +9,7 @@ from accounts import auth
 from accounts.models import User
 from classes import services as classes
 from common import messages
-from common.api import endpoint
+from common.api import WhileQuick, endpoint
 from common.downloads import attachment
 from common.errors import Forbidden, Invalid, NotFound, NotNow, TooManyRequests
 from live import commands, history, selectors, workbook
@@ -173,7 +173,14 @@ def session_changes(request: HttpRequest, user: User, class_id: str, session_id:
     return history.session_changes(klass, session_id)
 
 
-@endpoint("GET", auth=auth.teacher, query=PeriodQuery, response=ClassReport, errors=OWNED_CLASS_ERRORS)
+@endpoint(
+    "GET",
+    auth=auth.teacher,
+    query=PeriodQuery,
+    response=ClassReport,
+    errors=OWNED_CLASS_ERRORS,
+    light=WhileQuick(),  # a small class's report is a light read; a large one's keeps its thread
+)
 def class_report(request: HttpRequest, user: User, class_id: str, query: PeriodQuery) -> ClassReport:
     """Each student's counts, attendance rate, current run of unexcused absences and whether they are at risk
     (the class's minRate and maxConsecutiveAbsences), over the class's persisted sessions started in

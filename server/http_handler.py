@@ -21,8 +21,10 @@ event loop itself, as the spec's own stack serves every request (Express with be
 and with no task beside it listening for the client's disconnect: the request is served before anything else runs
 on the loop, so there is nothing to cancel. The hop to a thread and back — a cross-thread hand-off for the
 interpreter lock each way, with up to 32 request threads contending for it — cost more than the request itself:
-serving those routes on the loop gave 2.3–2.9× their requests per second (docs/benchmark.md, "HTTP"). Everything
-else keeps its thread: password hashing, writes and what they publish, exports, imports; and every route on
+serving those routes on the loop gave 2.3–2.9× their requests per second (docs/benchmark.md, "HTTP"). A read
+whose cost grows with what it reads — a class's report — is declared `WhileQuick` (common/api.py): served on a
+thread the first time, then on the loop while its last answer took at most 10 ms of CPU, and on a thread again
+once it grows past that (QuickRequests). Everything else keeps its thread: password hashing, writes and what they publish, exports, imports; and every route on
 PostgreSQL or MongoDB, where a query waits on the network and a database outage must not stop the loop. At most
 HTTP_THREADS requests are on threads at once; the others wait their turn: threads beyond the cores only contend for
 the interpreter lock (a report under 32 connections cost twice the CPU with four at once as with two).
@@ -45,6 +47,9 @@ import asyncio
 import contextvars
 import functools
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -65,6 +70,7 @@ from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
 
+from common.api import WhileQuick
 from common.loops import PerLoop
 from server.gate import missing_attributes, version_mismatches
 from server.on_loop import embedded_database, event_loop_hidden
@@ -117,6 +123,8 @@ class OneHopHandler(ASGIHandler):
         self.light_on_loop = embedded_database() if light_on_loop is None else light_on_loop
         # Requests on threads at once (HTTP_THREADS), per event loop (an asyncio semaphore belongs to one).
         self.threads = PerLoop(lambda: asyncio.Semaphore(settings.HTTP_THREADS))
+        # What WhileQuick requests last cost, to serve them on the loop while that was little.
+        self.quick = QuickRequests()
         # The context light requests run in, per event loop: kept from one to the next, as a WSGI thread keeps
         # its thread-locals (see serve_on_loop).
         self.light_context = PerLoop(light_context)
@@ -129,8 +137,22 @@ class OneHopHandler(ASGIHandler):
 
     def serves_on_loop(self, scope: dict[str, Any]) -> bool:
         """Is this request served on the event loop, without a thread (a light operation, where the database
-        is embedded)? Also asked by KeptThreads (server/http_threads.py), which then lends it none."""
-        return self.light_on_loop and scope["type"] == "http" and self.is_light(scope["method"], scope["path"])
+        is embedded)? Also asked by KeptThreads (server/http_threads.py), which then lends it none. Decided once
+        per request and kept in its scope: each asking gets the same answer (a WhileQuick operation's could
+        change meanwhile)."""
+        on_loop: bool | None = scope.get(SERVES_ON_LOOP)
+        if on_loop is None:
+            on_loop = scope[SERVES_ON_LOOP] = self.light_on_loop and scope["type"] == "http" and self.light_now(scope)
+        return on_loop
+
+    def light_now(self, scope: dict[str, Any]) -> bool:
+        """Is this request's operation light — declared so, or WhileQuick and quick when last asked the same?
+        A WhileQuick request is marked to be timed (serve), whichever way it is served."""
+        light = self.lightness(scope["method"], scope["path"])
+        if not isinstance(light, WhileQuick):
+            return light
+        asked = scope[TIMED_AS] = (scope["path"], scope.get("query_string", b""))
+        return self.quick.is_quick(asked, light.seconds)
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
@@ -223,9 +245,14 @@ class OneHopHandler(ASGIHandler):
         return operations
 
     def is_light(self, method: str, path: str) -> bool:
-        """Is `method` on `path` an operation declared light (common.api.endpoint)?"""
+        """Is `method` on `path` an operation declared light (common.api.endpoint), WhileQuick not counted?"""
+        return self.lightness(method, path) is True
+
+    def lightness(self, method: str, path: str) -> bool | WhileQuick:
+        """How light `method` on `path` is declared (common.api.endpoint): False for anything not an operation."""
         operation = (self.operations(path) or {}).get(method)
-        return bool(getattr(operation, "light", False))
+        light: bool | WhileQuick = getattr(operation, "light", False)
+        return light
 
     async def on_a_thread(self, scope: dict[str, Any], body_file: Any, served: Served) -> None:
         """serve() on the request's thread, once fewer than HTTP_THREADS requests are on threads. The slot is
@@ -246,6 +273,17 @@ class OneHopHandler(ASGIHandler):
     def serve(self, scope: dict[str, Any], body_file: Any, served: Served) -> None:
         """On the request's thread: request_started, the response, and its close() when nothing of it is left
         to produce (a streaming response is closed once sent, by finish)."""
+        timed_as = scope.get(TIMED_AS)
+        if timed_as is None:
+            self.respond(scope, body_file, served)
+            return
+        started = time.thread_time()  # its own CPU: what it would hold the loop for, whichever thread it is on
+        try:
+            self.respond(scope, body_file, served)
+        finally:
+            self.quick.took(timed_as, time.thread_time() - started)
+
+    def respond(self, scope: dict[str, Any], body_file: Any, served: Served) -> None:
         set_script_prefix(get_script_prefix(scope))  # in the context the request is served in (a light one's kept)
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
@@ -277,6 +315,35 @@ class OneHopHandler(ASGIHandler):
             served.response.close()
         else:
             signals.request_finished.send(sender=self.__class__)
+
+
+# Where a request's scope keeps, once decided, whether it is served on the loop; and for a WhileQuick operation,
+# the request its cost is kept under (serve).
+SERVES_ON_LOOP = "attendance.serves_on_loop"
+TIMED_AS = "attendance.timed_as"
+
+
+class QuickRequests:
+    """What each recent WhileQuick request (path and query string) cost the last time it was served, in seconds of
+    its thread's CPU; the least recently served are forgotten beyond `kept`. Written from request threads and the
+    loop, read on the loop."""
+
+    def __init__(self, kept: int = 4096) -> None:
+        self.kept = kept
+        self._cost: OrderedDict[tuple[str, bytes], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def is_quick(self, asked: tuple[str, bytes], limit: float) -> bool:
+        """Did `asked` take at most `limit` last time? Not if it was never served (or long ago)."""
+        cost = self._cost.get(asked)
+        return cost is not None and cost <= limit
+
+    def took(self, asked: tuple[str, bytes], seconds: float) -> None:
+        with self._lock:
+            self._cost[asked] = seconds
+            self._cost.move_to_end(asked)
+            if len(self._cost) > self.kept:
+                self._cost.popitem(last=False)
 
 
 class Served:

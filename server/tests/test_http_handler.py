@@ -30,9 +30,10 @@ from django.test import RequestFactory
 from django.urls import URLResolver, get_resolver, get_script_prefix, include, path, set_urlconf
 
 from accounts.models import User
+from common.api import WhileQuick
 from server import http_handler
 from server.http_handler import CheckedHostRequest, OneHopHandler, http_application
-from tests.support import auth, in_thread, make_user
+from tests.support import auth, in_thread, make_class, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -357,6 +358,80 @@ def test_the_operations_declared_light_are_the_reads_a_student_opening_a_class_m
     handler = OneHopHandler()
     assert [route for route in light if handler.is_light(*route)] == light
     assert [route for route in not_light if handler.is_light(*route)] == []
+    # A report: light while it is quick (below).
+    assert handler.lightness("GET", f"/class/{klass}/report") == WhileQuick()
+    assert handler.lightness("GET", f"/class/{klass}/report.csv") is False
+
+
+# --- WhileQuick: a report on the loop while it stays quick ---------------------------------------------------------
+
+
+async def test_a_report_is_served_on_a_thread_first_then_on_the_loop_while_it_stays_quick(
+    request_signals: Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    teacher = await in_thread(make_user, "teacher")
+    klass = await in_thread(make_class, teacher, [await in_thread(make_user, "student")])
+    handler = OneHopHandler(light_on_loop=True)
+    report = f"/class/{klass.id}/report"
+    loop_thread = threading.current_thread().name
+
+    async def served_on_loop(path: str) -> bool:
+        before = len(request_signals.sent)
+        response = await send_to(handler, path, auth(teacher)).get_response()
+        assert response["status"] == 200
+        assert b'"sessions":0' in response["body"]
+        return request_signals.sent[before][1] == loop_thread
+
+    assert await served_on_loop(report) is False  # never served: its cost is unknown
+    assert await served_on_loop(report) is True
+    assert await served_on_loop(report) is True
+    assert await served_on_loop(report + "?from=2026-01-01T00:00:00Z") is False  # another request: its own cost
+    # It grows past WhileQuick's limit (each call now takes a minute of CPU): served on the loop once more, as
+    # it was quick last time, and on a thread from then on.
+    clock = iter(range(0, 10_000, 60))
+    monkeypatch.setattr(http_handler.time, "thread_time", lambda: float(next(clock)))
+    assert await served_on_loop(report) is True
+    assert await served_on_loop(report) is False
+    assert await served_on_loop(report) is False
+    monkeypatch.undo()  # quick again: back on the loop after the next
+    assert await served_on_loop(report) is False
+    assert await served_on_loop(report) is True
+
+
+async def test_a_report_keeps_its_thread_where_the_database_is_not_embedded(request_signals: Signals) -> None:
+    teacher = await in_thread(make_user, "teacher")
+    klass = await in_thread(make_class, teacher)
+    handler = OneHopHandler(light_on_loop=False)
+    for _ in range(3):
+        assert (await send_to(handler, f"/class/{klass.id}/report", auth(teacher)).get_response())["status"] == 200
+    assert threading.current_thread().name not in {thread for _, thread in request_signals.sent}
+    assert len(handler.quick._cost) == 0  # nor is its cost kept: it would never be asked
+
+
+def test_whether_a_request_is_served_on_the_loop_is_decided_once_per_request() -> None:
+    """KeptThreads and the handler each ask; a cost recorded in between (another request's) changes the answer for
+    the next request only."""
+    handler = OneHopHandler(light_on_loop=True)
+    path = "/class/6b1562f77e46f34e8908c045/report"
+
+    def scope() -> dict[str, Any]:
+        return {"type": "http", "method": "GET", "path": path, "query_string": b""}
+
+    first = scope()
+    assert handler.serves_on_loop(first) is False
+    handler.quick.took((path, b""), 0.001)
+    assert handler.serves_on_loop(first) is False
+    assert handler.serves_on_loop(scope()) is True
+
+
+def test_quick_requests_forget_the_least_recently_served_beyond_what_they_keep() -> None:
+    quick = http_handler.QuickRequests(kept=2)
+    quick.took(("/a", b""), 0.001)
+    quick.took(("/b", b""), 0.001)
+    quick.took(("/a", b""), 0.002)  # served again: the most recent
+    quick.took(("/c", b""), 0.001)
+    assert [quick.is_quick((path, b""), 0.01) for path in ("/a", "/b", "/c")] == [True, False, True]
+    assert quick.is_quick(("/a", b""), 0.001) is False  # its last cost, not its first
 
 
 async def test_a_light_operation_is_served_on_the_loop_without_a_thread(
