@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import Count, F, Func, IntegerField, OuterRef, Subquery
 from django.db.models.signals import post_save
 
 from accounts.models import Role, User
@@ -53,6 +53,29 @@ _sizes = PreparedQuery(
     .annotate(n=Count("*"))
     .values_list("klass_id", "n"),
 )
+
+
+def _size(class_id: str) -> Subquery:
+    """The class's enrolled students, counted in the query that lists it (SQL): a correlated COUNT over the class
+    index, no GROUP BY — the sizes cost no second query, and a class of 1,000 is counted, not grouped (~half the
+    database's time for GET /classes on SQLite). Func, not Count: an aggregate would group the outer query."""
+    return Subquery(
+        Enrollment.objects.filter(klass_id=OuterRef(class_id))
+        .order_by()
+        .annotate(n=Func(F("klass_id"), function="COUNT", output_field=IntegerField()))
+        .values("n")
+    )
+
+
+_taught_sized = PreparedQuery(
+    Class,
+    lambda teacher_id: (
+        Class.objects.filter(teacher_id=teacher_id)
+        .order_by("-id")
+        .annotate(size=_size("id"))
+        .values_list("id", "class_name", "teacher_id", "size")
+    ),
+)
 # The joined columns under flat names: see live.history.session_records for why.
 _enrolled_in = PreparedQuery(
     Enrollment,
@@ -61,6 +84,15 @@ _enrolled_in = PreparedQuery(
         .order_by("-id")
         .annotate(klass_name=F("klass__class_name"), klass_teacher=F("klass__teacher_id"))
         .values_list("klass_id", "klass_name", "klass_teacher")
+    ),
+)
+_enrolled_in_sized = PreparedQuery(
+    Enrollment,
+    lambda student_id: (
+        Enrollment.objects.filter(student_id=student_id)
+        .order_by("-id")
+        .annotate(klass_name=F("klass__class_name"), klass_teacher=F("klass__teacher_id"), size=_size("klass_id"))
+        .values_list("klass_id", "klass_name", "klass_teacher", "size")
     ),
 )
 
@@ -247,9 +279,15 @@ def class_detail(class_id: str, user: User) -> ClassDetail:
 def classes_of(user: User) -> list[ClassListItem]:
     """The caller's classes: a teacher's own, newest first; a student's, latest enrolment first.
 
-    Ids are ObjectIds, which begin with their creation time: ordering by id is ordering by creation. Two
-    queries whatever the numbers of classes and students: the classes, then their sizes counted by the
-    database."""
+    Ids are ObjectIds, which begin with their creation time: ordering by id is ordering by creation. One query
+    on SQL, the classes with their sizes; two on MongoDB (whose backend runs no correlated subquery): the
+    classes, then their sizes counted by the database. Either way, whatever the numbers of classes and students."""
+    if connections[router.db_for_read(Enrollment)].vendor != "mongodb":
+        sized = _taught_sized(user.id) if user.role == Role.TEACHER else _enrolled_in_sized(user.id)
+        return [
+            ClassListItem(id=class_id, className=name, teacherId=teacher_id, studentCount=size)
+            for class_id, name, teacher_id, size in sized
+        ]
     if user.role == Role.TEACHER:
         rows = _taught(user.id)
     else:

@@ -21,13 +21,14 @@ event loop itself, as the spec's own stack serves every request (Express with be
 and with no task beside it listening for the client's disconnect: the request is served before anything else runs
 on the loop, so there is nothing to cancel. The hop to a thread and back — a cross-thread hand-off for the
 interpreter lock each way, with up to 32 request threads contending for it — cost more than the request itself:
-serving those routes on the loop gave 2.3–2.9× their requests per second (docs/benchmark.md, "HTTP"). A read
-whose cost grows with what it reads — a class's report — is declared `WhileQuick` (common/api.py): served on a
-thread the first time, then on the loop while its last answer took at most 10 ms of CPU, and on a thread again
-once it grows past that (QuickRequests). Everything else keeps its thread: password hashing, writes and what they publish, exports, imports; and every route on
-PostgreSQL or MongoDB, where a query waits on the network and a database outage must not stop the loop. At most
-HTTP_THREADS requests are on threads at once; the others wait their turn: threads beyond the cores only contend for
-the interpreter lock (a report under 32 connections cost twice the CPU with four at once as with two).
+serving those routes on the loop gave 2.3–2.9× their requests per second (docs/benchmark.md, "HTTP"). A read whose
+cost grows with what it reads — a class's report — is declared `WhileQuick` (common/api.py): served on a thread the
+first time, then on the loop while its last answer took at most 10 ms of CPU, and on a thread again once it grows
+past that (QuickRequests). Everything else keeps its thread: password hashing, writes and what they publish,
+exports, imports; and every route on PostgreSQL or MongoDB, where a query waits on the network and a database outage
+must not stop the loop. At most HTTP_THREADS requests are on threads at once; the others wait their turn: threads
+beyond the cores only contend for the interpreter lock (a report under 32 connections cost twice the CPU with four
+at once as with two).
 
 The API's own operations (common.api.route) pass through a shorter middleware chain (api_middleware): MIDDLEWARE
 without what only the admin, the console and the docs use (sessions, CSRF, login, messages, static files, the

@@ -92,3 +92,34 @@ def test_class_sizes_are_counted_from_the_class_index_alone_on_sqlite():
         cursor.execute("EXPLAIN QUERY PLAN " + sql)
         plan = " ".join(str(row[-1]) for row in cursor.fetchall())
     assert "COVERING INDEX" in plan, plan
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["teacher", "student"])
+def test_on_sql_the_classes_come_with_their_sizes_in_one_query_counted_from_the_class_index(role):
+    """A correlated COUNT per class in the listing query (no second query, no GROUP BY); MongoDB's backend runs
+    no correlated subquery, and keeps the two queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from classes.services import classes_of
+
+    teacher, student = make_user("teacher"), make_user("student")
+    caller = teacher if role == "teacher" else student
+    full = make_class(teacher, [student, *make_users("student", 2)], name="Full")
+    empty = make_class(teacher, [student] if role == "student" else [], name="Empty")
+    with CaptureQueriesContext(connection) as queries:
+        listed = classes_of(caller)
+    assert [(item.id, item.studentCount) for item in listed] == [
+        (str(empty.id), 1 if role == "student" else 0),
+        (str(full.id), 3),
+    ]
+    if connection.vendor == "mongodb":
+        assert len(queries) == 2
+        return
+    [sql] = [query["sql"] for query in queries]
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + sql)
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+        assert "CORRELATED SCALAR SUBQUERY" in plan and "COVERING INDEX" in plan, plan
