@@ -126,8 +126,10 @@ class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
             # A WebSocket upgrade: Daphne gave the connection to the socket's protocol, and this channel hears no
             # more of it, not even its loss. Its calls are stopped now rather than left to come to nothing (up to
             # a minute later, two reactor entries per socket). (The channel itself stays as long as the socket:
-            # Daphne leaves it the transport's producer, with the upgrade request.)
+            # Daphne leaves it the transport's producer.) Its upgrade request is let go too: nothing reads it after
+            # the hand-over, and the channel would keep it, its headers and its body buffer, for the socket's life.
             self._stop_calls()
+            self.requests.clear()
 
     def _handed_over(self) -> bool:
         """Is the connection now another protocol's? Daphne's upgrade sets the transport's `protocol`, or the
