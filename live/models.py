@@ -93,7 +93,12 @@ class Attendance(models.Model):
             # A session is persisted once: a second write of it fails instead of duplicating it.
             models.UniqueConstraint(fields=["session", "student"], name="one_record_per_session_id"),
         ]
-        indexes = [models.Index(fields=["klass", "student", "-started_at"], name="attendance_latest")]
+        # A student's latest record in a class (the class, the student, newest first) — and, with the status and
+        # the session after those, everything a report's counts read: answered from the index alone (live.history
+        # standings; migration 0009).
+        indexes = [
+            models.Index(fields=["klass", "student", "-started_at", "status", "session"], name="attendance_latest")
+        ]
 
     def __str__(self) -> str:
         return f"{self.student_id} {self.status} in {self.klass_id} at {self.started_at:%Y-%m-%d %H:%M}"
