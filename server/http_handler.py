@@ -152,7 +152,10 @@ class OneHopHandler(ASGIHandler):
         light = self.lightness(scope["method"], scope["path"])
         if not isinstance(light, WhileQuick):
             return light
-        asked = scope[TIMED_AS] = (scope["path"], scope.get("query_string", b""))
+        path, query = scope["path"], scope.get("query_string", b"")
+        if len(path) + len(query) > QUICK_REQUEST_LENGTH:  # not kept (memory): on a thread, as a first time is
+            return False
+        asked = scope[TIMED_AS] = (path, query)
         return self.quick.is_quick(asked, light.seconds)
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -322,6 +325,9 @@ class OneHopHandler(ASGIHandler):
 # the request its cost is kept under (serve).
 SERVES_ON_LOOP = "attendance.serves_on_loop"
 TIMED_AS = "attendance.timed_as"
+# The longest request (path and query string) whose cost is kept: 4,096 of them at most 2 MB; a longer one (no
+# report's real query is) is served on a thread every time.
+QUICK_REQUEST_LENGTH = 512
 
 
 class QuickRequests:

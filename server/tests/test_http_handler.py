@@ -392,6 +392,8 @@ async def test_a_report_is_served_on_a_thread_first_then_on_the_loop_while_it_st
     assert await served_on_loop(report) is True
     assert await served_on_loop(report) is True
     assert await served_on_loop(report + "?from=2026-01-01T00:00:00Z") is False  # another request: its own cost
+    padded = report + "?from=2026-01-01T00:00:00Z&" + "x" * http_handler.QUICK_REQUEST_LENGTH
+    assert [await served_on_loop(padded) for _ in range(2)] == [False, False]  # too long to keep: always a thread
     # It grows past WhileQuick's limit (each call now takes a minute of CPU): served on the loop once more, as
     # it was quick last time, and on a thread from then on.
     took[0] = 60.0
