@@ -52,6 +52,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 import django
@@ -281,11 +282,19 @@ class OneHopHandler(ASGIHandler):
         if timed_as is None:
             self.respond(scope, body_file, served)
             return
-        started = time.thread_time()  # its own CPU: what it would hold the loop for, whichever thread it is on
-        try:
-            self.respond(scope, body_file, served)
-        finally:
-            self.quick.took(timed_as, time.thread_time() - started)
+        # On a thread, its own CPU: what it would hold the loop for (its wall time there counts the waits for the
+        # interpreter lock too). On the loop, the longer of that and the wall time: what it did hold the loop for,
+        # a read from disk or a wait for the lock included.
+        on_loop = scope.get(SERVES_ON_LOOP) is True
+        cpu, wall = time.thread_time(), time.perf_counter()
+        self.respond(scope, body_file, served)
+        cost = time.thread_time() - cpu
+        if on_loop:
+            cost = max(cost, time.perf_counter() - wall)
+        # Only a full answer's cost is kept: a refusal (no token, another teacher's class, no such class) is quick
+        # whatever the report would cost, and must not send the owner's next one to the loop.
+        if served.response is not None and served.response.status_code == HTTPStatus.OK:
+            self.quick.took(timed_as, cost)
 
     def respond(self, scope: dict[str, Any], body_file: Any, served: Served) -> None:
         set_script_prefix(get_script_prefix(scope))  # in the context the request is served in (a light one's kept)
@@ -325,15 +334,16 @@ class OneHopHandler(ASGIHandler):
 # the request its cost is kept under (serve).
 SERVES_ON_LOOP = "attendance.serves_on_loop"
 TIMED_AS = "attendance.timed_as"
-# The longest request (path and query string) whose cost is kept: 4,096 of them at most 2 MB; a longer one (no
-# report's real query is) is served on a thread every time.
+# The longest request (path and query string) whose cost is kept: 4,096 of them at most ~3 MB with the entries'
+# own overhead; a longer one (no report's real query is) is served on a thread every time.
 QUICK_REQUEST_LENGTH = 512
 
 
 class QuickRequests:
-    """What each recent WhileQuick request (path and query string) cost the last time it was served, in seconds of
-    its thread's CPU; the least recently served are forgotten beyond `kept`. Written from request threads and the
-    loop, read on the loop."""
+    """What each recent WhileQuick request (path and query string) cost the last time it was answered in full, in
+    seconds (OneHopHandler.serve); the least recently served are forgotten beyond `kept`. Written from request
+    threads and the loop under a lock; read on the loop without one — one lookup of a key of strings, which runs no
+    Python code and so is atomic under the interpreter lock."""
 
     def __init__(self, kept: int = 4096) -> None:
         self.kept = kept

@@ -364,6 +364,7 @@ class UpgradedRequest(http.Request):
 
 def test_a_connection_handed_to_a_websocket_leaves_no_timed_call_of_its_http_channel(settings):
     settings.REQUEST_DEADLINE_SECONDS = 10
+    UpgradedRequest.made.clear()
     clock, transport = task.Clock(), StringTransport()
     channel = clocked_channel(clock, idle=60)
     channel.requestFactory = UpgradedRequest

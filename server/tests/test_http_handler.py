@@ -383,11 +383,8 @@ async def test_a_report_is_served_on_a_thread_first_then_on_the_loop_while_it_st
         assert b'"sessions":0' in response["body"]
         return request_signals.sent[before][1] == loop_thread
 
-    # Each served call's CPU as measured (thread_time is read before and after it): what the test says, not what
-    # this machine's load makes it.
     took = [0.001]
-    readings = itertools.count()
-    monkeypatch.setattr(http_handler.time, "thread_time", lambda: next(readings) * took[0])
+    monkeypatch.setattr(http_handler, "time", SetClock(took))
     assert await served_on_loop(report) is False  # never served: its cost is unknown
     assert await served_on_loop(report) is True
     assert await served_on_loop(report) is True
@@ -403,6 +400,42 @@ async def test_a_report_is_served_on_a_thread_first_then_on_the_loop_while_it_st
     took[0] = 0.001  # quick again: back on the loop after the next
     assert await served_on_loop(report) is False
     assert await served_on_loop(report) is True
+
+
+class SetClock:
+    """The handler's clocks, as its `time` module: each served call takes `took[0]` seconds by both (each is read
+    before and after it) — what the test says, not what this machine's load makes it."""
+
+    def __init__(self, took: list[float]) -> None:
+        self.took = took
+        self.readings = itertools.count()
+
+    def thread_time(self) -> float:
+        return next(self.readings) * self.took[0]
+
+    perf_counter = thread_time
+
+
+async def test_a_refusal_does_not_make_a_slow_report_quick(
+    request_signals: Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone may ask for a class's report and be refused at once (no token, not its teacher): only a full answer's
+    cost is kept, or a refusal between the teacher's reports would send the next one, as slow as ever, to the loop."""
+    teacher, other = await in_thread(make_user, "teacher"), await in_thread(make_user, "teacher")
+    klass = await in_thread(make_class, teacher)
+    handler = OneHopHandler(light_on_loop=True)
+    report = f"/class/{klass.id}/report"
+    took = [0.0]
+    monkeypatch.setattr(http_handler, "time", SetClock(took))
+    loop_thread = threading.current_thread().name
+    # The report takes a minute; each refusal a millisecond.
+    for headers, status, seconds in [
+        (auth(teacher), 200, 60.0), ({}, 401, 0.001), (auth(other), 403, 0.001), (auth(teacher), 200, 60.0)
+    ]:
+        took[0] = seconds
+        before = len(request_signals.sent)
+        assert (await send_to(handler, report, headers).get_response())["status"] == status
+        assert request_signals.sent[before][1] != loop_thread  # each on a thread: the last full answer was slow
 
 
 async def test_a_report_keeps_its_thread_where_the_database_is_not_embedded(request_signals: Signals) -> None:
