@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Count, F, Func, IntegerField, OuterRef, Subquery
+from django.db.models import Count, F, Func, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.signals import post_save
 
 from accounts.models import Role, User
@@ -36,12 +38,6 @@ _members = PreparedQuery(
         .values_list("id", "name", "email")
     ),
 )
-_taught = PreparedQuery(
-    Class,
-    lambda teacher_id: (
-        Class.objects.filter(teacher_id=teacher_id).order_by("-id").values_list("id", "class_name", "teacher_id")
-    ),
-)
 # COUNT(*), not COUNT(id): the same number (an id is never null), counted from the class index alone on SQL — the
 # id is a string key, not in that index, so COUNT(id) read every enrolment's row too (GET /classes: a class of
 # 1,000 is 1,000 rows).
@@ -69,35 +65,41 @@ def _size(class_id: str) -> Subquery:
     )
 
 
-_taught_sized = PreparedQuery(
-    Class,
-    lambda teacher_id: (
-        Class.objects.filter(teacher_id=teacher_id)
-        .order_by("-id")
-        .annotate(size=_size("id"))
-        .values_list("id", "class_name", "teacher_id", "size")
-    ),
-)
+def _classes_taught(teacher_id: str) -> QuerySet[Class]:
+    return Class.objects.filter(teacher_id=teacher_id).order_by("-id")
+
+
 # The joined columns under flat names: see live.history.session_records for why.
-_enrolled_in = PreparedQuery(
-    Enrollment,
-    lambda student_id: (
+def _enrolments_of(student_id: str) -> QuerySet[Any]:  # (annotated: the stubs see no klass_name on Enrollment)
+    return (
         Enrollment.objects.filter(student_id=student_id)
         .order_by("-id")
         .annotate(klass_name=F("klass__class_name"), klass_teacher=F("klass__teacher_id"))
-        .values_list("klass_id", "klass_name", "klass_teacher")
+    )
+
+
+# A teacher's classes and a student's, as (id, name, teacher): with their sizes on SQL, without on MongoDB.
+_taught = PreparedQuery(
+    Class, lambda teacher_id: _classes_taught(teacher_id).values_list("id", "class_name", "teacher_id")
+)
+_taught_sized = PreparedQuery(
+    Class,
+    lambda teacher_id: (
+        _classes_taught(teacher_id).annotate(size=_size("id")).values_list("id", "class_name", "teacher_id", "size")
     ),
+)
+_enrolled_in = PreparedQuery(
+    Enrollment,
+    lambda student_id: _enrolments_of(student_id).values_list("klass_id", "klass_name", "klass_teacher"),
 )
 _enrolled_in_sized = PreparedQuery(
     Enrollment,
     lambda student_id: (
-        Enrollment.objects.filter(student_id=student_id)
-        .order_by("-id")
-        .annotate(klass_name=F("klass__class_name"), klass_teacher=F("klass__teacher_id"), size=_size("klass_id"))
+        _enrolments_of(student_id)
+        .annotate(size=_size("klass_id"))
         .values_list("klass_id", "klass_name", "klass_teacher", "size")
     ),
 )
-
 
 def student_ids(class_id: str) -> list[str]:
     """Enrolled students' ids, in enrolment order (one query)."""
@@ -284,22 +286,17 @@ def classes_of(user: User) -> list[ClassListItem]:
     Ids are ObjectIds, which begin with their creation time: ordering by id is ordering by creation. One query
     on SQL, the classes with their sizes; two on MongoDB (whose backend runs no correlated subquery): the
     classes, then their sizes counted by the database. Either way, whatever the numbers of classes and students."""
+    teacher = user.role == Role.TEACHER
     if connections[router.db_for_read(Enrollment)].vendor != "mongodb":
-        sized = _taught_sized(user.id) if user.role == Role.TEACHER else _enrolled_in_sized(user.id)
-        return [
-            ClassListItem(id=class_id, className=name, teacherId=teacher_id, studentCount=size)
-            for class_id, name, teacher_id, size in sized
-        ]
-    if user.role == Role.TEACHER:
-        rows = _taught(user.id)
+        rows: list[tuple[str, str, str, int]] = (_taught_sized if teacher else _enrolled_in_sized)(user.id)
     else:
-        rows = _enrolled_in(user.id)
-    sizes = class_sizes([class_id for class_id, _, _ in rows]) if rows else {}
+        listed = (_taught if teacher else _enrolled_in)(user.id)
+        sizes = class_sizes([class_id for class_id, _, _ in listed]) if listed else {}
+        rows = [(class_id, name, teacher_id, sizes.get(class_id, 0)) for class_id, name, teacher_id in listed]
     return [
-        ClassListItem(id=class_id, className=name, teacherId=teacher_id, studentCount=sizes.get(class_id, 0))
-        for class_id, name, teacher_id in rows
+        ClassListItem(id=class_id, className=name, teacherId=teacher_id, studentCount=size)
+        for class_id, name, teacher_id, size in rows
     ]
-
 
 def class_sizes(class_ids: list[str]) -> dict[str, int]:
     """Enrolled students per class, counted by the database (one query; classes without any are left out)."""

@@ -249,10 +249,6 @@ class OneHopHandler(ASGIHandler):
         operations: dict[str, Any] | None = None if match is None else getattr(match.func, "operations", None)
         return operations
 
-    def is_light(self, method: str, path: str) -> bool:
-        """Is `method` on `path` an operation declared light (common.api.endpoint), WhileQuick not counted?"""
-        return self.lightness(method, path) is True
-
     def lightness(self, method: str, path: str) -> bool | WhileQuick:
         """How light `method` on `path` is declared (common.api.endpoint): False for anything not an operation."""
         operation = (self.operations(path) or {}).get(method)

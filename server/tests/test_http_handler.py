@@ -357,8 +357,8 @@ def test_the_operations_declared_light_are_the_reads_a_student_opening_a_class_m
         ("GET", "/"),
     ]
     handler = OneHopHandler()
-    assert [route for route in light if handler.is_light(*route)] == light
-    assert [route for route in not_light if handler.is_light(*route)] == []
+    assert [route for route in light if handler.lightness(*route) is True] == light
+    assert [route for route in not_light if handler.lightness(*route) is True] == []
     # A report: light while it is quick (below).
     assert handler.lightness("GET", f"/class/{klass}/report") == WhileQuick()
     assert handler.lightness("GET", f"/class/{klass}/report.csv") is False
