@@ -20,7 +20,7 @@ path (`FastHTTPChannels`: Twisted's idle timeout moved rather than re-made, a co
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from daphne import http_protocol, utils, ws_protocol
 from daphne import server as daphne_server
@@ -32,7 +32,6 @@ from twisted.web.http_headers import Headers
 
 from server import http_guard
 from server.gate import Extension, Patches, missing_attributes
-from server.write_now import WriteNow, write_now
 
 _daphne_parse_x_forwarded_for = utils.parse_x_forwarded_for
 
@@ -172,22 +171,12 @@ class DeadlineHTTPChannel(http_guard.BodyLimitChannel):
 
 class FastHTTPChannel(DeadlineHTTPChannel):
     """The deadline channel, lighter per request (FastHTTPChannels, fast path): Twisted's idle timeout as a
-    MovingCall too, what a connection's every request asks of it that cannot change while it lasts asked
+    MovingCall too, and what a connection's every request asks of it that cannot change while it lasts asked
     once — the local address (Twisted's Request asks it: a getsockname() call each time, ~1.6 % of a small
-    request) and whether the transport is TLS (Daphne asks: an interface adaptation, ~1 %) — and each part of a
-    response sent in one write (OneWriteRequest).
-
-    One write: Twisted's request writes a response's headers, then its body, each to the transport, which
-    buffers them, registers the socket for writing (an epoll_ctl), sends them on the reactor's next pass and
-    unregisters it (another): ~7 % of a small request. While a reply is `held`, the channel's writes are kept
-    in order and handed over together at its end — sent at once where the connection's buffer is empty
-    (server.write_now, when installed), else through the transport behind what it holds. Before the
-    connection is closed, what is held goes first."""
+    request) and whether the transport is TLS (Daphne asks: an interface adaptation, ~1 %)."""
 
     _host: Any = None
     _secure: bool | None = None
-    # What the reply being handled has written so far (OneWriteRequest.handle_reply); None between replies.
-    held: list[bytes] | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -222,76 +211,6 @@ class FastHTTPChannel(DeadlineHTTPChannel):
             self._secure = bool(super().isSecure())
         return self._secure
 
-    # Twisted's three writes of a response (HTTPChannel.writeHeaders, write, writeSequence) each end in the
-    # transport; while a reply is held, in `held`.
-    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:  # noqa: N802
-        held = self.held
-        if held is None:
-            super().writeHeaders(version, code, reason, headers)
-            return
-        transport, self.transport = self.transport, cast(Any, _Holder(held))  # Twisted's lines, as they are
-        try:
-            super().writeHeaders(version, code, reason, headers)
-        finally:
-            self.transport = transport
-
-    def write(self, data: bytes) -> None:
-        if self.held is None:
-            super().write(data)
-        else:
-            self.held.append(data)
-
-    def writeSequence(self, iovec: Sequence[bytes]) -> None:  # noqa: N802
-        if self.held is None:
-            super().writeSequence(iovec)
-        else:
-            self.held.extend(iovec)
-
-    def send_held(self) -> None:
-        """Hand what the reply wrote to the connection, in one piece, and hold no more."""
-        held, self.held = self.held, None
-        if not held:
-            return
-        data, transport = b"".join(held), cast(Any, self.transport)  # (connected: it wrote the reply)
-        if not (WriteNow.on and write_now(transport, data)):
-            transport.write(data)
-
-    def loseConnection(self) -> None:  # noqa: N802
-        self.send_held()  # Twisted closes once what the transport holds is sent: the reply must be in it
-        super().loseConnection()
-
-
-class _Holder:
-    """A transport's two writes, into a list (FastHTTPChannel.writeHeaders)."""
-
-    __slots__ = ("parts",)
-
-    def __init__(self, parts: list[bytes]) -> None:
-        self.parts = parts
-
-    def write(self, data: bytes) -> None:
-        self.parts.append(data)
-
-    def writeSequence(self, iovec: Sequence[bytes]) -> None:  # noqa: N802
-        self.parts.extend(iovec)
-
-
-class OneWriteRequest(http_guard.GuardedRequest):
-    """The guarded request of a FastHTTPChannel: what each of its replies (Daphne's handle_reply: the start,
-    each part of the body) writes is sent in one piece at the reply's end. A reply within a reply (a pipelined
-    request's refusal, answered while the one before it finishes) joins the outer one's."""
-
-    def handle_reply(self, message: dict[str, Any]) -> None:
-        channel = self.channel
-        if not isinstance(channel, FastHTTPChannel) or channel.held is not None:
-            super().handle_reply(message)
-            return
-        channel.held = []
-        try:
-            super().handle_reply(message)
-        finally:
-            channel.send_held()
-
 
 class DeadlineHTTPFactory(http_protocol.HTTPFactory):
     # Plain HTTP/1.1 channels (Daphne negotiates HTTP/2 only over its own TLS with the http2 extras,
@@ -300,9 +219,7 @@ class DeadlineHTTPFactory(http_protocol.HTTPFactory):
 
     def buildProtocol(self, addr: Any) -> Any:  # noqa: N802 (Twisted's name)
         protocol = super().buildProtocol(addr)
-        # Daphne's WebRequest, guarded (server.http_guard); a FastHTTPChannel's also sends each reply in one write.
-        fast = isinstance(protocol, FastHTTPChannel)
-        protocol.requestFactory = OneWriteRequest if fast else http_guard.GuardedRequest
+        protocol.requestFactory = http_guard.GuardedRequest  # Daphne's WebRequest, guarded (server.http_guard)
         protocol.seconds = self.reactor.seconds  # the clock of the calls Twisted gives it (`callLater`)
         return protocol
 
@@ -388,9 +305,8 @@ class RequestLimits(Extension):
 
 class FastHTTPChannels(Extension):
     """Our factory builds FastHTTPChannels: Twisted's TimeoutMixin and HTTPChannel methods overridden (public,
-    but their callers' pattern — a timeout turned off and on per request, the address asked per request, a
-    response written in parts — is read from this release), so exactly the versions written for, on the fast
-    path."""
+    but their callers' pattern — a timeout turned off and on per request, the address asked per request — is
+    read from this release), so exactly the versions written for, on the fast path."""
 
     name = "fast http channels"
     versions = {"twisted": "26.10.0"}
@@ -399,14 +315,7 @@ class FastHTTPChannels(Extension):
 
     @classmethod
     def missing(cls) -> list[str]:
-        return [
-            *missing_attributes(http.HTTPChannel, [
-                "setTimeout", "resetTimeout", "timeOut", "getHost", "isSecure",
-                # the writes a reply is held from (OneWriteRequest)
-                "writeHeaders", "write", "writeSequence", "loseConnection",
-            ]),
-            *missing_attributes(http_protocol.WebRequest, ["handle_reply"]),
-        ]
+        return missing_attributes(http.HTTPChannel, ["setTimeout", "resetTimeout", "timeOut", "getHost", "isSecure"])
 
     @classmethod
     def setup_once(cls, patches: Patches) -> None:

@@ -1,5 +1,4 @@
-"""Write now (server.write_now) on real TCP sockets, the protocol's sendData that uses it, and an HTTP reply sent in
-one write (server.daphne_limits.FastHTTPChannel).
+"""Write now (server.write_now) on real TCP sockets, and the protocol's sendData that uses it.
 
 Each test connects a real loopback TCP pair and wraps the server end in Twisted's own `tcp.Connection`, with
 a reactor that only records what the connection asks of it (so the test drives `doWrite` itself, as the
@@ -14,14 +13,12 @@ import socket
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from autobahn.websocket.protocol import TrafficStats
 from daphne import cli as daphne_cli
-from daphne import server as daphne_server
-from twisted.internet import main, task, tcp
-from twisted.internet.address import IPv4Address
+from twisted.internet import main, tcp
 from twisted.internet.testing import StringTransport
 
 from server import gate
@@ -32,7 +29,6 @@ from server.daphne_ext import (
     DirectSocket,
     FastWebSocketProtocol,
 )
-from server.daphne_limits import DeadlineHTTPFactory, FastHTTPChannel, OneWriteRequest
 from server.write_now import WriteNow, can_write_now, write_now
 
 
@@ -399,107 +395,3 @@ def test_a_prepared_frame_on_a_compressed_socket_is_sent_as_autobahn_sends_it(li
     protocol.sendMessage = lambda payload, binary: sent.append((payload, binary))  # type: ignore[method-assign]
     assert DirectSocket(protocol).send_prepared(DirectSocket.prepare("hi")) is True
     assert sent == [(b"hi", False)] and link.read_all() == b""
-
-
-# --- an HTTP reply in one write ------------------------------------------------------------------------------------
-class AnsweredRequest(OneWriteRequest):
-    """The fast channel's request, answered by the test (Daphne's handle_reply) instead of an application."""
-
-    held: ClassVar[list[AnsweredRequest]] = []
-
-    def process(self) -> None:
-        self.held.append(self)
-
-
-def http_channel(transport: Any) -> FastHTTPChannel:
-    """A fast HTTP channel, as our factory builds it (fast path installed), connected on `transport`; its calls on
-    a test's clock and its requests answered by the test."""
-    server = daphne_server.Server(application=None, endpoints=["tcp:port=0"])  # not started
-    server.connections = {}
-    channel = DeadlineHTTPFactory(server).buildProtocol(("127.0.0.1", 0))
-    assert isinstance(channel, FastHTTPChannel)
-    assert channel.requestFactory is OneWriteRequest
-    channel.requestFactory = AnsweredRequest
-    AnsweredRequest.held = []
-    channel.callLater = task.Clock().callLater
-    if isinstance(transport, tcp.Connection):  # (a bare connection: a server's would know both ends)
-        transport.getPeer = transport.getHost = lambda: IPv4Address("TCP", "127.0.0.1", 40000)  # type: ignore[method-assign]
-    channel.makeConnection(transport)
-    return channel
-
-
-def asked(channel: FastHTTPChannel, request: bytes) -> AnsweredRequest:
-    channel.dataReceived(request)
-    [answered] = AnsweredRequest.held
-    return answered
-
-
-def answer(request: AnsweredRequest, *parts: bytes, length: bool = True) -> None:
-    """Daphne's reply messages: the start, then each part of the body (the last one ends it)."""
-    headers = [(b"content-length", b"%d" % sum(map(len, parts)))] if length else []
-    request.handle_reply({"type": "http.response.start", "status": 200, "headers": headers})
-    for index, part in enumerate(parts):
-        request.handle_reply({"type": "http.response.body", "body": part, "more_body": index < len(parts) - 1})
-
-
-class CountedTransport(StringTransport):
-    """A test's transport (never written to now: not a TCP connection) that counts the writes it is given."""
-
-    writes = 0
-
-    def write(self, data: bytes) -> None:
-        self.writes += 1
-        super().write(data)
-
-    def writeSequence(self, data: Any) -> None:  # noqa: N802
-        self.writes += 1
-        super().writeSequence(data)
-
-
-def test_an_http_reply_is_sent_at_once_in_one_piece_without_waiting_for_the_reactor(link, fast_path):
-    channel = http_channel(link.transport)
-    answer(asked(channel, b"GET /auth/me HTTP/1.1\r\nHost: x\r\n\r\n"), b'{"ok":true}')
-    received = link.read_all()
-    assert received.startswith(b"HTTP/1.1 200 OK\r\n") and received.endswith(b'\r\n\r\n{"ok":true}')
-    assert b"Content-Length: 11\r\n" in received
-    assert link.reactor.writers == set() and link.buffered() == 0  # sent: nothing left for the reactor
-    assert channel.held is None and not link.transport.disconnecting  # kept alive for the next request
-
-
-def test_where_it_cannot_be_sent_now_the_reply_is_one_write_through_twisted(fast_path):
-    transport = CountedTransport()
-    channel = http_channel(transport)
-    answer(asked(channel, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"), b"ok")
-    assert transport.writes == 1  # headers and body together (Twisted's request writes them apart)
-    assert transport.value().startswith(b"HTTP/1.1 200 OK\r\n") and transport.value().endswith(b"\r\n\r\nok")
-
-
-def test_behind_bytes_twisted_holds_the_reply_waits_its_turn(link, fast_path):
-    channel = http_channel(link.transport)
-    request = asked(channel, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-    taken = link.fill_kernel_buffers()
-    link.transport.write(b"before")  # Twisted now holds bytes: the reply must not overtake them
-    answer(request, b"after")
-    assert link.transport in link.reactor.writers
-    received = link.drain(len(taken) + len(b"before"))  # (and then all Twisted held)
-    assert received.startswith(taken + b"before" + b"HTTP/1.1 200 OK") and received.endswith(b"\r\n\r\nafter")
-
-
-def test_a_reply_that_ends_the_connection_is_sent_before_it_closes(link, fast_path):
-    channel = http_channel(link.transport)
-    answer(asked(channel, b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), b"bye")
-    assert link.transport.disconnecting  # Twisted closes once its buffer is empty ...
-    assert link.read_all().endswith(b"\r\n\r\nbye")  # ... and the reply was in it, in full
-
-
-def test_each_part_of_a_streamed_reply_is_sent_when_it_is_given(link, fast_path):
-    channel = http_channel(link.transport)
-    request = asked(channel, b"GET /export HTTP/1.1\r\nHost: x\r\n\r\n")
-    request.handle_reply({"type": "http.response.start", "status": 200, "headers": []})
-    assert link.read_all() == b""  # nothing written yet (Twisted writes the headers with the first part)
-    request.handle_reply({"type": "http.response.body", "body": b"part-1", "more_body": True})
-    first = link.read_all()
-    assert first.startswith(b"HTTP/1.1 200 OK\r\n") and first.endswith(b"\r\n\r\n6\r\npart-1\r\n")  # chunked
-    request.handle_reply({"type": "http.response.body", "body": b"part-2", "more_body": False})
-    assert link.read_all() == b"6\r\npart-2\r\n0\r\n\r\n"
-    assert link.reactor.writers == set()
