@@ -9,7 +9,7 @@ SERVER_STAMP := $(VENV)/.server-installed
 STAMP := $(VENV)/.dev-installed
 PIP_INSTALL := $(PY) -m pip install --quiet --require-hashes
 
-.PHONY: run test test-fast test-mongodb migrate collectstatic lint bench bench-done bench-http superuser clean
+.PHONY: run test test-fast test-mongodb migrate collectstatic lint bench bench-done bench-http bench-send-floor superuser clean
 
 $(SERVER_STAMP): requirements/server.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ bench-done: $(STAMP)
 # better-sqlite3: bench/reference-node/, installed by the bench with `npm ci` the first time; needs Node 20).
 bench-http: $(STAMP)
 	$(PY) -m bench.http_bench $(BENCH_ARGS)
+
+# The floor under a broadcast: one frame written to each of N loopback sockets, Python's send() against Node's
+# net.Socket.write, alternating (no packages: Node's own `net`).
+bench-send-floor: $(STAMP)
+	$(PY) -m bench.send_floor $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles staticfiles.builds .prepare.lock
