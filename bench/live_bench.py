@@ -11,7 +11,8 @@ and measures:
 - DONE for the class of N: send → the teacher's DONE, and send → the last participant's DONE;
 - server memory per open socket (RSS growth while connecting / N);
 - server CPU per delivered ATTENDANCE_MARKED (utime + stime from /proc/<pid>/stat of every server
-  process, before and after the rounds, over the number of deliveries).
+  process, before and after the rounds, over the number of deliveries), and each part alone: user time (the
+  server's own code) and system time (the kernel's for it: mostly each frame's send(), which both servers pay).
 
 In the same run it starts the reference server (`bench/reference_server.py`, a minimal `websockets`
 broadcast server; with `--reference node`, the same in Node's `ws`: bench/reference-node/broadcast.js, which on
@@ -57,7 +58,14 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from bench.harness import ReferenceProcess, access_log_env, add_access_log_option, argument_parser, save
 from bench.stats import medians, percentile
-from tests.servers import DaphneServer, RedisServer, backend_of, process_cpu_seconds, scratch_database
+from tests.servers import (
+    DaphneServer,
+    RedisServer,
+    backend_of,
+    process_cpu_seconds,
+    process_cpu_split,
+    scratch_database,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -250,12 +258,16 @@ async def connect_phase(urls: list[str], users: list[dict], pids: list[int], col
 
 async def broadcast_batch(collector: Collector, teacher: Participant, audience: int, student_ids: list[str],
                           rounds: int, pids: list[int]) -> dict[str, float]:
-    """`rounds` broadcasts to `audience` sockets: latency percentiles and server CPU per delivery."""
-    cpu_before = process_cpu_seconds(*pids)
+    """`rounds` broadcasts to `audience` sockets: latency percentiles and server CPU per delivery, also split into
+    its user time (the server's own code) and system time (the kernel's: mostly each frame's send())."""
+    (user_before, system_before) = process_cpu_split(*pids)
     latencies = await broadcast_latency(collector, teacher, audience, student_ids, rounds)
-    cpu = process_cpu_seconds(*pids) - cpu_before
+    (user_after, system_after) = process_cpu_split(*pids)
+    user, system, deliveries = user_after - user_before, system_after - system_before, rounds * audience
     return {"p50_ms": percentile(latencies, 50) * 1000, "p95_ms": percentile(latencies, 95) * 1000,
-            "max_ms": max(latencies) * 1000, "cpu_us_per_delivery": cpu / (rounds * audience) * 1e6}
+            "max_ms": max(latencies) * 1000, "cpu_us_per_delivery": (user + system) / deliveries * 1e6,
+            "cpu_user_us_per_delivery": user / deliveries * 1e6,
+            "cpu_system_us_per_delivery": system / deliveries * 1e6}
 
 
 def on_scaleout_stack(args: argparse.Namespace) -> bool:

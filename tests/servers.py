@@ -100,12 +100,20 @@ def scratch_database(tmp_dir: Path, env: Mapping[str, str] = os.environ) -> Iter
 
 def process_cpu_seconds(*pids: int) -> float:
     """CPU time (user + system, every thread) the processes have used so far, from /proc/<pid>/stat."""
-    ticks = 0
+    return sum(process_cpu_split(*pids))
+
+
+def process_cpu_split(*pids: int) -> tuple[float, float]:
+    """The processes' CPU time so far (every thread) as (user, system) seconds, from /proc/<pid>/stat: the
+    interpreter's own work, and the kernel's on its behalf (system calls: a socket's send(), TCP)."""
+    user = system = 0
     for pid in pids:
         # The command name (field 2) may hold spaces: split after its closing parenthesis.
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
-    return ticks / os.sysconf("SC_CLK_TCK")
+        user += int(fields[11])  # utime and stime, fields 14 and 15 of proc(5)
+        system += int(fields[12])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return user / ticks, system / ticks
 
 
 def wait_until_answering(process: subprocess.Popen[bytes], http_url: str, timeout: float, what: str,

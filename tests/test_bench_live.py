@@ -22,5 +22,6 @@ def test_live_bench_small_run_against_node() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "the reference: node" in result.stdout
-    for figure in ("p95_ms", "cpu_us_per_delivery", "connect_s", "connect_cpu_us_per_socket", "done_last_delivery_ms"):
+    for figure in ("p95_ms", "cpu_us_per_delivery", "cpu_user_us_per_delivery", "cpu_system_us_per_delivery",
+                   "connect_s", "connect_cpu_us_per_socket", "done_last_delivery_ms"):
         assert figure in result.stdout
