@@ -1,12 +1,14 @@
 """The floor under a broadcast: what writing one frame to each of N loopback TCP sockets costs, in Python and in
-Node, alternating in one run — `socket.send()` in a plain loop against Node's `net.Socket.write` (what `ws` calls
-for each recipient), with no WebSocket library, token, JSON or event loop on top.
+Node, alternating in one run — `socket.send()` in a plain loop against Node's `net.Socket.write`, with no WebSocket
+library, token, JSON or event loop on top. (Node's `ws` writes a server frame as two writes under a cork, which
+become one writev: a plain write is a lower bound for its path, as a plain send() is for the project's.)
 
-The live benchmark (bench/live_bench.py) reports the server's CPU per delivery against Node's `ws`; most of a
-delivery's time under py-spy is the `send()` system call itself. This measures that call alone, in each runtime,
-so that the rest — what the project spends around it — can be told apart from the floor both pay
-(docs/benchmark.md). A reader process (Python, selectors) accepts the connections and discards what it reads;
-each sender is a process of its own, so its CPU (user + system, the process's own) is only its writes.
+The live benchmark (bench/live_bench.py) reports the server's CPU per delivery against Node's `ws`, and splits it
+into user and system time. This measures the write alone, in each runtime, so that the rest — what each server
+spends around it — can be told apart from the floor both pay (docs/benchmark.md). A reader process (Python,
+selectors) accepts the connections and discards what it reads; it exits when this script does (its stdin closes).
+Each sender is a process of its own, so its CPU (user + system, the process's own) is only its writes; Node's is
+read after the writes' completions it defers (`afterWrite`, one per socket) have run.
 
     .venv/bin/python -m bench.send_floor                              # N = 1,000, 60 rounds, 3 batches each
     .venv/bin/python -m bench.send_floor --sockets 5000 --frame 160
@@ -28,16 +30,20 @@ from tests.servers import free_port
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference-node"
 
-# The reader: accepts every connection and reads until each closes (its CPU is not measured).
+# The reader: accepts every connection and reads until each closes (its CPU is not measured); it stops when its
+# stdin closes, which happens when this script ends however it ends.
 READER = """
 import selectors, socket, sys
 listener = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=8192)
 listener.setblocking(False)
 selector = selectors.DefaultSelector()
 selector.register(listener, selectors.EVENT_READ)
+selector.register(sys.stdin, selectors.EVENT_READ)
 print("ready", flush=True)
 while True:
     for key, _ in selector.select():
+        if key.fileobj is sys.stdin:
+            sys.exit(0)
         if key.fileobj is listener:
             connection, _ = listener.accept()
             connection.setblocking(False)
@@ -54,7 +60,7 @@ while True:
 
 # The Python sender: as the project's write-now path sends (server/write_now.py), one send() per socket.
 SENDER = """
-import os, socket, sys, time
+import socket, sys, time
 port, count, rounds, size = map(int, sys.argv[1:5])
 frame = b"x" * size
 sockets = []
@@ -73,11 +79,14 @@ for _ in range(rounds):
 """
 
 
-def per_write(command: list[str], cwd: Path | None = None) -> float:
-    """Median CPU µs per write over the sender's rounds."""
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, check=True)
-    rounds = [float(line) for line in result.stdout.split()]
-    return statistics.median(rounds)
+def per_write(command: list[str], rounds: int, cwd: Path | None = None) -> float:
+    """Median CPU µs per write over the sender's rounds (it prints one figure per round)."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+    figures = result.stdout.split()
+    if result.returncode != 0 or len(figures) != rounds:
+        sys.exit(f"send_floor: {command[0]} failed (exit {result.returncode}, {len(figures)} of {rounds} rounds):\n"
+                 f"{result.stderr[-2000:]}")
+    return statistics.median(float(figure) for figure in figures)
 
 
 def main() -> None:
@@ -85,26 +94,31 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=60, help="writes to every socket, per batch")
     parser.add_argument("--repeat", type=int, default=3, help="alternating batches (Python, Node)")
-    parser.add_argument("--frame", type=int, default=132,
-                        help="bytes per write (132: an ATTENDANCE_MARKED frame's size, header included)")
+    parser.add_argument("--frame", type=int, default=98,
+                        help="bytes per write (98: an ATTENDANCE_MARKED broadcast, 96 bytes of JSON and a 2-byte "
+                             "header)")
     parser.add_argument("--save", type=Path, help="write the results as JSON")
     args = parser.parse_args()
+    if min(args.sockets, args.rounds, args.repeat, args.frame) < 1:
+        parser.error("--sockets, --rounds, --repeat and --frame must be at least 1")
     if shutil.which("node") is None:
         sys.exit("send_floor: node is not installed")
 
     port = free_port()
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(port)], stdout=subprocess.PIPE)
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert reader.stdout is not None
         if reader.stdout.readline().strip() != b"ready":
             sys.exit("send_floor: the reader did not start")
         sender_args = [str(port), str(args.sockets), str(args.rounds), str(args.frame)]
+        senders = {"python": ([sys.executable, "-c", SENDER, *sender_args], None),
+                   "node": (["node", "send_floor.js", *sender_args], REFERENCE_DIR)}
         batches: dict[str, list[float]] = {"python": [], "node": []}
-        for _ in range(args.repeat):
-            batches["python"].append(per_write([sys.executable, "-c", SENDER, *sender_args]))
-            time.sleep(0.5)  # the reader closes the last batch's sockets
-            batches["node"].append(per_write(["node", "send_floor.js", *sender_args], cwd=REFERENCE_DIR))
-            time.sleep(0.5)
+        for batch in range(args.repeat):
+            for name in ("python", "node") if batch % 2 == 0 else ("node", "python"):  # each goes first in turn
+                command, cwd = senders[name]
+                batches[name].append(per_write(command, args.rounds, cwd))
+                time.sleep(0.5)  # the reader closes the last batch's sockets
     finally:
         reader.terminate()
         reader.wait(10)

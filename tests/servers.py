@@ -110,7 +110,7 @@ def process_cpu_split(*pids: int) -> tuple[float, float]:
     for pid in pids:
         # The command name (field 2) may hold spaces: split after its closing parenthesis.
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        user += int(fields[11])  # utime and stime, fields 14 and 15 of proc(5)
+        user += int(fields[11])  # utime and stime: fields 14 and 15 of proc(5)
         system += int(fields[12])
     ticks = os.sysconf("SC_CLK_TCK")
     return user / ticks, system / ticks

@@ -1,5 +1,6 @@
 """The send-floor benchmark's smoke run (`bench/send_floor.py`, tiny N): the reader and both senders start and
-report a figure each — so the bench still runs when someone needs its figures."""
+report a figure from every batch (a sender that fails or reports fewer rounds than asked fails the run) — so the
+bench still runs when someone needs its figures."""
 
 from __future__ import annotations
 
@@ -21,6 +22,5 @@ def test_send_floor_quick_run(tmp_path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Python socket.send()" in result.stdout and "Node socket.write()" in result.stdout
     figures = json.loads(saved.read_text())
-    assert [len(figures["batches"][name]) for name in ("python", "node")] == [2, 2]
-    assert figures["python_us"] > 0 and figures["node_us"] > 0
-    assert figures["ratio"] == figures["python_us"] / figures["node_us"]
+    assert [len(figures["batches"][name]) for name in ("python", "node")] == [2, 2]  # a figure from each batch
+    assert all(value > 0 for name in ("python", "node") for value in figures["batches"][name])
