@@ -9,7 +9,7 @@ SERVER_STAMP := $(VENV)/.server-installed
 STAMP := $(VENV)/.dev-installed
 PIP_INSTALL := $(PY) -m pip install --quiet --require-hashes
 
-.PHONY: run test test-fast test-mongodb migrate collectstatic lint bench bench-done bench-http bench-send-floor superuser clean
+.PHONY: native run test test-fast test-mongodb migrate collectstatic lint bench bench-done bench-http bench-send-floor superuser clean
 
 $(SERVER_STAMP): requirements/server.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,15 @@ $(STAMP): requirements/dev.txt requirements/server.txt
 	$(PIP_INSTALL) -r requirements/dev.txt
 	touch $@ $(SERVER_STAMP)
 
+# The native broadcast fan-out (server/fanout.c), built in place when its source is newer than the module. Optional:
+# without a compiler it warns and the server writes broadcasts from Python (server/build_native.py).
+native: $(SERVER_STAMP)
+	@$(PY) -m server.build_native
+
 # Serve HTTP, WebSocket and the console with Daphne on $$PORT (3000). DEBUG is on unless you set it.
 # server.prepare migrates and gathers the admin's, the API docs' and the console's files (hashed, compressed)
 # for WhiteNoise, once however many `make run` start together, and collects again only when they changed.
-run: $(SERVER_STAMP)
+run: $(SERVER_STAMP) native
 	DEBUG=$${DEBUG-1} $(PY) -m server.prepare
 	DEBUG=$${DEBUG-1} $(PY) -m server.serve
 
@@ -38,18 +43,18 @@ collectstatic: $(SERVER_STAMP)
 superuser: $(SERVER_STAMP)
 	DEBUG=$${DEBUG-1} $(PY) manage.py createsuperuser
 
-test: $(STAMP)
+test: $(STAMP) native
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The tests that start no process (no Daphne, Redis, PostgreSQL or MongoDB server, no browser): pytest.ini's
 # markers name the others. Redis on 127.0.0.1:6379 is used when it is there, skipped when it is not.
-test-fast: $(STAMP)
+test-fast: $(STAMP) native
 	$(PY) -m pytest -m "not wire and not browser and not fuzz" $(PYTEST_ARGS)
 
 # The whole suite against a throw-away MongoDB server (SecantusDB, installed outside .venv; docs/mongodb.md),
 # stopped afterwards even when tests fail. MONGODB_TOPOLOGY=replicaset (default; transactions) or standalone.
 MONGODB_TOPOLOGY ?= replicaset
-test-mongodb: $(STAMP)
+test-mongodb: $(STAMP) native
 	$(if $(filter-out replicaset standalone,$(MONGODB_TOPOLOGY)),$(error MONGODB_TOPOLOGY must be replicaset or standalone))
 	scripts/mongo-test-server run $(if $(filter standalone,$(MONGODB_TOPOLOGY)),--standalone) -- \
 		$(PY) -m pytest $(PYTEST_ARGS)
@@ -60,16 +65,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	DEBUG=1 $(VENV)/bin/mypy .
 
-bench: $(STAMP)
+bench: $(STAMP) native
 	$(PY) -m bench.live_bench $(BENCH_ARGS)
 
 # DONE for 1,000 students on SQLite and, with BENCH_ARGS=--mongodb, on SecantusDB (both topologies), in one run.
-bench-done: $(STAMP)
+bench-done: $(STAMP) native
 	$(PY) -m bench.done_bench $(BENCH_ARGS)
 
 # HTTP routes and a lesson start (N = 1,000) against the spec's own stack (Express, jsonwebtoken, ws,
 # better-sqlite3: bench/reference-node/, installed by the bench with `npm ci` the first time; needs Node 20).
-bench-http: $(STAMP)
+bench-http: $(STAMP) native
 	$(PY) -m bench.http_bench $(BENCH_ARGS)
 
 # The floor under a broadcast: one frame written to each of N loopback sockets, Python's send() against Node's

@@ -228,6 +228,8 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         self.pending: set[asyncio.Task[None]] = set()  # the expiry's revoke, kept referenced while it runs
         self.message_rate = MessageRate.from_settings()  # docs/production.md limits: WS_RATE_BURST, WS_RATE_PER_SECOND
         self.direct: DirectSocket | None = None  # under our Daphne: broadcasts written outside ASGI
+        # `direct` once accepted with nothing held, until closed: the native fan-out writes to it (live.hub)
+        self.direct_ready: DirectSocket | None = None
         self.checkin_codes: asyncio.Task[None] | None = None  # a teacher's: sends CHECKIN_CODE while a window is open
         self.code_sent: tuple[str, int] | None = None  # (window secret, rotation) of the last CHECKIN_CODE
 
@@ -312,6 +314,8 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         for text in self.held:
             await self.send(text_data=text)
         self.held.clear()
+        if not self.closed:
+            self.direct_ready = self.direct
         if self.user.role == Role.TEACHER:
             self.follow_checkin()  # a window open already (a reload of the projector): its code at once
 
@@ -339,6 +343,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
     def forget(self) -> None:
         """Leave every group, now (synchronous: safe on any exit path)."""
         self.closed = True
+        self.direct_ready = None
         open_sockets.release(self.member_id)
         open_sockets_per_ip.release(self.member_id)
         if self.expiry is not None:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from common.loops import PerLoop
+from server.fanout import NativeFanOut, send_text_now
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ PROBE_TIMEOUT_SECONDS = 1.5
 
 class Member(Protocol):
     member_id: str
+    # The socket a broadcast can be written to now, outside ASGI (server.daphne_ext.DirectSocket), or None:
+    # read by the native fan-out (server/fanout.py), which hands members without one to deliver_now.
+    direct_ready: Any
 
     def deliver_now(self, message: dict[str, Any], shared: dict[str, Any]) -> bool:
         """Take `message` synchronously if it can (True), else it goes to on_group_message. `shared` is
@@ -217,8 +221,13 @@ class Hub:
         """Hand a group message to each local member: a plain loop of synchronous writes where members take
         it now (a broadcast under our Daphne), a coroutine per member only where they cannot."""
         body = envelope["body"]
+        members = self.local_members(envelope.get("group", ""))
+        if NativeFanOut.on and body.get("kind") == "broadcast" and members:
+            # One native call writes the frame to every member whose socket takes it now (server/fanout.py);
+            # the rest (not yet accepted, closing, anything buffered) take their usual path below.
+            members = send_text_now(members, body["skip"], body["text"])
         shared: dict[str, Any] = {}
-        for member in self.local_members(envelope.get("group", "")):
+        for member in members:
             try:
                 if not member.deliver_now(body, shared):
                     await member.on_group_message(body)

@@ -32,6 +32,7 @@ EXTENSIONS = (
     "server.daphne_ext.CloseCodes",
     "server.daphne_ext.FastSockets",
     "server.write_now.WriteNow",
+    "server.fanout.NativeFanOut",
     "server.daphne_ext.LazyDebugLogs",
     "server.daphne_ext.PlainHttpModule",
     "server.daphne_limits.FastHTTPChannels",

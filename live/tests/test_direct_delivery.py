@@ -8,8 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 
+from attendance_site.asgi import application
 from live.consumers import AttendanceConsumer
+from live.hub import get_hub
+from live.notify import user_group
+from server.daphne_ext import SOCKET_EXTENSION
+from tests.support import WS_UNAUTHORIZED, comm_recv, error, make_user, token_for
 
 
 class FakeDirectSocket:
@@ -81,3 +88,37 @@ def test_a_socket_that_closed_under_daphne_leaves_the_frame_to_on_group_message(
     # Not open any more at the protocol: on_group_message's ASGI send, which Daphne drops for a closed socket.
     recipient = consumer(FakeDirectSocket(is_open=False))
     assert recipient.deliver_now(broadcast(), {}) is False
+
+
+# --- direct_ready: what the native fan-out (server/fanout.py) writes to --------------------------------------------
+@pytest.mark.django_db(transaction=True)
+async def test_direct_ready_is_the_direct_socket_once_accepted_and_none_once_closed(fresh_live):
+    user = await database_sync_to_async(make_user)("student")
+    direct = FakeDirectSocket()
+    communicator = WebsocketCommunicator(application, f"/ws?token={token_for(user)}")
+    communicator.scope["extensions"] = {SOCKET_EXTENSION: direct}  # what our Daphne sets (server/daphne_ext.py)
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    [member] = get_hub().local_members(user_group(user.id))
+    assert member.direct_ready is direct and member.accepted
+    await communicator.disconnect(timeout=5)
+    assert member.direct_ready is None and member.closed
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_refused_socket_never_gets_direct_ready(fresh_live, monkeypatch):
+    communicator = WebsocketCommunicator(application, "/ws?token=not-a-token")
+    communicator.scope["extensions"] = {SOCKET_EXTENSION: FakeDirectSocket()}
+    refused: list[AttendanceConsumer] = []
+    original = AttendanceConsumer.refuse
+
+    async def refuse(self: AttendanceConsumer, message: str) -> None:
+        refused.append(self)
+        await original(self, message)
+
+    monkeypatch.setattr(AttendanceConsumer, "refuse", refuse)
+    await communicator.connect(timeout=5)
+    assert await comm_recv(communicator) == error(WS_UNAUTHORIZED)
+    await communicator.disconnect(timeout=5)
+    [consumer_refused] = refused
+    assert consumer_refused.direct_ready is None

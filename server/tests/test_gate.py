@@ -36,9 +36,10 @@ from twisted.python.failure import Failure
 from twisted.web import http
 
 from common.messages import WS_UNAUTHORIZED
-from server import daphne_limits, gate
+from server import daphne_limits, fanout, gate
 from server.daphne_ext import AttendanceServer, AttendanceWebSocketFactory, FastWebSocketFactory, PlainHttpModule
 from server.daphne_limits import DeadlineHTTPChannel, DeadlineHTTPFactory, FastHTTPChannel
+from server.fanout import NativeFanOut
 from server.write_now import WriteNow
 from tests.support import (
     CLOSE_MESSAGE_TOO_BIG,
@@ -54,8 +55,8 @@ from tests.support import (
 )
 
 ALL = [
-    "request limits", "close codes", "fast sockets", "write-now", "lazy debug logs", "plain http module",
-    "fast http channels",
+    "request limits", "close codes", "fast sockets", "write-now", "native fan-out", "lazy debug logs",
+    "plain http module", "fast http channels",
 ]
 WARNING = "Server extensions not installed"
 
@@ -78,6 +79,7 @@ def assert_plain_websockets() -> None:
     assert daphne_cli.CommandLineInterface.server_class is daphne_server.Server
     assert daphne_server.WebSocketFactory is WebSocketFactory
     assert WriteNow.on is False
+    assert NativeFanOut.on is False
 
 
 def assert_nothing_patched() -> None:
@@ -107,6 +109,7 @@ def test_on_the_versions_written_for_every_extension_installs_without_a_warning(
     last_hop = daphne_limits.parse_x_forwarded_for
     assert http_protocol.parse_x_forwarded_for is ws_protocol.parse_x_forwarded_for is last_hop
     assert WriteNow.on is True
+    assert NativeFanOut.on is True
     assert gate_warnings(caplog) == []
 
 
@@ -160,6 +163,15 @@ def test_a_missing_private_attribute_leaves_its_extension_out_with_one_warning(m
     assert "write-now: missing twisted.internet.tcp.Connection()._writeDisconnected" in warning
 
 
+def test_a_native_fan_out_not_built_leaves_it_out_with_one_warning(monkeypatch, caplog):
+    monkeypatch.setattr(fanout, "_fanout", None)  # as when server.build_native found no compiler
+    assert gate.install(fast_path=True) == [name for name in ALL if name != "native fan-out"]
+    assert WriteNow.on is True  # broadcasts are written from Python, each one now
+    assert NativeFanOut.on is False
+    [warning] = gate_warnings(caplog)
+    assert "native fan-out: missing server._fanout (not built: python -m server.build_native)" in warning
+
+
 def test_a_missing_attribute_of_the_contract_protocol_leaves_the_sockets_plain(monkeypatch, caplog):
     monkeypatch.delattr(autobahn_protocol.WebSocketProtocol, "sendCloseFrame")
     assert gate.install(fast_path=True) == [
@@ -180,8 +192,8 @@ def test_live_fast_path_0_keeps_the_contract_and_leaves_the_fast_path_out(settin
     assert WriteNow.on is False
     assert gate_warnings(caplog) == [f"{WARNING}, running on Daphne's plain paths for them — "
                                      "fast sockets: LIVE_FAST_PATH=0; write-now: LIVE_FAST_PATH=0; "
-                                     "lazy debug logs: LIVE_FAST_PATH=0; plain http module: LIVE_FAST_PATH=0; "
-                                     "fast http channels: LIVE_FAST_PATH=0"]
+                                     "native fan-out: LIVE_FAST_PATH=0; lazy debug logs: LIVE_FAST_PATH=0; "
+                                     "plain http module: LIVE_FAST_PATH=0; fast http channels: LIVE_FAST_PATH=0"]
 
 
 class HalfWay(gate.Extension):
