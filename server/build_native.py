@@ -49,6 +49,7 @@ def main() -> int:
     try:
         path = build()
     except (Exception, SystemExit) as error:  # setuptools exits on a compiler error
+        built_path().unlink(missing_ok=True)  # never an older build of another source
         print(f"warning: the native fan-out ({SOURCE.name}) was not built ({error}); broadcasts are written from "
               "Python instead (server/fanout.py)", file=sys.stderr)
         return 0

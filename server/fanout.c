@@ -19,30 +19,88 @@
  * Each sent frame is counted in the protocol's trafficStats, and logged when the protocol logs octets, as
  * Autobahn's sendData does. The sends themselves run without the GIL, in one stretch: only the reactor's
  * thread touches these sockets, and every protocol and transport is referenced until the sends are done.
+ *
+ * Reading ~25 attributes per member through getattr was most of what this costs beyond the send() itself (a
+ * perf profile of the live bench), so the attributes are read from each object's own __dict__, falling back to
+ * getattr for what is not there (class defaults): the same values, because only exact types are taken — the
+ * protocol class and Twisted's TCP classes given to configure(), which server.fanout's gate checks define none
+ * of these names as data descriptors (which getattr would ask before the instance's __dict__). The protocol
+ * is read from DirectSocket's slot directly. Anything unexpected (another type, a missing attribute, an
+ * error) hands the member back.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
-static PyObject *connection_type;  /* twisted.internet.tcp.Connection (configure) */
-static long state_open = -1;       /* WebSocketProtocol.STATE_OPEN (configure) */
+/* configure() */
+static PyObject *transport_types;     /* a tuple of Twisted's TCP connection classes, taken exactly */
+static PyTypeObject *protocol_type;   /* FastWebSocketProtocol, exactly */
+static PyTypeObject *direct_type;     /* DirectSocket, exactly */
+static Py_ssize_t direct_protocol_offset = -1;  /* where DirectSocket's _protocol slot is */
+static long state_open = -1;          /* WebSocketProtocol.STATE_OPEN */
 
-static PyObject *s_member_id, *s_direct_ready, *s_protocol, *s_state, *s_muted, *s_per_message_compress,
-    *s_send_queue, *s_dict, *s_transport, *s_tls, *s_connected, *s_disconnecting, *s_write_disconnected,
-    *s_temp_data_buffer, *s_data_buffer, *s_offset, *s_producer, *s_streaming_producer, *s_producer_paused,
-    *s_socket, *s_traffic_stats, *s_outgoing_octets, *s_factory, *s_log_octets, *s_log_tx_octets;
+static PyObject *s_member_id, *s_direct_ready, *s_state, *s_muted, *s_per_message_compress, *s_send_queue,
+    *s_transport, *s_tls, *s_connected, *s_disconnecting, *s_write_disconnected, *s_temp_data_buffer,
+    *s_data_buffer, *s_offset, *s_producer, *s_streaming_producer, *s_producer_paused, *s_socket,
+    *s_traffic_stats, *s_outgoing_octets, *s_factory, *s_log_octets, *s_log_tx_octets;
 
-/* A getattr that answers 1 (truthy), 0 (falsy) or -1 (missing or failed; the error is cleared: the member
- * then takes Python's path, which raises and logs it if it is real). */
+/* An object and its own __dict__ (a new reference), read together. */
+typedef struct {
+    PyObject *object;
+    PyObject *attributes;
+} Owner;
+
 static int
-truth_of(PyObject *owner, PyObject *name)
+owner_of(PyObject *object, Owner *owner)
 {
-    PyObject *value = PyObject_GetAttr(owner, name);
+    owner->object = object;
+    owner->attributes = PyObject_GenericGetDict(object, NULL);
+    if (owner->attributes == NULL || !PyDict_Check(owner->attributes)) {
+        Py_CLEAR(owner->attributes);
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* The attribute `name`: the object's own if its __dict__ has it, else getattr's (a class default). A new
+ * reference, or NULL with no error set (missing, or failed: the member takes Python's path then). */
+static PyObject *
+attribute_of(Owner *owner, PyObject *name)
+{
+    PyObject *value = PyDict_GetItemWithError(owner->attributes, name);
+    if (value != NULL) {
+        Py_INCREF(value);
+        return value;
+    }
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    /* Not the object's own: its class's plain value as is (the __dict__ was just asked; getattr would ask it
+     * again), anything with a __get__ through getattr. */
+    value = _PyType_Lookup(Py_TYPE(owner->object), name);
+    if (value != NULL && Py_TYPE(value)->tp_descr_get == NULL) {
+        Py_INCREF(value);
+        return value;
+    }
+    value = PyObject_GetAttr(owner->object, name);
     if (value == NULL) {
         PyErr_Clear();
+    }
+    return value;
+}
+
+/* 1 (truthy), 0 (falsy) or -1 (missing or failed). */
+static int
+truth_of(Owner *owner, PyObject *name)
+{
+    PyObject *value = attribute_of(owner, name);
+    if (value == NULL) {
         return -1;
     }
     int truth = PyObject_IsTrue(value);
@@ -54,11 +112,10 @@ truth_of(PyObject *owner, PyObject *name)
 }
 
 static Py_ssize_t
-length_of(PyObject *owner, PyObject *name)
+length_of(Owner *owner, PyObject *name)
 {
-    PyObject *value = PyObject_GetAttr(owner, name);
+    PyObject *value = attribute_of(owner, name);
     if (value == NULL) {
-        PyErr_Clear();
         return -1;
     }
     Py_ssize_t length = PyObject_Length(value);
@@ -70,11 +127,10 @@ length_of(PyObject *owner, PyObject *name)
 }
 
 static int
-is_none(PyObject *owner, PyObject *name)
+is_none(Owner *owner, PyObject *name)
 {
-    PyObject *value = PyObject_GetAttr(owner, name);
+    PyObject *value = attribute_of(owner, name);
     if (value == NULL) {
-        PyErr_Clear();
         return -1;
     }
     int none = value == Py_None;
@@ -82,34 +138,44 @@ is_none(PyObject *owner, PyObject *name)
     return none;
 }
 
-/* Whether the protocol's transport can take the frame now (can_write_now); its socket's descriptor in *fd. */
-static int
-transport_takes_now(PyObject *transport, int *fd)
+static Py_ssize_t
+integer_of(Owner *owner, PyObject *name)
 {
-    if (!PyObject_TypeCheck(transport, (PyTypeObject *)connection_type)) {
-        return 0;
+    PyObject *value = attribute_of(owner, name);
+    if (value == NULL) {
+        return -1;
     }
+    Py_ssize_t integer = PyLong_Check(value) ? PyLong_AsSsize_t(value) : -1;
+    Py_DECREF(value);
+    if (integer == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return integer;
+}
+
+static int
+exact_type_in(PyObject *object, PyObject *types)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(types); i++) {
+        if (Py_TYPE(object) == (PyTypeObject *)PyTuple_GET_ITEM(types, i)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether the transport can take the frame now (server/write_now.py's can_write_now); its descriptor in *fd. */
+static int
+transport_takes_now(Owner *transport, int *fd)
+{
     if (truth_of(transport, s_tls) != 0 || truth_of(transport, s_connected) != 1
         || truth_of(transport, s_disconnecting) != 0 || truth_of(transport, s_write_disconnected) != 0
         || length_of(transport, s_temp_data_buffer) != 0) {
         return 0;
     }
     Py_ssize_t buffered = length_of(transport, s_data_buffer);
-    if (buffered < 0) {
-        return 0;
-    }
-    PyObject *offset_object = PyObject_GetAttr(transport, s_offset);
-    if (offset_object == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    Py_ssize_t offset = PyLong_AsSsize_t(offset_object);
-    Py_DECREF(offset_object);
-    if (offset == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    if (buffered > offset) {
+    Py_ssize_t offset = integer_of(transport, s_offset);
+    if (buffered < 0 || offset < 0 || buffered > offset) {
         return 0;
     }
     int no_producer = is_none(transport, s_producer);
@@ -120,12 +186,11 @@ transport_takes_now(PyObject *transport, int *fd)
         && (truth_of(transport, s_streaming_producer) != 1 || truth_of(transport, s_producer_paused) != 0)) {
         return 0;
     }
-    PyObject *sock = PyObject_GetAttr(transport, s_socket);
+    PyObject *sock = attribute_of(transport, s_socket);
     if (sock == NULL) {
-        PyErr_Clear();
         return 0;
     }
-    *fd = PyObject_AsFileDescriptor(sock);
+    *fd = PyObject_AsFileDescriptor(sock);  /* -1 once closed: an error, so Python's path decides */
     Py_DECREF(sock);
     if (*fd < 0) {
         PyErr_Clear();
@@ -134,80 +199,71 @@ transport_takes_now(PyObject *transport, int *fd)
     return 1;
 }
 
-/* Whether the protocol writes a prepared frame now (send_prepared, send_now): open, not muted, no compression
- * negotiated, nothing in Autobahn's own send queue. */
-/* Whether a protocol logs its octets (Autobahn's logOctets): its own value if it set one, else its factory's, which
- * FastWebSocketProtocol's FactoryOption would read (a Python call per member); one read per factory and call. */
+/* Whether a protocol logs its octets (Autobahn's logOctets): its own value if it set one, else its factory's,
+ * which FactoryOption would read with a Python call per member; so once per factory in a call. */
 typedef struct {
-    PyObject *factory; /* borrowed: the factory of the last protocol that had none of its own */
+    PyObject *factory; /* borrowed: the protocols, referenced by the caller's members, keep it alive */
     int logs;
 } LogOctetsCache;
 
 static int
-logs_octets(PyObject *protocol, PyObject *attributes, LogOctetsCache *cache)
+logs_octets(Owner *protocol, LogOctetsCache *cache)
 {
-    PyObject *own = PyDict_GetItemWithError(attributes, s_log_octets);
+    PyObject *own = PyDict_GetItemWithError(protocol->attributes, s_log_octets);
     if (own != NULL) {
-        return PyObject_IsTrue(own);
+        int truth = PyObject_IsTrue(own);
+        if (truth < 0) {
+            PyErr_Clear();
+        }
+        return truth;
     }
     if (PyErr_Occurred()) {
+        PyErr_Clear();
         return -1;
     }
-    PyObject *factory = PyObject_GetAttr(protocol, s_factory);
+    PyObject *factory = attribute_of(protocol, s_factory);
     if (factory == NULL) {
         return -1;
     }
     if (factory != cache->factory) {
-        cache->logs = truth_of(protocol, s_log_octets);
+        PyObject *value = PyObject_GetAttr(protocol->object, s_log_octets);
+        cache->logs = value == NULL ? -1 : PyObject_IsTrue(value);
+        Py_XDECREF(value);
+        PyErr_Clear();
         cache->factory = factory;
     }
-    Py_DECREF(factory);  /* the protocols, referenced until the call ends, keep it alive */
+    Py_DECREF(factory);
     return cache->logs;
 }
 
+/* Whether the protocol writes a prepared frame now (DirectSocket.send_prepared, FastWebSocketProtocol.send_now):
+ * open, not muted, no compression negotiated, nothing in Autobahn's own send queue. */
 static int
-protocol_takes_now(PyObject *protocol, LogOctetsCache *cache, int *logs)
+protocol_takes_now(Owner *protocol, LogOctetsCache *cache, int *logs)
 {
-    PyObject *state = PyObject_GetAttr(protocol, s_state);
-    if (state == NULL) {
+    if (integer_of(protocol, s_state) != state_open || truth_of(protocol, s_muted) != 0
+        || is_none(protocol, s_per_message_compress) != 1) {
+        return 0;
+    }
+    PyObject *queue = PyDict_GetItemWithError(protocol->attributes, s_send_queue);
+    if (queue == NULL && PyErr_Occurred()) {
         PyErr_Clear();
         return 0;
     }
-    long value = PyLong_AsLong(state);
-    Py_DECREF(state);
-    if (value == -1 && PyErr_Occurred()) {
+    if (queue != NULL && PyObject_IsTrue(queue) != 0) {
         PyErr_Clear();
         return 0;
     }
-    if (value != state_open || truth_of(protocol, s_muted) != 0 || is_none(protocol, s_per_message_compress) != 1) {
-        return 0;
-    }
-    PyObject *attributes = PyObject_GetAttr(protocol, s_dict);
-    if (attributes == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    if (!PyDict_Check(attributes)) {
-        Py_DECREF(attributes);
-        return 0;
-    }
-    PyObject *queue = PyDict_GetItemWithError(attributes, s_send_queue);
-    int queued = queue != NULL && PyObject_IsTrue(queue) != 0;
-    *logs = queued || PyErr_Occurred() ? -1 : logs_octets(protocol, attributes, cache);
-    Py_DECREF(attributes);
-    if (PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    return !queued && *logs >= 0;
+    *logs = logs_octets(protocol, cache);
+    return *logs >= 0;
 }
 
 /* The frame's bookkeeping, as Autobahn's sendData keeps it for an open connection. An error here is reported
  * as unraisable (the frame is sent; the other members must still get theirs). */
 static void
-account(PyObject *protocol, PyObject *frame, Py_ssize_t size, int logs)
+account(Owner *protocol, PyObject *frame, Py_ssize_t size, int logs)
 {
-    PyObject *stats = PyObject_GetAttr(protocol, s_traffic_stats);
+    PyObject *stats = attribute_of(protocol, s_traffic_stats);
     if (stats != NULL) {
         PyObject *octets = PyObject_GetAttr(stats, s_outgoing_octets);
         if (octets != NULL) {
@@ -221,25 +277,87 @@ account(PyObject *protocol, PyObject *frame, Py_ssize_t size, int logs)
             Py_DECREF(octets);
         }
         Py_DECREF(stats);
+    } else {
+        PyErr_SetString(PyExc_AttributeError, "trafficStats");
     }
-    if (!PyErr_Occurred()) {
-        if (logs) {
-            PyObject *logged = PyObject_CallMethodObjArgs(protocol, s_log_tx_octets, frame, Py_False, NULL);
-            Py_XDECREF(logged);
-        }
+    if (!PyErr_Occurred() && logs) {
+        PyObject *logged = PyObject_CallMethodObjArgs(protocol->object, s_log_tx_octets, frame, Py_False, NULL);
+        Py_XDECREF(logged);
     }
     if (PyErr_Occurred()) {
-        PyErr_WriteUnraisable(protocol);
+        PyErr_WriteUnraisable(protocol->object);
     }
 }
 
 typedef struct {
-    PyObject *protocol;  /* referenced */
+    Owner protocol;      /* the protocol referenced, its __dict__ too */
     PyObject *transport; /* referenced */
     int fd;
     int logs;
     Py_ssize_t sent;
 } Recipient;
+
+/* The protocol behind a member's DirectSocket, if the member takes broadcasts now (a new reference). */
+static PyObject *
+protocol_of(PyObject *member)
+{
+    PyObject *direct = PyObject_GetAttr(member, s_direct_ready);
+    if (direct == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *protocol = NULL;
+    if (Py_TYPE(direct) == direct_type) {
+        protocol = *(PyObject **)((char *)direct + direct_protocol_offset);
+        Py_XINCREF(protocol);
+    }
+    Py_DECREF(direct);
+    if (protocol != NULL && Py_TYPE(protocol) != protocol_type) {
+        Py_CLEAR(protocol);
+    }
+    return protocol;
+}
+
+/* Whether the member's socket takes the frame now; if so *recipient holds what sending and accounting need. */
+static int
+recipient_of(PyObject *member, LogOctetsCache *cache, Recipient *recipient)
+{
+    PyObject *protocol = protocol_of(member);
+    if (protocol == NULL) {
+        return 0;
+    }
+    Owner protocol_owner, transport_owner;
+    int logs = 0, fd = -1;
+    if (!owner_of(protocol, &protocol_owner)) {
+        Py_DECREF(protocol);
+        return 0;
+    }
+    PyObject *transport = NULL;
+    if (protocol_takes_now(&protocol_owner, cache, &logs)) {
+        transport = attribute_of(&protocol_owner, s_transport);
+    }
+    int takes = 0;
+    if (transport != NULL && exact_type_in(transport, transport_types) && owner_of(transport, &transport_owner)) {
+        takes = transport_takes_now(&transport_owner, &fd);
+        Py_DECREF(transport_owner.attributes);
+    }
+    if (!takes) {
+        Py_XDECREF(transport);
+        Py_DECREF(protocol_owner.attributes);
+        Py_DECREF(protocol);
+        return 0;
+    }
+    *recipient = (Recipient){protocol_owner, transport, fd, logs, 0};
+    return 1;
+}
+
+static void
+release(Recipient *recipient)
+{
+    Py_CLEAR(recipient->protocol.attributes);
+    Py_CLEAR(recipient->protocol.object);
+    Py_CLEAR(recipient->transport);
+}
 
 static PyObject *
 send_to_all(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -248,7 +366,7 @@ send_to_all(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "send_to_all(members: list, skip: object, frame: bytes)");
         return NULL;
     }
-    if (connection_type == NULL) {
+    if (transport_types == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "server._fanout.configure() was not called");
         return NULL;
     }
@@ -277,33 +395,14 @@ send_to_all(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 continue;
             }
         }
-        PyObject *direct = PyObject_GetAttr(member, s_direct_ready);
-        PyObject *protocol = NULL, *transport = NULL;
-        int fd = -1, logs = 0;
-        if (direct == NULL) {
-            PyErr_Clear();
-        } else if (direct != Py_None) {
-            protocol = PyObject_GetAttr(direct, s_protocol);
-            if (protocol == NULL) {
-                PyErr_Clear();
-            } else if (protocol_takes_now(protocol, &log_octets, &logs)) {
-                transport = PyObject_GetAttr(protocol, s_transport);
-                if (transport == NULL) {
-                    PyErr_Clear();
-                } else if (!transport_takes_now(transport, &fd)) {
-                    Py_CLEAR(transport);
-                }
-            }
+        if (recipient_of(member, &log_octets, &recipients[taken])) {
+            /* Counted (and logged) now, while the protocol is at hand; the frame is its transport's from here
+             * on, whatever send() takes (the rest goes to transport.write), so Autobahn would count it too. */
+            account(&recipients[taken].protocol, frame, size, recipients[taken].logs);
+            taken++;
+        } else if (PyList_Append(left, member) < 0) {
+            goto failed;
         }
-        Py_XDECREF(direct);
-        if (transport == NULL) {
-            Py_XDECREF(protocol);
-            if (PyList_Append(left, member) < 0) {
-                goto failed;
-            }
-            continue;
-        }
-        recipients[taken++] = (Recipient){protocol, transport, fd, logs, 0};
     }
 
     Py_BEGIN_ALLOW_THREADS
@@ -319,7 +418,6 @@ send_to_all(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
     for (Py_ssize_t i = 0; i < taken; i++) {
         Recipient *recipient = &recipients[i];
-        account(recipient->protocol, frame, size, recipient->logs);
         if (recipient->sent < size) {
             PyObject *item = Py_BuildValue("(On)", recipient->transport, recipient->sent);
             if (item == NULL || PyList_Append(unfinished, item) < 0) {
@@ -328,16 +426,14 @@ send_to_all(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
             Py_XDECREF(item);
         }
-        Py_CLEAR(recipient->protocol);
-        Py_CLEAR(recipient->transport);
+        release(recipient);
     }
     PyMem_Free(recipients);
     return Py_BuildValue("(NN)", left, unfinished);
 
 failed:
     for (Py_ssize_t i = 0; i < taken; i++) {
-        Py_XDECREF(recipients[i].protocol);
-        Py_XDECREF(recipients[i].transport);
+        release(&recipients[i]);
     }
     PyMem_Free(recipients);
     Py_XDECREF(left);
@@ -351,13 +447,37 @@ failed:
 static PyObject *
 configure(PyObject *module, PyObject *args)
 {
-    PyObject *type;
+    PyObject *transports, *protocol, *direct;
     long open_state;
-    if (!PyArg_ParseTuple(args, "O!l", &PyType_Type, &type, &open_state)) {
+    if (!PyArg_ParseTuple(args, "O!O!O!l", &PyTuple_Type, &transports, &PyType_Type, &protocol, &PyType_Type,
+                          &direct, &open_state)) {
         return NULL;
     }
-    Py_INCREF(type);
-    Py_XSETREF(connection_type, type);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(transports); i++) {
+        if (!PyType_Check(PyTuple_GET_ITEM(transports, i))) {
+            PyErr_SetString(PyExc_TypeError, "configure(): the transports are classes");
+            return NULL;
+        }
+    }
+    PyObject *slot = PyObject_GetAttrString(direct, "_protocol");
+    if (slot == NULL) {
+        return NULL;
+    }
+    int is_slot = Py_IS_TYPE(slot, &PyMemberDescr_Type)
+        && ((PyMemberDescrObject *)slot)->d_member->type == T_OBJECT_EX;
+    Py_ssize_t offset = is_slot ? ((PyMemberDescrObject *)slot)->d_member->offset : -1;
+    Py_DECREF(slot);
+    if (!is_slot) {
+        PyErr_SetString(PyExc_TypeError, "configure(): DirectSocket._protocol is not an object slot");
+        return NULL;
+    }
+    Py_INCREF(transports);
+    Py_XSETREF(transport_types, transports);
+    Py_INCREF(protocol);
+    Py_XSETREF(protocol_type, (PyTypeObject *)protocol);
+    Py_INCREF(direct);
+    Py_XSETREF(direct_type, (PyTypeObject *)direct);
+    direct_protocol_offset = offset;
     state_open = open_state;
     Py_RETURN_NONE;
 }
@@ -367,7 +487,8 @@ static PyMethodDef methods[] = {
      "send_to_all(members, skip, frame) -> (left, unfinished): write `frame` now to every member whose socket "
      "takes it (server/fanout.py)."},
     {"configure", configure, METH_VARARGS,
-     "configure(connection_type, state_open): Twisted's TCP connection class and Autobahn's open state."},
+     "configure(transport_types, protocol_type, direct_socket_type, state_open): the exact classes taken "
+     "(Twisted's TCP connections, FastWebSocketProtocol, DirectSocket) and Autobahn's open state."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -385,12 +506,10 @@ PyInit__fanout(void)
 {
     INTERN(s_member_id, "member_id");
     INTERN(s_direct_ready, "direct_ready");
-    INTERN(s_protocol, "_protocol");
     INTERN(s_state, "state");
     INTERN(s_muted, "muted");
     INTERN(s_per_message_compress, "_perMessageCompress");
     INTERN(s_send_queue, "_send_queue");
-    INTERN(s_dict, "__dict__");
     INTERN(s_transport, "transport");
     INTERN(s_tls, "TLS");
     INTERN(s_connected, "connected");

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, TypeVar
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import tcp
 
-from server.daphne_ext import DirectSocket, FastSockets
+from server.daphne_ext import DirectSocket, FastSockets, FastWebSocketProtocol
 from server.gate import DidNotEnable, Extension, Patches
 from server.write_now import WriteNow, _NoReactor
 
@@ -36,6 +36,13 @@ except ImportError:  # not built (no compiler): the gate leaves the native fan-o
     _fanout = None
 
 M = TypeVar("M")
+
+# The classes server/fanout.c takes, exactly (anything else is handed back): the connections Daphne's endpoints
+# make, FastWebSocketProtocol, DirectSocket; and what it reads of them from their own __dict__.
+TRANSPORT_TYPES = (tcp.Server, tcp.Connection)
+PROTOCOL_ATTRIBUTES = ("state", "muted", "_perMessageCompress", "transport", "trafficStats", "factory", "logOctets")
+TRANSPORT_ATTRIBUTES = ("TLS", "connected", "disconnecting", "_writeDisconnected", "_tempDataBuffer", "dataBuffer",
+                        "offset", "producer", "streamingProducer", "producerPaused", "socket")
 
 
 def send_text_now(members: list[M], skip: str | None, text: str) -> list[M]:
@@ -61,9 +68,14 @@ class NativeFanOut(Extension):
     def missing(cls) -> list[str]:
         if _fanout is None:
             return ["server._fanout (not built: python -m server.build_native)"]
-        # The attributes server/fanout.c reads beyond those FastSockets and WriteNow check.
-        missing = [] if isinstance(getattr(WebSocketProtocol, "STATE_OPEN", None), int) else [
-            "autobahn.websocket.protocol.WebSocketProtocol.STATE_OPEN (an int)"]
+        # server/fanout.c reads these from each object's own __dict__ before asking getattr: the same values
+        # only while no class on the way makes one of them a data descriptor (which getattr would ask first).
+        missing = [f"{name} (a data descriptor: read from __dict__ by server/fanout.c)"
+                   for owner, names in ((FastWebSocketProtocol, PROTOCOL_ATTRIBUTES),
+                                        *((transport, TRANSPORT_ATTRIBUTES) for transport in TRANSPORT_TYPES))
+                   for name in names if _data_descriptor(owner, name)]
+        if not isinstance(getattr(WebSocketProtocol, "STATE_OPEN", None), int):
+            missing.append("autobahn.websocket.protocol.WebSocketProtocol.STATE_OPEN (an int)")
         own_end, other_end = socket.socketpair()
         try:
             connection: Any = tcp.Connection(own_end, None, reactor=_NoReactor())  # type: ignore[arg-type]
@@ -80,5 +92,16 @@ class NativeFanOut(Extension):
     def setup_once(cls, patches: Patches) -> None:
         if _fanout is None:
             raise DidNotEnable("server._fanout is not built")
-        _fanout.configure(tcp.Connection, WebSocketProtocol.STATE_OPEN)
+        try:
+            _fanout.configure(TRANSPORT_TYPES, FastWebSocketProtocol, DirectSocket, WebSocketProtocol.STATE_OPEN)
+        except (TypeError, AttributeError) as error:  # a module of another source; DirectSocket without its slot
+            raise DidNotEnable(f"server._fanout refused its configuration ({error})") from error
         patches.set(cls, "on", True)
+
+
+def _data_descriptor(owner: type, name: str) -> bool:
+    for klass in owner.__mro__:
+        if name in vars(klass):
+            attribute = type(vars(klass)[name])
+            return hasattr(attribute, "__set__") or hasattr(attribute, "__delete__")
+    return False

@@ -126,9 +126,9 @@ class Producer:
         pass
 
 
-def open_protocol(link: Link) -> FastWebSocketProtocol:
+def open_protocol(link: Link, kind: type[FastWebSocketProtocol] = FastWebSocketProtocol) -> FastWebSocketProtocol:
     """Our protocol, open, on the link's transport (the handshake is Autobahn's and tested over the wire)."""
-    protocol = FastWebSocketProtocol()
+    protocol = kind()
     protocol.transport = link.transport
     protocol.state = protocol.STATE_OPEN
     protocol.send_queue = deque()

@@ -98,6 +98,26 @@ def test_a_protocol_that_is_not_the_plain_case_is_handed_back(links, state):
     assert protocol.trafficStats.outgoingOctetsWireLevel == 0
 
 
+class OtherProtocol(FastWebSocketProtocol):
+    """A subclass could make any attribute a property: only the exact class is taken."""
+
+
+def test_a_protocol_or_transport_of_another_class_is_handed_back(links):
+    members = members_on(links[:3])
+    members[1].direct_ready = DirectSocket(open_protocol(links[1], OtherProtocol))
+    members[2].direct_ready._protocol.transport = type("OtherTransport", (type(links[2].transport),), {})(
+        links[2].transport.socket, None, reactor=links[2].reactor)
+    assert send_text_now(members, None, TEXT) == members[1:]
+    assert [link.read_all() for link in links[:3]] == [FRAME, b"", b""]
+
+
+def test_a_data_descriptor_on_a_name_read_from_dict_leaves_the_fan_out_out(monkeypatch, caplog):
+    gate.reset()
+    monkeypatch.setattr(FastWebSocketProtocol, "muted", property(lambda self: False), raising=False)
+    assert "native fan-out" not in gate.install(fast_path=True)
+    assert "muted (a data descriptor: read from __dict__ by server/fanout.c)" in caplog.text
+
+
 @pytest.mark.parametrize(
     "state",
     ["not connected", "disconnecting", "write side shut", "tls", "paused producer", "pull producer", "buffered",
