@@ -316,8 +316,11 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         self.held.clear()
         if not self.closed:
             self.direct_ready = self.direct
-        if self.user.role == Role.TEACHER:
-            self.follow_checkin()  # a window open already (a reload of the projector): its code at once
+        # A window open already (a reload of the projector): its code at once. Read here, before this socket's
+        # next frame is handled, and not by the timer task alone: a window this socket opens next must have its
+        # CHECKIN_OPENED sent before its first CHECKIN_CODE (the notice of its opening starts the timer then).
+        if self.user.role == Role.TEACHER and await db_call(selectors.teacher_window)(self.user.id) is not None:
+            self.follow_checkin()
 
     async def refuse(self, message: str) -> None:
         """Accept only to say why, then close 1008 (docs/api.md: the auth ERROR, too many connections)."""
