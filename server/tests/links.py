@@ -137,3 +137,26 @@ def open_protocol(link: Link, kind: type[FastWebSocketProtocol] = FastWebSocketP
     protocol._perMessageCompress = None
     protocol.muted = False
     return protocol
+
+
+# Each state in which a transport must take Twisted's own path (nothing written now), as a test puts it there.
+TWISTEDS_PATH_STATES = ["not connected", "disconnecting", "write side shut", "tls", "paused producer", "pull producer"]
+
+
+def put_in_state(transport: Any, state: str) -> None:
+    """Put `transport` in one of TWISTEDS_PATH_STATES."""
+    if state == "not connected":
+        transport.connected = 0
+    elif state == "disconnecting":
+        transport.disconnecting = True
+    elif state == "write side shut":
+        transport._writeDisconnected = True
+    elif state == "tls":
+        transport.TLS = True
+    elif state == "paused producer":
+        transport.registerProducer(Producer(), True)
+        transport.producerPaused = True
+    elif state == "pull producer":
+        transport.registerProducer(Producer(), False)
+    else:
+        raise ValueError(state)

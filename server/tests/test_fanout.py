@@ -18,7 +18,7 @@ from twisted.internet import main
 from server import fanout, gate
 from server.daphne_ext import DirectSocket, FastWebSocketFactory, FastWebSocketProtocol
 from server.fanout import NativeFanOut, send_text_now
-from server.tests.links import Link, Producer, loopback_link, open_protocol
+from server.tests.links import TWISTEDS_PATH_STATES, Link, Producer, loopback_link, open_protocol, put_in_state
 
 pytestmark = pytest.mark.skipif(fanout._fanout is None, reason="server._fanout is not built (server.build_native)")
 
@@ -118,27 +118,12 @@ def test_a_data_descriptor_on_a_name_read_from_dict_leaves_the_fan_out_out(monke
     assert "muted (a data descriptor: read from __dict__ by server/fanout.c)" in caplog.text
 
 
-@pytest.mark.parametrize(
-    "state",
-    ["not connected", "disconnecting", "write side shut", "tls", "paused producer", "pull producer", "buffered",
-     "buffered after a reactor pass"],
-)
+@pytest.mark.parametrize("state", [*TWISTEDS_PATH_STATES, "buffered", "buffered after a reactor pass"])
 def test_a_transport_that_is_not_the_plain_case_is_handed_back(links, state):
     members = members_on(links[:2])
     transport = links[1].transport
-    if state == "not connected":
-        transport.connected = 0
-    elif state == "disconnecting":
-        transport.disconnecting = True
-    elif state == "write side shut":
-        transport._writeDisconnected = True
-    elif state == "tls":
-        transport.TLS = True
-    elif state == "paused producer":
-        transport.registerProducer(Producer(), True)
-        transport.producerPaused = True
-    elif state == "pull producer":
-        transport.registerProducer(Producer(), False)
+    if state in TWISTEDS_PATH_STATES:
+        put_in_state(transport, state)
     else:
         links[1].fill_kernel_buffers()
         transport.write(b"held by Twisted")  # the frame must not overtake it (in _tempDataBuffer until a pass)

@@ -19,7 +19,7 @@ from server.daphne_ext import (
     DirectSocket,
     FastWebSocketProtocol,
 )
-from server.tests.links import Link, Producer, loopback_link, open_protocol, payload
+from server.tests.links import TWISTEDS_PATH_STATES, Link, Producer, loopback_link, open_protocol, payload, put_in_state
 from server.write_now import WriteNow, can_write_now, write_now
 
 
@@ -99,25 +99,10 @@ def test_a_closed_descriptor_falls_back_to_twisted(link):
     assert link.transport.doWrite() is main.CONNECTION_LOST
 
 
-@pytest.mark.parametrize(
-    "state",
-    ["not connected", "disconnecting", "write side shut", "tls", "paused producer", "pull producer"],
-)
+@pytest.mark.parametrize("state", TWISTEDS_PATH_STATES)
 def test_connections_that_must_take_twisteds_path_are_left_alone(link, state):
     transport = link.transport
-    if state == "not connected":
-        transport.connected = 0
-    elif state == "disconnecting":
-        transport.disconnecting = True
-    elif state == "write side shut":
-        transport._writeDisconnected = True
-    elif state == "tls":
-        transport.TLS = True
-    elif state == "paused producer":
-        transport.registerProducer(Producer(), True)
-        transport.producerPaused = True
-    else:
-        transport.registerProducer(Producer(), False)
+    put_in_state(transport, state)
     assert write_now(transport, b"frame") is False
     assert link.read_all() == b"" and link.buffered() == 0
 
