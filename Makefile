@@ -83,4 +83,4 @@ bench-send-floor: $(STAMP)
 	$(PY) -m bench.send_floor $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles staticfiles.builds .prepare.lock server/_fanout*.so
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles staticfiles.builds .prepare.lock .native.lock server/_fanout*.so

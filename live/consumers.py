@@ -319,7 +319,7 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         # A window open already (a reload of the projector): its code at once. Read here, before this socket's
         # next frame is handled, and not by the timer task alone: a window this socket opens next must have its
         # CHECKIN_OPENED sent before its first CHECKIN_CODE (the notice of its opening starts the timer then).
-        if self.user.role == Role.TEACHER and await db_call(selectors.teacher_window)(self.user.id) is not None:
+        if self.user.role == Role.TEACHER and await self.window_open_at_connect():
             self.follow_checkin()
 
     async def refuse(self, message: str) -> None:
@@ -449,6 +449,15 @@ class AttendanceConsumer(AsyncWebsocketConsumer):
         await asyncio.shield(db_call(commands.check_in)(session, self.user.id, payload.code, self))
 
     # --- a teacher's check-in codes ------------------------------------------------------------------------
+
+    async def window_open_at_connect(self) -> bool:
+        """Whether the teacher's live session has a check-in window; True when the database cannot say (the
+        code timer, which retries, then finds out)."""
+        try:
+            return await db_call(selectors.teacher_window)(self.user.id) is not None
+        except Exception:
+            logger.warning("Reading the check-in window at connect failed", exc_info=True)
+            return True
 
     def follow_checkin(self) -> None:
         """(Re)start this teacher socket's code timer: at connect, and at every window opened (a notice)."""

@@ -225,7 +225,11 @@ class Hub:
         if NativeFanOut.on and body.get("kind") == "broadcast" and members:
             # One native call writes the frame to every member whose socket takes it now (server/fanout.py);
             # the rest (not yet accepted, closing, anything buffered) take their usual path below.
-            members = send_text_now(members, body["skip"], body["text"])
+            try:
+                members = send_text_now(members, body["skip"], body["text"])
+            except Exception:  # not retried member by member: some may have been sent the frame already
+                logger.exception("Writing a broadcast to this process's sockets failed")
+                return
         shared: dict[str, Any] = {}
         for member in members:
             try:

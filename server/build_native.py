@@ -13,9 +13,12 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
+from server.prepare import exclusive_lock
+
 SERVER_DIR = Path(__file__).resolve().parent
 SOURCE = SERVER_DIR / "fanout.c"
 MODULE = "server._fanout"
+LOCK_FILE = ".native.lock"
 
 
 def built_path() -> Path:
@@ -24,7 +27,8 @@ def built_path() -> Path:
 
 def up_to_date() -> bool:
     built = built_path()
-    return built.exists() and built.stat().st_mtime >= SOURCE.stat().st_mtime
+    newest_source = max(SOURCE.stat().st_mtime, Path(__file__).stat().st_mtime)  # the flags are here
+    return built.exists() and built.stat().st_mtime >= newest_source
 
 
 def build() -> Path:
@@ -46,6 +50,12 @@ def build() -> Path:
 def main() -> int:
     if up_to_date():
         return 0
+    # Several `make run` started at once from one checkout: one builds, the others find it built.
+    with exclusive_lock(SERVER_DIR.parent / LOCK_FILE):
+        return 0 if up_to_date() else build_or_warn()
+
+
+def build_or_warn() -> int:
     try:
         path = build()
     except (Exception, SystemExit) as error:  # setuptools exits on a compiler error

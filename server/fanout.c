@@ -202,7 +202,7 @@ transport_takes_now(Owner *transport, int *fd)
 /* Whether a protocol logs its octets (Autobahn's logOctets): its own value if it set one, else its factory's,
  * which FactoryOption would read with a Python call per member; so once per factory in a call. */
 typedef struct {
-    PyObject *factory; /* borrowed: the protocols, referenced by the caller's members, keep it alive */
+    PyObject *factory; /* referenced until the call ends */
     int logs;
 } LogOctetsCache;
 
@@ -230,7 +230,8 @@ logs_octets(Owner *protocol, LogOctetsCache *cache)
         cache->logs = value == NULL ? -1 : PyObject_IsTrue(value);
         Py_XDECREF(value);
         PyErr_Clear();
-        cache->factory = factory;
+        Py_XSETREF(cache->factory, factory);  /* takes the reference */
+        return cache->logs;
     }
     Py_DECREF(factory);
     return cache->logs;
@@ -370,10 +371,16 @@ send_to_all(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "server._fanout.configure() was not called");
         return NULL;
     }
-    PyObject *members = args[0], *skip = args[1], *frame = args[2];
+    PyObject *skip = args[1], *frame = args[2];
     const char *data = PyBytes_AS_STRING(frame);
     Py_ssize_t size = PyBytes_GET_SIZE(frame);
-    Py_ssize_t count = PyList_GET_SIZE(members);
+    /* A snapshot: the getattrs below may run Python code (descriptors, __getattr__), which must not be able to
+     * change the list under this loop. */
+    PyObject *members = PyList_AsTuple(args[0]);
+    if (members == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(members);
 
     PyObject *left = PyList_New(0);
     PyObject *unfinished = PyList_New(0);
@@ -385,7 +392,7 @@ send_to_all(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     /* Members whose socket takes the frame now; the others to `left`, in their order. */
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *member = PyList_GET_ITEM(members, i);
+        PyObject *member = PyTuple_GET_ITEM(members, i);
         if (skip != Py_None) {
             PyObject *member_id = PyObject_GetAttr(member, s_member_id);
             int skipped = member_id != NULL && PyObject_RichCompareBool(member_id, skip, Py_EQ) == 1;
@@ -429,6 +436,8 @@ send_to_all(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         release(recipient);
     }
     PyMem_Free(recipients);
+    Py_XDECREF(log_octets.factory);
+    Py_DECREF(members);
     return Py_BuildValue("(NN)", left, unfinished);
 
 failed:
@@ -436,6 +445,8 @@ failed:
         release(&recipients[i]);
     }
     PyMem_Free(recipients);
+    Py_XDECREF(log_octets.factory);
+    Py_DECREF(members);
     Py_XDECREF(left);
     Py_XDECREF(unfinished);
     if (!PyErr_Occurred()) {

@@ -20,6 +20,7 @@ the versions it was written for, only when the module was built, and never with 
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Any, ClassVar, TypeVar
 
@@ -35,6 +36,7 @@ try:
 except ImportError:  # not built (no compiler): the gate leaves the native fan-out out
     _fanout = None
 
+logger = logging.getLogger(__name__)
 M = TypeVar("M")
 
 # The classes server/fanout.c takes, exactly (anything else is handed back): the connections Daphne's endpoints
@@ -51,7 +53,10 @@ def send_text_now(members: list[M], skip: str | None, text: str) -> list[M]:
     frame = DirectSocket.prepare(text).payloadHybi
     left, unfinished = _fanout.send_to_all(members, skip, frame)
     for transport, sent in unfinished:
-        transport.write(frame[sent:])
+        try:
+            transport.write(frame[sent:])
+        except Exception:  # one broken connection must not keep the rest of a frame from the others
+            logger.exception("Handing the rest of a broadcast frame to Twisted failed")
     return left  # type: ignore[no-any-return]
 
 

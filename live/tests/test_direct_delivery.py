@@ -16,7 +16,7 @@ from live.consumers import AttendanceConsumer
 from live.hub import get_hub
 from live.notify import user_group
 from server.daphne_ext import SOCKET_EXTENSION
-from tests.support import WS_UNAUTHORIZED, comm_recv, error, make_user, token_for
+from tests.support import make_user, token_for
 
 
 class FakeDirectSocket:
@@ -103,22 +103,3 @@ async def test_direct_ready_is_the_direct_socket_once_accepted_and_none_once_clo
     assert member.direct_ready is direct and member.accepted
     await communicator.disconnect(timeout=5)
     assert member.direct_ready is None and member.closed
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_a_refused_socket_never_gets_direct_ready(fresh_live, monkeypatch):
-    communicator = WebsocketCommunicator(application, "/ws?token=not-a-token")
-    communicator.scope["extensions"] = {SOCKET_EXTENSION: FakeDirectSocket()}
-    refused: list[AttendanceConsumer] = []
-    original = AttendanceConsumer.refuse
-
-    async def refuse(self: AttendanceConsumer, message: str) -> None:
-        refused.append(self)
-        await original(self, message)
-
-    monkeypatch.setattr(AttendanceConsumer, "refuse", refuse)
-    await communicator.connect(timeout=5)
-    assert await comm_recv(communicator) == error(WS_UNAUTHORIZED)
-    await communicator.disconnect(timeout=5)
-    [consumer_refused] = refused
-    assert consumer_refused.direct_ready is None

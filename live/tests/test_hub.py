@@ -14,6 +14,9 @@ from channels.layers import InMemoryChannelLayer
 
 from live import hub as hub_module
 from live.hub import MESSAGE_TYPE, Hub
+from server import fanout, gate
+from server.daphne_ext import DirectSocket
+from server.tests.links import Link, loopback_link, open_protocol
 
 
 class FlakyLayer(InMemoryChannelLayer):
@@ -231,3 +234,58 @@ async def test_racing_joins_and_leaves_end_with_the_layer_matching_the_members(l
     await send(layer, "class.1", 1)
     await eventually(lambda: keeper.received == [{"n": 1}])
     assert all(m.received == [] for m in members)
+
+
+# --- broadcasts through the native fan-out (server/fanout.py) -------------------------------------------------------
+class SocketMember(Member):
+    """A member whose socket takes broadcasts now: a real loopback TCP link under our protocol."""
+
+    def __init__(self, name: str, link: Link) -> None:
+        super().__init__(name)
+        self.direct_ready = DirectSocket(open_protocol(link))
+
+
+def broadcast(text: str, skip: str | None = None) -> dict[str, Any]:
+    return {"kind": "broadcast", "text": text, "skip": skip}
+
+
+@pytest.fixture
+def native_fan_out() -> Any:
+    if fanout._fanout is None:
+        pytest.skip("server._fanout is not built (server.build_native)")
+    gate.reset()
+    assert "native fan-out" in gate.install(fast_path=True)
+    yield
+    gate.reset()
+
+
+async def test_a_broadcast_is_written_natively_where_it_can_and_the_rest_take_their_usual_path(
+    layer_and_hub, native_fan_out
+):
+    layer, hub = layer_and_hub
+    with loopback_link() as first, loopback_link() as second:
+        writer, sender, plain = SocketMember("w", first), SocketMember("s", second), Member("p")  # plain: not ready
+        for member in (writer, sender, plain):
+            await hub.join("class.1", member)
+        text = '{"event":"ATTENDANCE_MARKED","data":{}}'
+        await layer.group_send("class.1", {"type": MESSAGE_TYPE, "group": "class.1", "body": broadcast(text, "s")})
+        await eventually(lambda: plain.received == [broadcast(text, "s")])  # on_group_message, as before
+        assert first.read_all() == DirectSocket.prepare(text).payloadHybi  # written by the native call
+        assert second.read_all() == b""  # the sender's own socket: skipped
+        assert writer.received == []  # not through the member's Python path
+
+
+async def test_a_fan_out_that_fails_is_logged_and_the_hub_goes_on(layer_and_hub, native_fan_out, monkeypatch, caplog):
+    layer, hub = layer_and_hub
+    member = Member("p")
+    await hub.join("class.1", member)
+
+    def failing(members: list[Any], skip: str | None, text: str) -> list[Any]:
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(hub_module, "send_text_now", failing)
+    await layer.group_send("class.1", {"type": MESSAGE_TYPE, "group": "class.1", "body": broadcast("lost")})
+    await eventually(lambda: "Writing a broadcast to this process's sockets failed" in caplog.text)
+    monkeypatch.undo()
+    await layer.group_send("class.1", {"type": MESSAGE_TYPE, "group": "class.1", "body": broadcast("next")})
+    await eventually(lambda: member.received == [broadcast("next")])
