@@ -21,15 +21,14 @@ the versions it was written for, only when the module was built, and never with 
 from __future__ import annotations
 
 import logging
-import socket
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import tcp
 
 from server.daphne_ext import DirectSocket, FastSockets, FastWebSocketProtocol
 from server.gate import DidNotEnable, Extension, Patches
-from server.write_now import WriteNow, _NoReactor
+from server.write_now import CONNECTION_ATTRIBUTES, WriteNow, looked_at_connection
 
 try:
     from server import _fanout  # type: ignore[attr-defined]
@@ -40,11 +39,10 @@ logger = logging.getLogger(__name__)
 M = TypeVar("M")
 
 # The classes server/fanout.c takes, exactly (anything else is handed back): the connections Daphne's endpoints
-# make, FastWebSocketProtocol, DirectSocket; and what it reads of them from their own __dict__.
+# make, FastWebSocketProtocol, DirectSocket; and what it reads of the protocol from its own __dict__ (of a
+# transport: write-now's CONNECTION_ATTRIBUTES).
 TRANSPORT_TYPES = (tcp.Server, tcp.Connection)
 PROTOCOL_ATTRIBUTES = ("state", "muted", "_perMessageCompress", "transport", "trafficStats", "factory", "logOctets")
-TRANSPORT_ATTRIBUTES = ("TLS", "connected", "disconnecting", "_writeDisconnected", "_tempDataBuffer", "dataBuffer",
-                        "offset", "producer", "streamingProducer", "producerPaused", "socket")
 
 
 def send_text_now(members: list[M], skip: str | None, text: str) -> list[M]:
@@ -77,20 +75,15 @@ class NativeFanOut(Extension):
         # only while no class on the way makes one of them a data descriptor (which getattr would ask first).
         missing = [f"{name} (a data descriptor: read from __dict__ by server/fanout.c)"
                    for owner, names in ((FastWebSocketProtocol, PROTOCOL_ATTRIBUTES),
-                                        *((transport, TRANSPORT_ATTRIBUTES) for transport in TRANSPORT_TYPES))
+                                        *((transport, CONNECTION_ATTRIBUTES) for transport in TRANSPORT_TYPES))
                    for name in names if _data_descriptor(owner, name)]
         if not isinstance(getattr(WebSocketProtocol, "STATE_OPEN", None), int):
             missing.append("autobahn.websocket.protocol.WebSocketProtocol.STATE_OPEN (an int)")
-        own_end, other_end = socket.socketpair()
-        try:
-            connection: Any = tcp.Connection(own_end, None, reactor=_NoReactor())  # type: ignore[arg-type]
+        with looked_at_connection() as connection:
             if not isinstance(connection.dataBuffer, bytes) or not isinstance(connection.offset, int):
                 missing.append("twisted.internet.tcp.Connection().dataBuffer (bytes), .offset (int)")
             if not isinstance(connection._tempDataBuffer, list):
                 missing.append("twisted.internet.tcp.Connection()._tempDataBuffer (a list)")
-        finally:
-            own_end.close()
-            other_end.close()
         return missing
 
     @classmethod

@@ -31,12 +31,17 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from twisted.internet import tcp
 
 from server.gate import Extension, Patches, missing_attributes
 
+# What can_write_now reads of a connection (server/fanout.c reads the same).
+CONNECTION_ATTRIBUTES = ("TLS", "connected", "disconnecting", "_writeDisconnected", "_tempDataBuffer", "dataBuffer",
+                         "offset", "producer", "streamingProducer", "producerPaused", "socket")
 # As in twisted.internet.tcp.Connection.writeSomeData: "try again later", not an error.
 _RETRY_LATER = {errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS}
 
@@ -85,16 +90,9 @@ class WriteNow(Extension):
 
     @classmethod
     def missing(cls) -> list[str]:
-        own_end, other_end = socket.socketpair()
-        try:  # a connection as Twisted makes one (FileDescriptor sets some of these in __init__)
-            connection = tcp.Connection(own_end, None, reactor=_NoReactor())  # type: ignore[arg-type]
-            return missing_attributes(connection, [
-                "TLS", "connected", "disconnecting", "_writeDisconnected", "_tempDataBuffer", "dataBuffer",
-                "offset", "producer", "streamingProducer", "producerPaused", "socket", "write",
-            ], "twisted.internet.tcp.Connection()")
-        finally:
-            own_end.close()
-            other_end.close()
+        with looked_at_connection() as connection:
+            label = "twisted.internet.tcp.Connection()"
+            return missing_attributes(connection, [*CONNECTION_ATTRIBUTES, "write"], label)
 
     @classmethod
     def setup_once(cls, patches: Patches) -> None:
@@ -103,3 +101,15 @@ class WriteNow(Extension):
 
 class _NoReactor:
     """A reactor for a connection that is only looked at, never registered."""
+
+
+@contextmanager
+def looked_at_connection() -> Iterator[Any]:
+    """A connection as Twisted makes one (FileDescriptor sets some of its attributes in __init__), on a socket
+    pair closed afterwards: for the gate's checks, never registered with a reactor."""
+    own_end, other_end = socket.socketpair()
+    try:
+        yield tcp.Connection(own_end, None, reactor=_NoReactor())  # type: ignore[arg-type]
+    finally:
+        own_end.close()
+        other_end.close()
